@@ -1,0 +1,5 @@
+import sys
+
+from nightvision.cli import main
+
+sys.exit(main())

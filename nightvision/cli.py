@@ -1,0 +1,170 @@
+"""The ``nightvision`` command: a thin layer over the API. Each sub-command parses and calls one function.
+
+Only this module configures logging and prints. Errors the user can fix end in one line on stderr and exit
+code 2; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nightvision.errors import InputError, NightvisionError
+
+if TYPE_CHECKING:
+    from nightvision.enhancer import Enhancer
+
+__all__ = ["main"]
+
+log = logging.getLogger("nightvision")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", default="zero-dce++", help="registered model (see `nightvision models`)")
+    p.add_argument("--backend", "-b", default="onnxruntime", choices=["onnxruntime", "torch"], help="inference backend")
+    p.add_argument("--onnx", help="run this ONNX file instead of the shipped one (onnxruntime)")
+    p.add_argument("--weights", help="run this checkpoint instead of the shipped weights (torch)")
+    p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (torch backend)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0: one per core)")
+    p.add_argument(
+        "--downscale", type=int, help="zero-dce++: estimate the curve at 1/N size (default: a ~96-px copy at any size)"
+    )
+    p.add_argument("--exact", action="store_true", help="run the full ONNX graph instead of the fast curve lookup")
+
+
+def _enhancer(args: argparse.Namespace) -> Enhancer:
+    from nightvision.enhancer import Enhancer
+
+    return Enhancer(
+        args.model,
+        args.backend,
+        onnx_path=args.onnx,
+        weights=args.weights,
+        device=args.device,
+        threads=args.threads,
+        downscale=args.downscale,
+        exact=args.exact,
+    )
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    from nightvision.enhance import enhance_path
+
+    if not Path(args.input).exists():  # before loading a model
+        raise InputError(f"no such file or folder: {args.input}")
+    report = enhance_path(args.input, args.output, enhancer=_enhancer(args), progress=not args.quiet, crf=args.crf)
+    print(
+        f"enhanced {report.files} file(s), {report.frames} frame(s) in {report.seconds:.1f} s "
+        f"({report.fps:.1f} FPS); mean luma {report.luma_in:.1f} -> {report.luma_out:.1f} -> {args.output}"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nightvision.demo import run_demo
+
+    result = run_demo(args.video, args.output, enhancer=_enhancer(args), progress=not args.quiet)
+    r = result.report
+    print(f"input:         {result.source}")
+    print(f"enhanced:      {result.enhanced}  ({r.frames} frames, {r.fps:.1f} FPS)")
+    print(f"side by side:  {result.picture}")
+    print(f"mean luma:     {r.luma_in:.1f} -> {r.luma_out:.1f} (of 255)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from nightvision.specs import list_specs
+
+    for spec in list_specs():
+        ready = "onnx" if spec.has_onnx else "no weights yet"
+        print(f"{spec.name:<12} {spec.family:<11} [{ready}]  {spec.summary}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nightvision.export import export_onnx
+
+    kwargs = {"downscale": args.downscale} if args.downscale else {}
+    path = export_onnx(args.model, args.output, weights=args.weights, opset=args.opset, **kwargs)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from training.zero_reference import main as train_main
+    except ImportError as err:
+        raise NightvisionError(
+            f"training needs torch and the repository's training/ package ({err}); "
+            "from a clone: pip install -e '.[train]'"
+        ) from err
+    train_main(args.rest)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nightvision import __version__
+
+    parser = argparse.ArgumentParser(prog="nightvision", description="Real-time low-light video enhancement.")
+    parser.add_argument("--version", action="version", version=f"nightvision {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: info logging, -vv: debug")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("enhance", help="enhance an image, a folder or a video file")
+    p.add_argument("input", help="image, video (mp4/mkv/avi/mov) or folder (recursive)")
+    p.add_argument("-o", "--output", required=True, help="output file, or folder for a folder input")
+    p.add_argument("--crf", type=int, default=18, help="x264 quality of video outputs (lower is better)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_enhance)
+
+    p = sub.add_parser("demo", help="enhance a clip (or a synthetic one) and save a side-by-side picture")
+    p.add_argument("video", nargs="?", help="a low-light video; default: a synthetic dark clip")
+    p.add_argument("-o", "--output", default="demo", help="output folder (default: demo/)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="list the registered models")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("export", help="export a model to ONNX (needs the train extra)")
+    p.add_argument("model", help="registered model")
+    p.add_argument("-o", "--output", required=True, help="destination .onnx file")
+    p.add_argument("--weights", help="checkpoint to export instead of the shipped weights")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17)")
+    p.add_argument("--downscale", type=int, default=0, help="zero-dce++: curve-estimation downscale override")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("train", help="train a curve model without references (needs the train extra)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="--config FILE.toml and --key value overrides")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # the exporter's own progress chatter
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    try:
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        print("nightvision: interrupted", file=sys.stderr)
+        return 130
+    except (NightvisionError, OSError) as err:
+        if args.verbose > 1:
+            log.exception("failed")
+        print(f"nightvision: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

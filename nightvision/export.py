@@ -1,0 +1,165 @@
+"""Export a registered model to ONNX (needs the ``train`` extra: torch, onnx, onnxscript).
+
+The graph has one input ``image`` and one output ``enhanced``, both ``(N, 3, H, W)`` float32 RGB in
+``[0, 1]`` with dynamic N, H and W; padding to the model's multiple happens outside the graph. The model
+name, its constructor arguments and the preprocessing are recorded in the ONNX metadata, which the runtime
+reads back (:func:`nightvision.backends.onnxruntime.read_metadata`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from nightvision.errors import EngineError, InputError
+from nightvision.io.atomic import atomic_path
+from nightvision.specs import get_spec
+
+__all__ = ["DEFAULT_OPSET", "export_curve_estimator", "export_module", "export_onnx"]
+
+log = logging.getLogger(__name__)
+DEFAULT_OPSET = 18
+
+
+def export_onnx(
+    name: str,
+    output: str | Path,
+    *,
+    weights: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    sample_size: tuple[int, int] = (64, 96),
+    **model_kwargs: Any,
+) -> Path:
+    """Export model ``name`` to ``output`` and check it with ``onnx.checker``.
+
+    Args:
+        name: registered model name.
+        output: destination ``.onnx`` file (written atomically).
+        weights: a checkpoint to load instead of the shipped weights (``None``: shipped weights).
+        opset: ONNX opset, at least 17.
+        sample_size: H×W of the example input used for tracing (any size works afterwards).
+        **model_kwargs: constructor overrides (e.g. ``downscale=8`` for Zero-DCE++).
+
+    Returns:
+        The path written.
+    """
+    try:
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as err:
+        raise EngineError("export needs torch and onnx: pip install 'nightvision[train]'") from err
+    from nightvision import models
+
+    spec = get_spec(name)
+    if weights is None:
+        model = models.create(name, pretrained=True, **model_kwargs)
+        args = {**dict(spec.kwargs), **model_kwargs}
+    else:
+        ckpt_args = _checkpoint_args(Path(weights))
+        args = {**ckpt_args, **model_kwargs}
+        model = models.create(name, pretrained=False, **args)
+        models.load_checkpoint(model, weights)
+    return export_module(model, name, output, model_args=args, opset=opset, sample_size=sample_size)
+
+
+def export_curve_estimator(
+    name: str, output: str | Path, *, weights: str | Path | None = None, opset: int = DEFAULT_OPSET
+) -> Path:
+    """Export only the curve estimator of a shared-curve model (Zero-DCE++): image in, curve map out.
+
+    The graph maps ``(N, 3, h, w)`` RGB in ``[0, 1]`` to the ``(N, 3, h, w)`` curve map in ``[-1, 1]`` at the
+    same size; the caller downscales the frame, upsamples the map and applies the curve
+    (:class:`nightvision.curves.FastCurvePath`).
+    """
+    from nightvision import models
+
+    spec = get_spec(name)
+    if not spec.curve_iterations:
+        raise InputError(f"model {name!r} has no shared curve map; only the full graph can be exported")
+    if weights is None:
+        model = models.create(name, pretrained=True)
+    else:
+        model = models.create(name, pretrained=False, **_checkpoint_args(Path(weights)))
+        models.load_checkpoint(model, weights)
+    return export_module(
+        model.net,
+        name,
+        output,
+        model_args={"graph": "curve-estimator", "iterations": spec.curve_iterations},
+        opset=opset,
+    )
+
+
+def export_module(
+    model: Any,
+    name: str,
+    output: str | Path,
+    *,
+    model_args: dict[str, Any] | None = None,
+    opset: int = DEFAULT_OPSET,
+    sample_size: tuple[int, int] = (64, 96),
+) -> Path:
+    """Export an already-built module of registered model ``name`` (see :func:`export_onnx`)."""
+    import onnx
+    import torch
+
+    from nightvision import __version__
+
+    if opset < 17:
+        raise InputError(f"opset must be >= 17, got {opset}")
+    spec = get_spec(name)
+    output_name = "curves" if (model_args or {}).get("graph") == "curve-estimator" else "enhanced"
+    model.eval()
+    x = torch.rand(1, 3, *sample_size)
+    batch = torch.export.Dim("batch", min=1, max=64)
+    height = torch.export.Dim("height", min=1, max=16384)
+    width = torch.export.Dim("width", min=1, max=16384)
+    output = Path(output)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model,
+            (x,),
+            dynamo=True,
+            input_names=["image"],
+            output_names=[output_name],
+            dynamic_shapes={"x": {0: batch, 2: height, 3: width}},
+            opset_version=opset,
+            verbose=False,
+        )
+    if program is None:  # pragma: no cover - dynamo=True always returns a program
+        raise EngineError("torch.onnx.export returned no program")
+    proto = program.model_proto
+    metadata = {
+        "nightvision.model": name,
+        "nightvision.model_args": json.dumps(model_args or {}, sort_keys=True),
+        "nightvision.version": __version__,
+        "nightvision.input_range": json.dumps(list(spec.input_range)),
+        "nightvision.colour_order": spec.colour_order,
+        "nightvision.layout": "NCHW",
+        "nightvision.pad_multiple": str(spec.pad_multiple),
+    }
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "nightvision"
+    proto.doc_string = f"{name}: {spec.summary}. {spec.paper}."
+    onnx.checker.check_model(proto, full_check=True)
+    with atomic_path(output) as tmp:
+        onnx.save(proto, str(tmp))
+    log.info("exported %s (opset %d) to %s", name, opset, output)
+    return output
+
+
+def _checkpoint_args(path: Path) -> dict[str, Any]:
+    import torch
+
+    if not path.is_file():
+        raise InputError(f"no such checkpoint: {path}")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    args: dict[str, Any] = ckpt.get("model_args", {}) if isinstance(ckpt, dict) else {}
+    return args

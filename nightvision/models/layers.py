@@ -1,0 +1,33 @@
+"""Building blocks shared by several models."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["DepthwiseSeparableConv", "apply_curve"]
+
+
+def apply_curve(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """One light-enhancement curve step, ``LE(x) = x + a * (x^2 - x)``.
+
+    Written as ``x + a*(x*x - x)`` so that it exports to a handful of element-wise ONNX ops. For ``x`` in
+    ``[0, 1]`` and ``a`` in ``[-1, 1]`` the result stays in ``[0, 1]``; negative ``a`` brightens.
+
+    Args:
+        x: image, ``(B, 3, H, W)``, float in ``[0, 1]``.
+        alpha: curve parameters, broadcastable to ``x``, float in ``[-1, 1]``.
+    """
+    return x + alpha * (x * x - x)
+
+
+class DepthwiseSeparableConv(nn.Module):
+    """A 3×3 depthwise convolution followed by a 1×1 pointwise convolution, both with bias."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels)
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))

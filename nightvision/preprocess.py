@@ -1,0 +1,65 @@
+"""Frames ↔ network tensors: OpenCV's HWC BGR in, ``(1, 3, H, W)`` float32 RGB in ``[0, 1]`` out, and back.
+
+Padding to the model's multiple happens here (reflect), outside the graph, and is cropped off afterwards.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from nightvision.errors import ShapeError
+
+__all__ = ["from_tensor", "pad_amounts", "to_tensor"]
+
+
+def pad_amounts(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """Rows and columns to add at the bottom and right so both sides are multiples of ``multiple``."""
+    return (-height) % multiple, (-width) % multiple
+
+
+def to_tensor(bgr: np.ndarray, *, multiple: int = 1) -> np.ndarray:
+    """``(H, W, 3)`` BGR, uint8 or uint16 or float in [0, 1] → ``(1, 3, H', W')`` float32 RGB in ``[0, 1]``.
+
+    ``H'`` and ``W'`` are ``H`` and ``W`` rounded up to ``multiple`` by reflect padding.
+    """
+    if bgr.ndim != 3 or bgr.shape[2] != 3:
+        raise ShapeError(f"expected (H, W, 3) BGR, got {bgr.shape}")
+    pad_h, pad_w = pad_amounts(bgr.shape[0], bgr.shape[1], multiple)
+    if pad_h or pad_w:
+        bgr = cv2.copyMakeBorder(
+            bgr,
+            0,
+            pad_h,
+            0,
+            pad_w,
+            cv2.BORDER_REFLECT_101 if min(bgr.shape[:2]) > 1 else cv2.BORDER_REPLICATE,
+        )
+    if bgr.dtype == np.uint8:
+        # One fused pass: scale, BGR→RGB and HWC→NCHW.
+        blob: np.ndarray = cv2.dnn.blobFromImage(bgr, scalefactor=1.0 / 255.0, swapRB=True)
+        return blob
+    if bgr.dtype == np.uint16:
+        scale = 1.0 / 65535.0
+    elif bgr.dtype in (np.float32, np.float64):
+        scale = 1.0
+    else:
+        raise ShapeError(f"expected uint8, uint16 or float pixels, got {bgr.dtype}")
+    rgb = bgr[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) * np.float32(scale)
+    return np.ascontiguousarray(rgb[None])
+
+
+def from_tensor(x: np.ndarray, height: int, width: int, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """``(1, 3, H', W')`` float RGB in ``[0, 1]`` → ``(height, width, 3)`` BGR of ``dtype`` (cropped)."""
+    if x.ndim != 4 or x.shape[:2] != (1, 3):
+        raise ShapeError(f"expected (1, 3, H, W), got {x.shape}")
+    planes = x[0, :, :height, :width]
+    if np.dtype(dtype) == np.uint8:
+        # Negative values to 0 first (convertScaleAbs takes |x|), then scale, round and saturate to 255.
+        bgr32 = cv2.merge([planes[2], planes[1], planes[0]])
+        np.maximum(bgr32, 0.0, out=bgr32)
+        return cv2.convertScaleAbs(bgr32, alpha=255.0)
+    bgr = np.clip(planes[::-1].transpose(1, 2, 0), 0.0, 1.0)
+    if np.dtype(dtype) == np.uint16:
+        return (bgr * 65535.0 + 0.5).astype(np.uint16)
+    return bgr.astype(dtype)

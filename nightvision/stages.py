@@ -1,0 +1,135 @@
+"""Threaded stages joined by bounded queues: the building block of every pipeline.
+
+Each stage is one named thread that takes items from its input queue, calls its function and puts the
+result on its output queue. :data:`END` travels downstream when the source is exhausted; a stage's
+exception stops the whole chain and is re-raised in the caller by :meth:`Chain.join`. Bounded queues
+give back-pressure: a slow stage makes the upstream ones wait, so nothing is dropped and order is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["END", "Chain"]
+
+log = logging.getLogger(__name__)
+
+
+class _End:
+    def __repr__(self) -> str:
+        return "END"
+
+
+END: Any = _End()
+"""End-of-stream marker."""
+
+_POLL = 0.1  # seconds between checks of the stop flag while blocked on a queue
+
+
+class Chain:
+    """A source iterable followed by stages, each in its own thread.
+
+    Args:
+        source: iterated in the first thread; each item goes downstream.
+        stages: ``(name, fn)`` pairs; ``fn(item)`` returns the item for the next stage, or ``None`` to
+            drop it. The last stage's results are discarded (it is the sink).
+        depth: capacity of each queue between stages.
+    """
+
+    def __init__(
+        self, source: Iterable[Any], stages: list[tuple[str, Callable[[Any], Any]]], *, depth: int = 4
+    ) -> None:
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+        self._queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=depth) for _ in stages]
+        self.busy_seconds: dict[str, float] = {"source": 0.0, **{name: 0.0 for name, _ in stages}}
+        self._threads = [
+            threading.Thread(target=self._run_source, args=(source, self._queues[0]), name="source", daemon=True)
+        ]
+        for i, (name, fn) in enumerate(stages):
+            out = self._queues[i + 1] if i + 1 < len(stages) else None
+            self._threads.append(
+                threading.Thread(target=self._run_stage, args=(name, fn, self._queues[i], out), name=name, daemon=True)
+            )
+
+    def start(self) -> Chain:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fail(self, err: BaseException) -> None:
+        self._errors.append(err)
+        self._stop.set()
+
+    def _run_source(self, source: Iterable[Any], out: queue.Queue[Any]) -> None:
+        try:
+            it = iter(source)
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    break
+                self.busy_seconds["source"] += time.perf_counter() - t0
+                if not self._put(out, item):
+                    return
+            self._put(out, END)
+        except BaseException as err:
+            self._fail(err)
+
+    def _run_stage(
+        self, name: str, fn: Callable[[Any], Any], inq: queue.Queue[Any], out: queue.Queue[Any] | None
+    ) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    item = inq.get(timeout=_POLL)
+                except queue.Empty:
+                    continue
+                if item is END:
+                    if out is not None:
+                        self._put(out, END)
+                    return
+                t0 = time.perf_counter()
+                result = fn(item)
+                self.busy_seconds[name] += time.perf_counter() - t0
+                if out is not None and result is not None and not self._put(out, result):
+                    return
+        except BaseException as err:
+            self._fail(err)
+
+    def stop(self) -> None:
+        """Ask every stage to stop (idempotent); :meth:`join` waits for them."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for all stages to finish; re-raise the first stage error in the caller."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            for t in self._threads:
+                while t.is_alive():
+                    t.join(_POLL)
+                    if deadline is not None and time.monotonic() > deadline:
+                        self.stop()
+                        raise TimeoutError(f"stage {t.name!r} did not finish within {timeout} s")
+        except KeyboardInterrupt:
+            self.stop()
+            for t in self._threads:
+                t.join(2.0)
+            raise
+        if self._errors:
+            raise self._errors[0]

@@ -1,0 +1,43 @@
+"""Shared fixtures: the ../shared data folder (tests needing it skip with a reason), synthetic frames."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("NIGHTVISION_SHARED", ROOT.parent / "shared"))
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, or skip the test saying what is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (the ../shared data folder beside the repository; set NIGHTVISION_SHARED)")
+    return path
+
+
+def dark_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A dark, textured uint8 BGR frame (mean about 20/255)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 12 + 10 * np.sin(x / 7.0) * np.cos(y / 9.0)
+    img = np.stack([base * 0.8, base, base * 1.2], axis=2) + rng.normal(0, 2, (height, width, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m nightvision ARGS`` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "nightvision", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=600,
+    )

@@ -1,0 +1,115 @@
+"""The CLI as users meet it: success paths, and bad input -> one line on stderr, exit 2, no output left."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import dark_frame, run_cli
+
+
+def assert_clean_failure(result, *outputs: Path) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nightvision: error:"), result.stderr
+    assert "Traceback" not in result.stderr
+    for out in outputs:
+        assert not out.exists()
+        assert not list(out.parent.glob(f".{out.stem}*"))
+
+
+def test_models_lists_the_registry() -> None:
+    result = run_cli("models")
+    assert result.returncode == 0
+    assert "zero-dce++" in result.stdout and "zero-dce " in result.stdout
+
+
+def test_enhance_an_image(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "dark.png"), dark_frame(50, 70))
+    result = run_cli("enhance", str(tmp_path / "dark.png"), "-o", str(tmp_path / "bright.png"), "-q")
+    assert result.returncode == 0, result.stderr
+    out = cv2.imread(str(tmp_path / "bright.png"))
+    assert out.shape == (50, 70, 3) and out.mean() > dark_frame(50, 70).mean() + 20
+
+
+def test_enhance_a_folder_keeps_relative_paths(tmp_path: Path) -> None:
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "in" / "a.jpg"), dark_frame(20, 30))
+    cv2.imwrite(str(tmp_path / "in" / "sub" / "b.png"), dark_frame(21, 31)[:, :, 0])
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    result = run_cli("enhance", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-q")
+    assert result.returncode == 0, result.stderr
+    assert cv2.imread(str(tmp_path / "out" / "a.jpg")).shape == (20, 30, 3)
+    assert cv2.imread(str(tmp_path / "out" / "sub" / "b.png"), cv2.IMREAD_UNCHANGED).shape == (21, 31)
+    assert not (tmp_path / "out" / "notes.txt").exists()
+
+
+def test_missing_input(tmp_path: Path) -> None:
+    out = tmp_path / "o.png"
+    assert_clean_failure(run_cli("enhance", str(tmp_path / "nope.jpg"), "-o", str(out)), out)
+
+
+def test_truncated_image(tmp_path: Path) -> None:
+    _, buf = cv2.imencode(".jpg", dark_frame(64, 64))
+    (tmp_path / "half.jpg").write_bytes(buf.tobytes()[: len(buf) // 2])
+    out = tmp_path / "o.jpg"
+    assert_clean_failure(run_cli("enhance", str(tmp_path / "half.jpg"), "-o", str(out)), out)
+
+
+def test_text_file_named_mp4(tmp_path: Path) -> None:
+    (tmp_path / "fake.mp4").write_text("this is not a video\n" * 50)
+    out = tmp_path / "o.mp4"
+    result = run_cli("enhance", str(tmp_path / "fake.mp4"), "-o", str(out))
+    assert_clean_failure(result, out)
+    assert "fake.mp4" in result.stderr
+
+
+def test_unknown_model_suggests(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "d.png"), dark_frame(8, 8))
+    out = tmp_path / "o.png"
+    result = run_cli("enhance", str(tmp_path / "d.png"), "-o", str(out), "--model", "zerodce++")
+    assert_clean_failure(result, out)
+    assert "did you mean 'zero-dce++'" in result.stderr
+
+
+def test_wrong_output_kind(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "d.png"), dark_frame(8, 8))
+    out = tmp_path / "o.mp4"
+    assert_clean_failure(run_cli("enhance", str(tmp_path / "d.png"), "-o", str(out)), out)
+
+
+def test_runtime_works_without_torch(tmp_path: Path) -> None:
+    """Block torch and onnx imports entirely, then enhance through the CLI and the Python API."""
+    cv2.imwrite(str(tmp_path / "d.png"), dark_frame(30, 40))
+    code = (
+        "import sys\n"
+        "for m in ('torch', 'onnx', 'onnxscript', 'tensorboard'): sys.modules[m] = None\n"
+        "from nightvision import Enhancer\n"
+        "import numpy as np\n"
+        "assert Enhancer().enhance(np.full((9, 11, 3), 10, np.uint8)).shape == (9, 11, 3)\n"
+        "from nightvision.cli import main\n"
+        f"rc = main(['enhance', {str(tmp_path / 'd.png')!r}, '-o', {str(tmp_path / 'e.png')!r}, '-q'])\n"
+        "assert 'torch' not in [k for k, v in sys.modules.items() if v is not None]\n"
+        "sys.exit(rc)\n"
+    )
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "e.png").is_file()
+
+
+@pytest.mark.slow
+def test_demo_writes_video_and_picture(tmp_path: Path) -> None:
+    result = run_cli("demo", "-o", str(tmp_path), "-q")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "enhanced.mp4").stat().st_size > 10_000
+    pair = cv2.imread(str(tmp_path / "side-by-side.png"))
+    assert pair.shape == (360, 1280, 3)
+    left, right = pair[:, :640], pair[:, 640:]
+    assert right.mean() > left.mean() + 30
+    assert np.isfinite(pair).all()

@@ -1,0 +1,118 @@
+"""The frame-level API on the shipped ONNX graphs (torch-free): formats in, same formats out, brighter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nightvision import Enhancer, list_specs
+from nightvision.errors import EngineError, InputError, ModelNotFoundError, ShapeError
+from nightvision.metrics import clipped_fraction, mean_luma
+from tests.conftest import dark_frame
+
+SHIPPED = [s.name for s in list_specs() if s.has_onnx]
+
+
+@pytest.fixture(scope="module", params=SHIPPED)
+def enhancer(request: pytest.FixtureRequest) -> Enhancer:
+    return Enhancer(request.param, threads=1)
+
+
+def test_every_registered_model_ships_an_onnx_graph() -> None:
+    assert [s.name for s in list_specs()] == SHIPPED
+
+
+@pytest.mark.parametrize("size", [(33, 17), (478, 850), (1, 1), (1080, 1920)])
+def test_uint8_bgr_keeps_shape_and_gets_brighter(enhancer: Enhancer, size: tuple[int, int]) -> None:
+    frame = dark_frame(*size)
+    out = enhancer.enhance(frame)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    if min(size) > 8:
+        assert mean_luma(out) > mean_luma(frame) + 20
+        assert clipped_fraction(out) < 0.01
+
+
+def test_grey_stays_grey(enhancer: Enhancer) -> None:
+    grey = dark_frame(40, 30)[:, :, 1]
+    out = enhancer.enhance(grey)
+    assert out.shape == (40, 30) and out.dtype == np.uint8
+    assert out.mean() > grey.mean() + 20
+    assert enhancer.enhance(grey[:, :, None]).shape == (40, 30, 1)
+
+
+def test_alpha_is_kept(enhancer: Enhancer) -> None:
+    bgra = np.dstack([dark_frame(24, 36), np.arange(24 * 36, dtype=np.uint8).reshape(24, 36)])
+    out = enhancer.enhance(bgra)
+    assert out.shape == (24, 36, 4)
+    assert np.array_equal(out[:, :, 3], bgra[:, :, 3])
+    assert np.array_equal(out[:, :, :3], enhancer.enhance(np.ascontiguousarray(bgra[:, :, :3])))
+
+
+def test_16_bit_matches_8_bit(enhancer: Enhancer) -> None:
+    frame8 = dark_frame(32, 48)
+    out16 = enhancer.enhance(frame8.astype(np.uint16) * 257)
+    assert out16.dtype == np.uint16
+    diff = np.abs((out16 / 257.0) - enhancer.enhance(frame8).astype(np.float64))
+    assert diff.max() <= 1.0
+
+
+def test_bad_frames_are_refused(enhancer: Enhancer) -> None:
+    with pytest.raises(ShapeError, match="expected"):
+        enhancer.enhance(np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(ShapeError, match="non-empty"):
+        enhancer.enhance(np.zeros((0, 4, 3), np.uint8))
+    with pytest.raises(ShapeError, match="numpy array"):
+        enhancer.enhance([[1, 2]])  # type: ignore[arg-type]
+
+
+def test_unknown_model_and_backend() -> None:
+    with pytest.raises(ModelNotFoundError, match="did you mean"):
+        Enhancer("zero-dc")
+    with pytest.raises(InputError, match="unknown backend"):
+        Enhancer("zero-dce++", "tensorflow")
+    with pytest.raises(EngineError, match="not found"):
+        Enhancer("zero-dce++", onnx_path="/nonexistent.onnx")
+
+
+def test_torch_backend_agrees_with_onnxruntime() -> None:
+    pytest.importorskip("torch")
+    frame = dark_frame(61, 47)
+    for name in SHIPPED:
+        a = Enhancer(name, "onnxruntime", threads=1, exact=True).enhance(frame).astype(int)
+        b = Enhancer(name, "torch", device="cpu").enhance(frame).astype(int)
+        assert np.abs(a - b).max() <= 1
+
+
+def test_fast_curve_path_matches_the_full_graph() -> None:
+    """The estimator + table lookup path against the single exported graph, at the graph's fixed factor."""
+    spec = next(s for s in list_specs() if s.estimator_onnx)
+    fast = Enhancer(spec.name, downscale=spec.downscale, threads=1)
+    exact = Enhancer(spec.name, exact=True, threads=1)
+    for size in [(478, 850), (101, 67), (1080, 1920)]:
+        frame = dark_frame(*size, seed=size[0])
+        diff = fast.enhance(frame).astype(int) - exact.enhance(frame).astype(int)
+        assert np.abs(diff).max() <= 1 and np.abs(diff).mean() < 0.01
+
+
+def test_curve_table_against_literal_iterations() -> None:
+    from nightvision.curves import CurveTable
+
+    table = CurveTable(iterations=8)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    alpha = rng.uniform(-1, 1, (64, 64, 3)).astype(np.float32)
+    y = x / 255.0
+    for _ in range(8):
+        y = y + alpha * (y * y - y)
+    literal = np.round(np.clip(y, 0, 1) * 255)
+    looked_up = table.apply(x, table.alpha_to_rows(alpha)).astype(float)
+    assert np.abs(looked_up - literal).max() <= 1
+
+
+def test_auto_downscale_keeps_the_estimator_input_small() -> None:
+    spec = next(s for s in list_specs() if s.estimator_onnx)
+    fast = Enhancer(spec.name, threads=1)._fast
+    assert fast is not None
+    for h, w in [(480, 640), (720, 1280), (1080, 1920), (2160, 3840), (20, 30)]:
+        s = fast.factor(h, w)
+        assert 0.6 * spec.curve_side <= min(h, w) / s <= 1.5 * spec.curve_side or s == 1

@@ -1,0 +1,68 @@
+"""Threaded stages: order kept, back-pressure, errors re-raised in the caller, stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from nightvision.stages import Chain
+
+
+def test_items_arrive_in_order_and_none_are_lost() -> None:
+    seen: list[int] = []
+
+    def slow_double(i: int) -> int:
+        time.sleep(0.001 if i % 7 else 0.01)
+        return 2 * i
+
+    Chain(range(200), [("double", slow_double), ("sink", seen.append)], depth=2).start().join(timeout=30)
+    assert seen == [2 * i for i in range(200)]
+
+
+def test_back_pressure_bounds_what_is_in_flight() -> None:
+    produced = []
+    release = threading.Event()
+
+    def source():  # type: ignore[no-untyped-def]
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    def blocked_sink(i: int) -> None:
+        release.wait(5)
+
+    chain = Chain(source(), [("mid", lambda i: i), ("sink", blocked_sink)], depth=2).start()
+    time.sleep(0.5)
+    # sink holds 1, each of the 2 queues holds 2, mid holds 1, the source 1 waiting to put
+    assert len(produced) <= 8
+    release.set()
+    chain.join(timeout=30)
+    assert len(produced) == 100
+
+
+def test_a_stage_error_is_raised_in_the_caller_and_stops_everything() -> None:
+    def boom(i: int) -> int:
+        if i == 5:
+            raise ValueError("frame 5 is bad")
+        return i
+
+    chain = Chain(iter(range(10_000_000)), [("boom", boom), ("sink", lambda i: None)]).start()
+    with pytest.raises(ValueError, match="frame 5 is bad"):
+        chain.join(timeout=30)
+    assert not any(t.is_alive() for t in threading.enumerate() if t.name in ("source", "boom", "sink"))
+
+
+def test_stop_ends_an_endless_source_quickly() -> None:
+    def endless():  # type: ignore[no-untyped-def]
+        while True:
+            yield 1
+
+    chain = Chain(endless(), [("sink", lambda i: time.sleep(0.001))]).start()
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    chain.stop()
+    chain.stop()  # idempotent
+    chain.join(timeout=5)
+    assert time.monotonic() - t0 < 2
