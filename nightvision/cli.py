@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nightvision.errors import InputError, NightvisionError
 
@@ -76,6 +76,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
+    from nightvision.pipeline import Pipeline, write_stats
+    from nightvision.sinks import open_sink
+    from nightvision.sources import open_source
+
+    outputs = list(args.output) or (["null://"] if args.headless else ["display://"])
+    if args.headless and "display://" in outputs:
+        raise InputError("--headless and a display:// output contradict each other")
+    enhancer = _enhancer(args)
+    source = open_source(args.source, loop=args.loop, width=args.width, height=args.height, fps=args.fps)
+    sinks = []
+    try:
+        for uri in outputs:
+            sinks.append(open_sink(uri, fps=source.fps or 30.0, time_base=source.time_base))
+        tty = sys.stderr.isatty()
+
+        def status(stats: Any) -> None:
+            if not args.quiet:
+                print(("\r" if tty else "") + stats.status_line(), end="" if tty else "\n", file=sys.stderr, flush=True)
+
+        pipeline = Pipeline(
+            source, enhancer, sinks, policy=args.policy, smooth=not args.no_smooth, hud=args.hud, on_status=status
+        )
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, frame: pipeline.stop(signal.Signals(signum).name))
+        stats = pipeline.run()
+    finally:
+        source.close()
+        for sink in sinks:
+            sink.close()
+    if tty and not args.quiet:
+        print(file=sys.stderr)
+    if args.stats_json:
+        write_stats(args.stats_json, stats)
+    s = stats.stage_ms
+    print(
+        f"{stats.frames_out} frames out of {stats.frames_in} in {stats.seconds:.1f} s ({stats.fps_out:.1f} FPS), "
+        f"dropped {stats.dropped}; latency p50 {stats.latency_ms.get('p50', 0):.1f} ms, "
+        f"p95 {stats.latency_ms.get('p95', 0):.1f} ms; infer p50 {s.get('infer', {}).get('p50', 0):.1f} ms; "
+        f"stopped by {stats.stopped_by}"
+    )
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from nightvision.specs import list_specs
 
@@ -128,6 +174,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_model_args(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="enhance a live camera, stream or file in real time")
+    p.add_argument("source", help="camera (0, /dev/video0), file, folder, rtsp://, http://, gst://, synthetic://")
+    p.add_argument(
+        "--output",
+        "-o",
+        action="append",
+        default=[],
+        help="repeatable: out.mp4, frames/, http://127.0.0.1:8090/, display://, null:// (default: display)",
+    )
+    p.add_argument("--headless", action="store_true", help="no window (default output becomes null://)")
+    p.add_argument("--policy", choices=["latest", "lossless"], help="default: latest for live sources, else lossless")
+    p.add_argument("--no-smooth", action="store_true", help="no temporal smoothing of the curve map")
+    p.add_argument("--hud", action="store_true", help="draw FPS and latency on the output")
+    p.add_argument("--stats-json", help="write the final summary to this JSON file")
+    p.add_argument("--loop", type=int, default=0, help="files and folders: extra passes (-1: forever)")
+    p.add_argument("--width", type=int, default=0, help="camera: requested width")
+    p.add_argument("--height", type=int, default=0, help="camera: requested height")
+    p.add_argument("--fps", type=float, default=0.0, help="camera: requested frame rate")
+    p.add_argument("-q", "--quiet", action="store_true", help="no status line")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("models", help="list the registered models")
     p.set_defaults(func=cmd_models)

@@ -93,20 +93,32 @@ class FastCurvePath:
             return self.downscale
         return max(1, round(min(height, width) / self.curve_side))
 
-    def curve_map(self, bgr: np.ndarray) -> np.ndarray:
-        """The full-resolution curve map of a frame as table rows, ``(H, W, 3)`` float32, BGR order."""
+    def small_input(self, bgr: np.ndarray) -> np.ndarray:
+        """The estimator's input: the downscaled frame as a ``(1, 3, h, w)`` float32 RGB blob in ``[0, 1]``."""
         h, w = bgr.shape[:2]
         s = self.factor(h, w)
         # Resize in float: rounding the small copy to uint8 biases the estimator on dark frames by up to a
         # grey level in the output (measured), and the exported graph resizes in float too.
-        size = (-(-w // s), -(-h // s))
-        small = bgr if s == 1 else cv2.resize(bgr.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
-        blob = cv2.dnn.blobFromImage(small, scalefactor=1.0 / 255.0, swapRB=True)
-        alpha_rgb = self.estimator.run(blob)[0]  # (3, h', w')
-        rows_small = self.table.alpha_to_rows(cv2.merge([alpha_rgb[2], alpha_rgb[1], alpha_rgb[0]]))
-        if s == 1:
-            return rows_small
-        return cv2.resize(rows_small, (w, h), interpolation=cv2.INTER_LINEAR)
+        small = bgr if s == 1 else cv2.resize(bgr.astype(np.float32), (-(-w // s), -(-h // s)))
+        blob: np.ndarray = cv2.dnn.blobFromImage(small, scalefactor=1.0 / 255.0, swapRB=True)
+        return blob
+
+    def rows_from_output(self, alpha_rgb: np.ndarray) -> np.ndarray:
+        """The estimator's ``(1, 3, h, w)`` output → low-resolution table rows, ``(h, w, 3)`` float32 BGR."""
+        a = alpha_rgb[0]
+        return self.table.alpha_to_rows(cv2.merge([a[2], a[1], a[0]]))
+
+    def apply_small(self, bgr: np.ndarray, rows_small: np.ndarray) -> np.ndarray:
+        """Upsample a low-resolution curve map (table rows) to the frame and apply it."""
+        h, w = bgr.shape[:2]
+        rows = rows_small if rows_small.shape[:2] == (h, w) else cv2.resize(rows_small, (w, h))
+        return self.table.apply(bgr, rows)
+
+    def curve_map(self, bgr: np.ndarray) -> np.ndarray:
+        """The full-resolution curve map of a frame as table rows, ``(H, W, 3)`` float32, BGR order."""
+        h, w = bgr.shape[:2]
+        rows_small = self.rows_from_output(self.estimator.run(self.small_input(bgr)))
+        return rows_small if rows_small.shape[:2] == (h, w) else cv2.resize(rows_small, (w, h))
 
     def __call__(self, bgr: np.ndarray) -> np.ndarray:
-        return self.table.apply(bgr, self.curve_map(bgr))
+        return self.apply_small(bgr, self.rows_from_output(self.estimator.run(self.small_input(bgr))))

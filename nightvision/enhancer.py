@@ -11,6 +11,7 @@ BGRA ``(H, W, 4)`` frames are accepted too: grey comes back grey, alpha is kept 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -21,10 +22,28 @@ from nightvision.errors import InputError, ShapeError
 from nightvision.preprocess import from_tensor, to_tensor
 from nightvision.specs import ModelSpec, get_spec
 
-__all__ = ["DEFAULT_MODEL", "Enhancer"]
+__all__ = ["DEFAULT_MODEL", "Enhancer", "FrameJob"]
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = "zero-dce++"
+
+
+@dataclass
+class FrameJob:
+    """One uint8 BGR frame on its way through :meth:`Enhancer.preprocess` → ``infer`` → ``postprocess``.
+
+    Attributes:
+        frame: the input, ``(H, W, 3)`` uint8 BGR.
+        net_input: what the backend runs on (``(1, 3, h, w)`` float32 RGB).
+        net_output: the backend's result, set by ``infer``.
+        curve: for shared-curve models on the fast path, the low-resolution curve map (table rows,
+            ``(h, w, 3)`` float32 BGR), set by ``infer``; temporal smoothing acts on it before ``postprocess``.
+    """
+
+    frame: np.ndarray
+    net_input: np.ndarray
+    net_output: np.ndarray | None = None
+    curve: np.ndarray | None = None
 
 
 class Enhancer:
@@ -100,11 +119,39 @@ class Enhancer:
             return np.dstack([out, frame[:, :, 3]])
         raise ShapeError(f"expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {frame.shape}")
 
+    @property
+    def has_curve(self) -> bool:
+        """Whether :meth:`infer` exposes a curve map (``FrameJob.curve``) that can be smoothed over time."""
+        return self._fast is not None
+
+    def preprocess(self, frame: np.ndarray) -> FrameJob:
+        """Stage 1 of 3 for ``(H, W, 3)`` uint8 BGR frames: make the network input."""
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ShapeError(f"the staged API takes (H, W, 3) uint8 BGR frames, got {frame.shape} {frame.dtype}")
+        if self._fast is not None:
+            return FrameJob(frame, self._fast.small_input(frame))
+        return FrameJob(frame, to_tensor(frame, multiple=self.spec.pad_multiple))
+
+    def infer(self, job: FrameJob) -> FrameJob:
+        """Stage 2 of 3: run the backend."""
+        job.net_output = self.backend.run(job.net_input)
+        if self._fast is not None:
+            job.curve = self._fast.rows_from_output(job.net_output)
+        return job
+
+    def postprocess(self, job: FrameJob) -> np.ndarray:
+        """Stage 3 of 3: the enhanced ``(H, W, 3)`` uint8 BGR frame."""
+        if self._fast is not None:
+            assert job.curve is not None, "infer() must run before postprocess()"
+            return self._fast.apply_small(job.frame, job.curve)
+        assert job.net_output is not None, "infer() must run before postprocess()"
+        return from_tensor(job.net_output, job.frame.shape[0], job.frame.shape[1])
+
     def _enhance_bgr(self, bgr: np.ndarray) -> np.ndarray:
         if bgr.shape[0] == 0 or bgr.shape[1] == 0:
             raise ShapeError(f"expected a non-empty image, got {bgr.shape}")
-        if self._fast is not None and bgr.dtype == np.uint8:
-            return self._fast(bgr)
+        if bgr.dtype == np.uint8:
+            return self.postprocess(self.infer(self.preprocess(bgr)))
         if self._fast is not None:  # 16-bit or float: the table is for 8-bit levels; apply the curve exactly
             return self._exact_curve(bgr)
         x = to_tensor(bgr, multiple=self.spec.pad_multiple)

@@ -39,14 +39,25 @@ class Chain:
         stages: ``(name, fn)`` pairs; ``fn(item)`` returns the item for the next stage, or ``None`` to
             drop it. The last stage's results are discarded (it is the sink).
         depth: capacity of each queue between stages.
+        latest: keep only the newest item between the source and the first stage: when the first stage is
+            busy, a new item replaces the waiting one and :attr:`dropped` counts it (live sources). Otherwise
+            the source waits (back-pressure, lossless).
     """
 
     def __init__(
-        self, source: Iterable[Any], stages: list[tuple[str, Callable[[Any], Any]]], *, depth: int = 4
+        self,
+        source: Iterable[Any],
+        stages: list[tuple[str, Callable[[Any], Any]]],
+        *,
+        depth: int = 4,
+        latest: bool = False,
     ) -> None:
         self._stop = threading.Event()
+        self._latest = latest
+        self.dropped = 0
         self._errors: list[BaseException] = []
-        self._queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=depth) for _ in stages]
+        sizes = [1 if latest and i == 0 else depth for i in range(len(stages))]
+        self._queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=n) for n in sizes]
         self.busy_seconds: dict[str, float] = {"source": 0.0, **{name: 0.0 for name, _ in stages}}
         self._threads = [
             threading.Thread(target=self._run_source, args=(source, self._queues[0]), name="source", daemon=True)
@@ -71,6 +82,22 @@ class Chain:
                 continue
         return False
 
+    def _put_latest(self, q: queue.Queue[Any], item: Any) -> None:
+        while True:
+            try:
+                q.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    q.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def _fail(self, err: BaseException) -> None:
         self._errors.append(err)
         self._stop.set()
@@ -85,7 +112,9 @@ class Chain:
                 except StopIteration:
                     break
                 self.busy_seconds["source"] += time.perf_counter() - t0
-                if not self._put(out, item):
+                if self._latest:
+                    self._put_latest(out, item)
+                elif not self._put(out, item):
                     return
             self._put(out, END)
         except BaseException as err:
