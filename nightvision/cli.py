@@ -122,6 +122,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import socket
+
+    from nightvision.bench import bench_models, bench_pipeline, save_results
+
+    backends = args.backends.split(",")
+    cells = bench_models(
+        args.models.split(","),
+        backends,
+        args.sizes.split(","),
+        seconds=args.seconds,
+        warmup=args.warmup,
+        threads=args.threads,
+        reference=not args.no_reference,
+    )
+    pipeline = None
+    if args.pipeline is not None:
+        pipeline = bench_pipeline(args.pipeline or None, threads=args.threads)
+    out = args.out or f"benchmarks/results/{socket.gethostname()}"
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    paths = save_results(out, cells, settings, pipeline)
+    print(paths[2].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from nightvision.specs import list_specs
 
@@ -196,6 +222,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no status line")
     _add_model_args(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="measure latency and FPS per model, backend and size (and the pipeline)")
+    p.add_argument("--models", default="zero-dce++,zero-dce", help="comma-separated models")
+    p.add_argument("--backends", default="onnxruntime", help="comma-separated: onnxruntime,torch")
+    p.add_argument("--sizes", default="480p,720p,1080p", help="comma-separated: 480p,720p,1080p,4k or WxH")
+    p.add_argument("--seconds", type=float, default=2.0, help="measuring time per cell")
+    p.add_argument("--warmup", type=int, default=3, help="warm-up calls per cell")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: one per core)")
+    p.add_argument("--no-reference", action="store_true", help="skip the eager-PyTorch reference rows")
+    p.add_argument(
+        "--pipeline",
+        nargs="?",
+        const="",
+        default=None,
+        help="also benchmark the pipeline on VIDEO (no value: a synthetic 720p clip)",
+    )
+    p.add_argument("--out", help="output folder (default: benchmarks/results/HOSTNAME)")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("models", help="list the registered models")
     p.set_defaults(func=cmd_models)

@@ -1,0 +1,451 @@
+"""Benchmarks: model latency per model × backend × size, and the end-to-end pipeline on a video.
+
+Every cell warms up, then measures for a fixed time and reports median / p95 / p99 latency and FPS, with a
+status (``ok``, ``failed: …``, ``unavailable: …``). Each model also gets a **reference** row — the model run as
+its original code runs it (eager PyTorch, fp32, full-resolution tensors, no graph capture, its conversions
+included) — so the speed-up is a ratio measured side by side, and CLAHE gives the classical floor.
+GPU cells synchronise around the measured region. Results carry the versions, hardware and settings.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import logging
+import os
+import platform
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from nightvision.enhancer import Enhancer
+from nightvision.errors import EngineError, InputError
+from nightvision.specs import get_spec
+
+__all__ = [
+    "SIZES",
+    "Cell",
+    "bench_models",
+    "bench_pipeline",
+    "environment",
+    "latency_stats",
+    "parse_size",
+    "save_results",
+]
+
+log = logging.getLogger(__name__)
+
+SIZES = {"480p": (480, 854), "720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
+
+
+@dataclass
+class Cell:
+    """One measured configuration."""
+
+    model: str
+    backend: str
+    size: str
+    status: str = "ok"
+    samples: int = 0
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    p99_ms: float = 0.0
+    fps: float = 0.0
+    params: int | None = None
+    gflops: float | None = None
+    peak_host_mb: float | None = None
+    peak_gpu_mb: float | None = None
+    speedup_vs_reference: float | None = None
+    note: str = ""
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """``"720p"`` (see :data:`SIZES`) or ``"WIDTHxHEIGHT"`` → ``(height, width)``."""
+    if size in SIZES:
+        return SIZES[size]
+    w, sep, h = size.lower().partition("x")
+    if sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0:
+        return int(h), int(w)
+    raise InputError(f"unknown size {size!r}: use {', '.join(SIZES)} or WIDTHxHEIGHT")
+
+
+def latency_stats(seconds: list[float]) -> dict[str, float]:
+    """p50 / p95 / p99 in milliseconds and FPS (1 / mean) of per-frame latencies in seconds."""
+    if not seconds:
+        raise ValueError("no samples")
+    ms = np.asarray(seconds) * 1000.0
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "fps": float(1000.0 / ms.mean()),
+    }
+
+
+def _measure(
+    fn: Callable[[], Any], *, warmup: int, seconds: float, min_samples: int = 3, sync: Callable[[], None] | None = None
+) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    samples: list[float] = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(samples) < min_samples:
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        samples.append(time.perf_counter() - t0)
+    return samples
+
+
+def _reset_peak_rss() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:  # Linux: "5" resets the peak RSS (VmHWM)
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _frame(size: str) -> np.ndarray:
+    h, w = parse_size(size)
+    rng = np.random.default_rng(0)
+    base = cv2.resize(rng.integers(0, 40, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8), (w, h))
+    return cv2.add(base, rng.integers(0, 6, (h, w, 3), dtype=np.uint8))
+
+
+def _complexity(model: str, size: str) -> tuple[int | None, float | None]:
+    """Parameters and GFLOPs (2 × multiply-adds of convolutions, plus the curve arithmetic) at ``size``."""
+    try:
+        import torch
+
+        from nightvision import models
+    except ImportError:
+        return None, None
+    net = models.create(model, pretrained=False)
+    params = sum(p.numel() for p in net.parameters())
+    macs = 0
+
+    def hook(mod: Any, inp: Any, out: Any) -> None:
+        nonlocal macs
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        macs += out.numel() * (mod.in_channels // mod.groups) * k
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    h, w = parse_size(size)
+    with torch.no_grad():
+        net(torch.zeros(1, 3, h, w))
+    for handle in handles:
+        handle.remove()
+    curve_flops = 4 * 8 * 3 * h * w  # 8 iterations of x + a*(x*x - x)
+    return params, (2 * macs + curve_flops) / 1e9
+
+
+def _reference_runner(model: str, frame: np.ndarray) -> Callable[[], Any]:
+    """The model as its original code runs it: eager fp32 PyTorch on full-resolution tensors, conversions in."""
+    import torch
+
+    from nightvision import models
+
+    net = models.create(model).eval()
+
+    def run() -> np.ndarray:
+        with torch.no_grad():
+            x = torch.from_numpy(frame[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 255.0
+            y = net(x)
+            out: np.ndarray = (y[0].permute(1, 2, 0).numpy()[:, :, ::-1] * 255.0).clip(0, 255).astype(np.uint8)
+        return out
+
+    return run
+
+
+def _clahe_runner(frame: np.ndarray) -> Callable[[], Any]:
+    clahe = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8))
+
+    def run() -> np.ndarray:
+        lab = cv2.cvtColor(frame, cv2.COLOR_BGR2LAB)
+        lab[:, :, 0] = clahe.apply(np.ascontiguousarray(lab[:, :, 0]))
+        return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+
+    return run
+
+
+def bench_models(
+    models: list[str],
+    backends: list[str],
+    sizes: list[str],
+    *,
+    seconds: float = 2.0,
+    warmup: int = 3,
+    threads: int = 0,
+    reference: bool = True,
+    baseline: bool = True,
+) -> list[Cell]:
+    """Measure every model × backend × size cell (plus reference and CLAHE rows)."""
+    for s in sizes:
+        parse_size(s)
+    for m in models:
+        get_spec(m)
+    cells: list[Cell] = []
+    for size in sizes:
+        frame = _frame(size)
+        if baseline:
+            cells.append(_run_cell("clahe", "opencv", size, _clahe_runner(frame), seconds, warmup))
+        for model in models:
+            params, gflops = _complexity(model, size)
+            ref_cell = None
+            if reference:
+                try:
+                    runner = _reference_runner(model, frame)
+                    ref_cell = _run_cell(model, "reference:torch-eager-fp32", size, runner, seconds, min(warmup, 1))
+                except ImportError:
+                    ref_cell = Cell(
+                        model, "reference:torch-eager-fp32", size, status="unavailable: torch is not installed"
+                    )
+                cells.append(ref_cell)
+            for backend in backends:
+                try:
+                    enhancer = Enhancer(model, backend, threads=threads)
+                except (EngineError, InputError, ImportError) as err:
+                    cells.append(Cell(model, backend, size, status=f"unavailable: {err}"))
+                    continue
+                sync = _cuda_sync() if backend == "torch" else None
+                run = functools.partial(enhancer.enhance, frame)
+                cell = _run_cell(model, enhancer.backend.name, size, run, seconds, warmup, sync)
+                if ref_cell is not None and ref_cell.status == "ok" and cell.status == "ok":
+                    cell.speedup_vs_reference = ref_cell.p50_ms / cell.p50_ms
+                cells.append(cell)
+            for c in cells:
+                if c.model == model and c.size == size:
+                    c.params, c.gflops = params, gflops
+    return cells
+
+
+def _cuda_sync() -> Callable[[], None] | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.cuda.synchronize if torch.cuda.is_available() else None
+
+
+def _run_cell(
+    model: str,
+    backend: str,
+    size: str,
+    fn: Callable[[], Any],
+    seconds: float,
+    warmup: int,
+    sync: Callable[[], None] | None = None,
+) -> Cell:
+    cell = Cell(model, backend, size)
+    _reset_peak_rss()
+    try:
+        samples = _measure(fn, warmup=warmup, seconds=seconds, sync=sync)
+    except Exception as err:  # a failing cell is a result, not a crash of the whole benchmark
+        cell.status = f"failed: {type(err).__name__}: {err}"
+        return cell
+    stats = latency_stats(samples)
+    cell.samples = len(samples)
+    cell.p50_ms, cell.p95_ms, cell.p99_ms, cell.fps = stats["p50_ms"], stats["p95_ms"], stats["p99_ms"], stats["fps"]
+    cell.peak_host_mb = _peak_rss_mb()
+    log.info("%s %s %s: p50 %.2f ms, %.1f FPS", model, backend, size, cell.p50_ms, cell.fps)
+    return cell
+
+
+@dataclass
+class PipelineResult:
+    video: str
+    frames: int
+    width: int
+    height: int
+    decode_fps: float
+    passthrough_fps: float
+    enhanced_fps: float
+    ratio_enhanced_over_passthrough: float
+    enhanced_stage_busy_s: dict[str, float] = field(default_factory=dict)
+    live: dict[str, Any] = field(default_factory=dict)
+
+
+def bench_pipeline(
+    video: str | Path | None, *, model: str = "zero-dce++", threads: int = 0, live_seconds: float = 5.0
+) -> PipelineResult:
+    """The same clip three ways (decode; decode→encode; decode→enhance→encode), then a live 30 FPS run."""
+    from nightvision.enhance import enhance_video
+    from nightvision.io.video import VideoReader, VideoWriter
+    from nightvision.pipeline import Pipeline
+    from nightvision.sample import make_sample_video
+    from nightvision.sinks import NullSink
+    from nightvision.sources import SyntheticSource
+    from nightvision.stages import Chain
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if video is None:
+            video = make_sample_video(Path(tmp) / "sample-720p.mp4", width=1280, height=720, seconds=10)
+        with VideoReader(video) as r:
+            info = r.info
+            t0 = time.perf_counter()
+            frames = sum(1 for _ in r.frames())
+            decode = frames / (time.perf_counter() - t0)
+        with VideoReader(video) as r:
+            writer = VideoWriter(Path(tmp) / "pass.mp4", info.width, info.height, info.fps, time_base=info.time_base)
+            t0 = time.perf_counter()
+            Chain(r.frames(), [("write", lambda f: writer.write(f.image, f.pts))], depth=8).start().join()
+            writer.close()
+            passthrough = frames / (time.perf_counter() - t0)
+        enhancer = Enhancer(model, threads=threads)
+        report = enhance_video(video, Path(tmp) / "enh.mp4", enhancer=enhancer, progress=False)
+        live_src = SyntheticSource(fps=30, width=1280, height=720, frames=int(30 * live_seconds)).open()
+        stats = Pipeline(live_src, enhancer, [NullSink()]).run()
+    return PipelineResult(
+        video=str(video) if video else "synthetic 720p",
+        frames=frames,
+        width=info.width,
+        height=info.height,
+        decode_fps=decode,
+        passthrough_fps=passthrough,
+        enhanced_fps=report.fps,
+        ratio_enhanced_over_passthrough=report.fps / passthrough,
+        live={
+            "source": "synthetic 1280x720 at 30 fps",
+            "frames_in": stats.frames_in,
+            "frames_out": stats.frames_out,
+            "dropped": stats.dropped,
+            "latency_ms": stats.latency_ms,
+            "stage_ms": stats.stage_ms,
+        },
+    )
+
+
+def environment() -> dict[str, Any]:
+    """Versions, hardware and host: what a result is only comparable with."""
+    import onnxruntime
+
+    from nightvision import __version__
+
+    env: dict[str, Any] = {
+        "nightvision": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "host": socket.gethostname(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "cpu": platform.processor(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                env["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            env["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        env["torch"] = None
+    return env
+
+
+def _markdown(cells: list[Cell]) -> str:
+    rows = [
+        "| model | backend | size | p50 ms | p95 ms | p99 ms | FPS | × reference | GFLOPs | status |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        speed = f"{c.speedup_vs_reference:.1f}×" if c.speedup_vs_reference else ""
+        gf = f"{c.gflops:.2f}" if c.gflops is not None else ""
+        if c.status == "ok":
+            lat = f"{c.p50_ms:.2f} | {c.p95_ms:.2f} | {c.p99_ms:.2f}"
+            rows.append(f"| {c.model} | {c.backend} | {c.size} | {lat} | {c.fps:.1f} | {speed} | {gf} | ok |")
+        else:
+            rows.append(f"| {c.model} | {c.backend} | {c.size} | | | | | | {gf} | {c.status} |")
+    return "\n".join(rows) + "\n"
+
+
+def _chart(cells: list[Cell], path: Path) -> None:
+    """A horizontal bar chart of FPS (log scale) per cell, drawn with OpenCV."""
+    ok = [c for c in cells if c.status == "ok" and c.fps > 0]
+    if not ok:
+        return
+    bar_h, left, width = 22, 430, 1100
+    img = np.full((bar_h * len(ok) + 60, width, 3), 255, np.uint8)
+    top = max(c.fps for c in ok)
+    scale = (width - left - 90) / np.log10(max(top, 10) * 1.2)
+    cv2.putText(
+        img, "frames per second (log scale)", (left, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA
+    )
+    for i, c in enumerate(ok):
+        y = 40 + i * bar_h
+        colour = (
+            (60, 60, 60)
+            if c.backend.startswith("reference")
+            else (200, 200, 200)
+            if c.model == "clahe"
+            else (200, 120, 30)
+        )
+        length = int(max(1.0, np.log10(max(c.fps, 1.0)) * scale))
+        cv2.rectangle(img, (left, y), (left + length, y + bar_h - 6), colour, -1)
+        label = f"{c.model} | {c.backend.split(':')[0]} | {c.size}"
+        cv2.putText(img, label, (8, y + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            img, f"{c.fps:.1f}", (left + length + 6, y + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+        )
+    cv2.imwrite(str(path), img)
+
+
+def save_results(
+    out_dir: str | Path, cells: list[Cell], settings: dict[str, Any], pipeline: PipelineResult | None = None
+) -> list[Path]:
+    """Write ``results.json``, ``results.csv``, ``results.md`` and ``fps.png`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"environment": environment(), "settings": settings, "cells": [asdict(c) for c in cells]}
+    if pipeline is not None:
+        doc["pipeline"] = asdict(pipeline)
+    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(asdict(cells[0]).keys()) if cells else ["model"])
+    writer.writeheader()
+    for c in cells:
+        writer.writerow(asdict(c))
+    (out / "results.csv").write_text(buf.getvalue())
+    md = _markdown(cells)
+    if pipeline is not None:
+        p = pipeline
+        md += (
+            f"\nPipeline on {p.video} ({p.width}×{p.height}, {p.frames} frames): decode {p.decode_fps:.1f} FPS, "
+            f"decode→encode {p.passthrough_fps:.1f} FPS, decode→enhance→encode {p.enhanced_fps:.1f} FPS, "
+            f"ratio {p.ratio_enhanced_over_passthrough:.2f}. Live 720p at 30 FPS: {p.live['frames_out']} of "
+            f"{p.live['frames_in']} frames out, {p.live['dropped']} dropped, capture→output latency p50 "
+            f"{p.live['latency_ms'].get('p50', 0):.1f} ms, p95 {p.live['latency_ms'].get('p95', 0):.1f} ms.\n"
+        )
+    (out / "results.md").write_text(md)
+    _chart(cells, out / "fps.png")
+    return [out / n for n in ("results.json", "results.csv", "results.md", "fps.png")]

@@ -1,0 +1,54 @@
+"""Benchmark statistics, output formats and a tiny real run."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from nightvision.bench import Cell, bench_models, latency_stats, parse_size, save_results
+from nightvision.errors import InputError
+
+
+def test_latency_statistics() -> None:
+    stats = latency_stats([0.010] * 98 + [0.050, 0.100])
+    assert stats["p50_ms"] == pytest.approx(10.0)
+    assert stats["p99_ms"] == pytest.approx(50.5)
+    assert stats["fps"] == pytest.approx(1000 / (0.98 * 10 + 0.5 + 1.0))
+    with pytest.raises(ValueError, match="no samples"):
+        latency_stats([])
+
+
+def test_sizes() -> None:
+    assert parse_size("1080p") == (1080, 1920)
+    assert parse_size("64x48") == (48, 64)
+    with pytest.raises(InputError, match="unknown size"):
+        parse_size("huge")
+
+
+def test_tiny_run_writes_every_format(tmp_path: Path) -> None:
+    cells = bench_models(["zero-dce++"], ["onnxruntime", "nosuchbackend"], ["96x64"], seconds=0.2, warmup=1, threads=1)
+    by_backend = {c.backend.split(":")[0]: c for c in cells}
+    ours = by_backend["onnxruntime"]
+    assert ours.status == "ok" and ours.samples >= 3 and 0 < ours.p50_ms <= ours.p95_ms <= ours.p99_ms
+    assert by_backend["nosuchbackend"].status.startswith("unavailable")
+    assert by_backend["opencv"].model == "clahe" and by_backend["opencv"].status == "ok"
+    ref = by_backend["reference"]
+    if ref.status == "ok":  # torch installed
+        assert ours.speedup_vs_reference == pytest.approx(ref.p50_ms / ours.p50_ms)
+        assert ours.params == 10_561 and ours.gflops is not None and ours.gflops > 0
+    paths = save_results(tmp_path, cells, {"seconds": 0.2})
+    doc = json.loads(paths[0].read_text())
+    assert doc["environment"]["onnxruntime"] and len(doc["cells"]) == len(cells)
+    rows = list(csv.DictReader(paths[1].open()))
+    assert [r["backend"] for r in rows] == [c.backend for c in cells]
+    assert "| zero-dce++ |" in paths[2].read_text()
+    assert cv2.imread(str(paths[3])) is not None
+
+
+def test_failed_cells_are_reported_not_raised(tmp_path: Path) -> None:
+    save_results(tmp_path, [Cell("m", "b", "480p", status="failed: boom")], {})
+    assert "failed: boom" in (tmp_path / "results.md").read_text()
