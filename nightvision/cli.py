@@ -99,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(("\r" if tty else "") + stats.status_line(), end="" if tty else "\n", file=sys.stderr, flush=True)
 
         pipeline = Pipeline(
-            source, enhancer, sinks, policy=args.policy, smooth=not args.no_smooth, hud=args.hud, on_status=status
+            source, enhancer, sinks, policy=args.policy, smooth=args.smooth, hud=args.hud, on_status=status
         )
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda signum, frame: pipeline.stop(signal.Signals(signum).name))
@@ -212,7 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--headless", action="store_true", help="no window (default output becomes null://)")
     p.add_argument("--policy", choices=["latest", "lossless"], help="default: latest for live sources, else lossless")
-    p.add_argument("--no-smooth", action="store_true", help="no temporal smoothing of the curve map")
+    p.add_argument(
+        "--smooth",
+        action="store_true",
+        help="smooth the curve map over time (off by default: measured to add pumping on real clips)",
+    )
     p.add_argument("--hud", action="store_true", help="draw FPS and latency on the output")
     p.add_argument("--stats-json", help="write the final summary to this JSON file")
     p.add_argument("--loop", type=int, default=0, help="files and folders: extra passes (-1: forever)")

@@ -9,8 +9,8 @@
 
 Live sources keep only the newest frame (the stale one waiting is dropped and counted), so latency stays
 bounded when the model is slower than the camera; files run lossless and in order, with back-pressure.
-``policy="latest"|"lossless"`` overrides. For curve models the curve map is smoothed over time (on by
-default) to stop brightness pumping. :meth:`Pipeline.stop` (Ctrl-C, SIGTERM, a window's q) stops every
+``policy="latest"|"lossless"`` overrides. For curve models the curve map can be smoothed over time
+(``smooth=True``). :meth:`Pipeline.stop` (Ctrl-C, SIGTERM, a window's q) stops every
 stage within about a second and the sinks are closed, so file outputs are finalised and playable.
 """
 
@@ -100,7 +100,9 @@ class Pipeline:
         enhancer: the model.
         sinks: where frames go; each gets every output frame.
         policy: ``"latest"`` (drop stale frames) or ``"lossless"``; default: latest for live sources.
-        smooth: temporal smoothing of the curve map; default: on when the model exposes one.
+        smooth: temporal smoothing of the curve map (curve models on the fast path). Off by default: on the
+            real clips we measured, the per-frame curve already cancels the input's brightness pumping and
+            smoothing lets it through (see benchmarks/flicker.py); it helps when the estimator itself is noisy.
         hud: draw FPS and latency on the output frames.
         on_status: called about once a second with a one-line status (the CLI prints it).
         depth: queue capacity between the later stages (small keeps latency low).
@@ -126,7 +128,7 @@ class Pipeline:
         self.policy = policy or ("latest" if source.live else "lossless")
         if smooth and not enhancer.has_curve:
             log.warning("temporal smoothing needs a shared-curve model on the fast path; running without it")
-        self.smoother = CurveSmoother() if (smooth is not False and enhancer.has_curve) else None
+        self.smoother = CurveSmoother() if (smooth and enhancer.has_curve) else None
         self.hud = hud
         self.on_status = on_status
         self.depth = depth
