@@ -25,7 +25,13 @@ log = logging.getLogger("nightvision")
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", default="zero-dce++", help="registered model (see `nightvision models`)")
-    p.add_argument("--backend", "-b", default="onnxruntime", choices=["onnxruntime", "torch"], help="inference backend")
+    p.add_argument(
+        "--backend",
+        "-b",
+        default="auto",
+        choices=["auto", "onnxruntime", "torch"],
+        help="auto (default): PyTorch on a CUDA GPU if present, else ONNX Runtime",
+    )
     p.add_argument("--onnx", help="run this ONNX file instead of the shipped one (onnxruntime)")
     p.add_argument("--weights", help="run this checkpoint instead of the shipped weights (torch)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (torch backend)")

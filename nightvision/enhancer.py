@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from nightvision.backends import Backend, create_backend
+from nightvision.backends import Backend, create_backend, resolve_backend
 from nightvision.curves import FastCurvePath
 from nightvision.errors import InputError, ShapeError
 from nightvision.preprocess import from_tensor, to_tensor
@@ -51,7 +51,8 @@ class Enhancer:
 
     Args:
         model: registered model name (``nightvision models`` lists them).
-        backend: ``"onnxruntime"`` (default, torch-free) or ``"torch"``.
+        backend: ``"auto"`` (default: PyTorch on a CUDA GPU when there is one, else ONNX Runtime),
+            ``"onnxruntime"`` or ``"torch"``.
         onnx_path: run this ONNX file instead of the shipped one (onnxruntime backend).
         weights: run this checkpoint instead of the shipped weights (torch backend).
         device: torch device for the torch backend.
@@ -66,7 +67,7 @@ class Enhancer:
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
-        backend: str = "onnxruntime",
+        backend: str = "auto",
         *,
         onnx_path: str | None = None,
         weights: str | None = None,
@@ -76,6 +77,9 @@ class Enhancer:
         exact: bool = False,
     ) -> None:
         self.spec: ModelSpec = get_spec(model)
+        backend, why = resolve_backend(backend)
+        if why != "asked for":
+            log.info("backend auto → %s (%s)", backend, why)
         if downscale is not None and downscale < 1:
             raise InputError(f"downscale must be a positive integer, got {downscale}")
         self._fast: FastCurvePath | None = None

@@ -116,3 +116,11 @@ def test_auto_downscale_keeps_the_estimator_input_small() -> None:
     for h, w in [(480, 640), (720, 1280), (1080, 1920), (2160, 3840), (20, 30)]:
         s = fast.factor(h, w)
         assert 0.6 * spec.curve_side <= min(h, w) / s <= 1.5 * spec.curve_side or s == 1
+
+
+def test_auto_backend_says_why() -> None:
+    from nightvision.backends import resolve_backend
+
+    chosen, why = resolve_backend("auto")
+    assert chosen in ("onnxruntime", "torch") and why
+    assert resolve_backend("onnxruntime") == ("onnxruntime", "asked for")

@@ -12,10 +12,31 @@ from nightvision.backends.base import Backend
 from nightvision.errors import EngineError, InputError
 from nightvision.specs import ModelSpec
 
-__all__ = ["BACKENDS", "Backend", "create_backend"]
+__all__ = ["BACKENDS", "Backend", "create_backend", "resolve_backend"]
 
 log = logging.getLogger(__name__)
-BACKENDS = ("onnxruntime", "torch")
+BACKENDS = ("auto", "onnxruntime", "torch")
+
+
+def resolve_backend(backend: str) -> tuple[str, str]:
+    """The concrete backend for ``backend`` and why: ``auto`` picks PyTorch on CUDA when a GPU and torch are
+    present, else ONNX Runtime (which itself prefers its TensorRT and CUDA providers when installed).
+
+    TensorRT plans are not a choice yet: this version has no TensorRT backend.
+    """
+    if backend != "auto":
+        return backend, "asked for"
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            return "torch", f"CUDA GPU {torch.cuda.get_device_name(0)} and PyTorch present"
+        reason = "PyTorch present but no CUDA GPU"
+    else:
+        reason = "no PyTorch"
+    return "onnxruntime", reason
 
 
 def create_backend(
@@ -37,6 +58,7 @@ def create_backend(
         device: torch device (torch).
         threads: CPU threads (onnxruntime; 0 = library default).
     """
+    backend, _ = resolve_backend(backend)
     if backend == "onnxruntime":
         from nightvision.backends.onnxruntime import OnnxRuntimeBackend
 
