@@ -154,6 +154,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from nightvision.backends.tensorrt import Profile, ensure_plan
+    from nightvision.specs import get_spec
+
+    if args.model.endswith(".onnx"):
+        onnx, model = Path(args.model), Path(args.model).stem
+    else:
+        spec = get_spec(args.model)
+        if spec.onnx_path is None or not spec.has_onnx:
+            raise InputError(f"model {args.model!r} has no shipped ONNX graph; export one and pass the .onnx file")
+        onnx, model = spec.onnx_path, spec.name
+    profile = Profile(Profile.parse(args.min), Profile.parse(args.opt), Profile.parse(args.max))
+    plan = ensure_plan(
+        onnx,
+        args.engines,
+        model=model,
+        precision=args.precision,
+        profile=profile,
+        version_compatible=args.version_compatible,
+        workspace_gib=args.workspace,
+    )
+    print(plan)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from nightvision.specs import list_specs
 
@@ -250,6 +275,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="output folder (default: benchmarks/results/HOSTNAME)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("build", help="build (or reuse) a TensorRT plan for a model or ONNX file")
+    p.add_argument("model", help="registered model or an .onnx file")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="label; the ONNX graph decides types")
+    p.add_argument("--min", default="64x64", help="smallest input, HEIGHTxWIDTH")
+    p.add_argument("--opt", default="720x1280", help="input size to optimise for, HEIGHTxWIDTH")
+    p.add_argument("--max", default="1080x1920", help="largest input, HEIGHTxWIDTH")
+    p.add_argument("--workspace", type=float, default=2.0, help="builder workspace in GiB")
+    p.add_argument("--version-compatible", action="store_true", help="plan that runs on later TensorRT versions")
+    p.add_argument("--engines", default="engines", help="plan cache folder (default: engines/)")
+    p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("models", help="list the registered models")
     p.set_defaults(func=cmd_models)

@@ -1,0 +1,144 @@
+"""TensorRT logic against a fake ``tensorrt`` module (no TensorRT can be installed here; nothing here
+claims TensorRT ran): builder flow, plan header round trip, cache hit, rebuild on version or GPU change,
+shape outside the profile, parser errors, and refusing stub-only or unsupported installs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nightvision.backends import tensorrt as nvtrt
+from nightvision.errors import EngineError, InputError
+from nightvision.specs import get_spec
+from tests import fake_tensorrt
+
+ONNX = get_spec("zero-dce++").onnx_path
+H100 = lambda: ("NVIDIA H100 80GB HBM3", "9.0")  # noqa: E731
+ORIN = lambda: ("Orin", "8.7")  # noqa: E731
+
+
+@pytest.fixture
+def trt(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    module = fake_tensorrt.reset()
+    monkeypatch.setitem(sys.modules, "tensorrt", module)
+    return module
+
+
+class HostBuffers:
+    """Stands in for the torch / pycuda buffers: hands out fake addresses and returns the input."""
+
+    kind = "host"
+
+    def run(self, context, inp, out, x, out_shape):  # type: ignore[no-untyped-def]
+        context.set_tensor_address(inp, id(x))
+        context.set_tensor_address(out, id(out_shape))
+        assert context.execute_async_v3(0)
+        return x
+
+
+def test_builder_flow(trt: types.ModuleType, tmp_path: Path) -> None:
+    profile = nvtrt.Profile((64, 64), (720, 1280), (1080, 1920))
+    header = nvtrt.build_plan(
+        ONNX,
+        tmp_path / "a.plan",
+        model="zero-dce++",
+        precision="fp32",
+        profile=profile,
+        workspace_gib=1.0,
+        version_compatible=True,
+        timing_cache=tmp_path / "timing.cache",
+        gpu=H100,
+    )
+    build = fake_tensorrt.builds[-1]
+    assert build["flags"] == 1 << 1  # strongly typed
+    assert build["workspace"] == 1 << 30
+    assert build["builder_flags"] == [13]  # version compatible; no precision flags: the ONNX decides
+    assert build["profile"] == {"image": ([1, 3, 64, 64], [1, 3, 720, 1280], [1, 3, 1080, 1920])}
+    assert (tmp_path / "timing.cache").read_bytes() == b"+"
+    nvtrt.build_plan(ONNX, tmp_path / "b.plan", model="zero-dce++", timing_cache=tmp_path / "timing.cache", gpu=H100)
+    assert fake_tensorrt.builds[-1]["cache_in"] == "+"  # the persisted cache was fed back
+    read, engine = nvtrt.read_plan(tmp_path / "a.plan")
+    assert read == header and read.tensorrt_version == "10.13.0.35" and read.gpu_name.startswith("NVIDIA H100")
+    assert read.onnx_sha256 == get_spec("zero-dce++").expected_sha256("zero-dce++.onnx")
+    assert engine.startswith(b"{")
+
+
+def test_header_round_trip_and_damage(tmp_path: Path) -> None:
+    header = nvtrt.PlanHeader("m", "ab" * 32, "11.0.0", "GPU", "9.0", "fp16", nvtrt.Profile(), False, "t")
+    nvtrt.write_plan(tmp_path / "p.plan", header, b"ENGINE")
+    assert nvtrt.read_plan(tmp_path / "p.plan") == (header, b"ENGINE")
+    (tmp_path / "bad.plan").write_bytes(b"not a plan at all")
+    with pytest.raises(EngineError, match="not a nightvision plan"):
+        nvtrt.read_plan(tmp_path / "bad.plan")
+    data = (tmp_path / "p.plan").read_bytes()
+    (tmp_path / "cut.plan").write_bytes(data[:20] + b"}" + data[21:])
+    with pytest.raises(EngineError, match="damaged header"):
+        nvtrt.read_plan(tmp_path / "cut.plan")
+
+
+def test_cache_hit_and_rebuild_on_version_or_gpu_change(
+    trt: types.ModuleType, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = nvtrt.ensure_plan(ONNX, tmp_path, model="zero-dce++", gpu=H100)
+    assert len(fake_tensorrt.builds) == 1
+    assert nvtrt.ensure_plan(ONNX, tmp_path, model="zero-dce++", gpu=H100) == first
+    assert len(fake_tensorrt.builds) == 1  # cache hit
+    trt.__version__ = "11.0.1"
+    with caplog.at_level(logging.WARNING):
+        second = nvtrt.ensure_plan(ONNX, tmp_path, model="zero-dce++", gpu=H100)
+    assert second != first and len(fake_tensorrt.builds) == 2
+    assert "built with TensorRT 10.13.0.35, running 11.0.1" in caplog.text
+    with caplog.at_level(logging.WARNING):
+        third = nvtrt.ensure_plan(ONNX, tmp_path, model="zero-dce++", gpu=ORIN)
+    assert third not in (first, second) and len(fake_tensorrt.builds) == 3
+    assert "running on Orin (sm 8.7)" in caplog.text
+
+
+def test_a_plan_for_another_gpu_is_never_loaded(trt: types.ModuleType, tmp_path: Path) -> None:
+    nvtrt.build_plan(ONNX, tmp_path / "p.plan", model="zero-dce++", gpu=H100)
+    with pytest.raises(EngineError, match="rebuild it with `nightvision build zero-dce\\+\\+`"):
+        nvtrt.TensorRTBackend(tmp_path / "p.plan", gpu=ORIN, device_buffers=HostBuffers())
+
+
+def test_run_uses_the_name_based_api_and_checks_the_profile(trt: types.ModuleType, tmp_path: Path) -> None:
+    profile = nvtrt.Profile((32, 32), (256, 256), (512, 512))
+    nvtrt.build_plan(ONNX, tmp_path / "p.plan", model="zero-dce++", profile=profile, gpu=H100)
+    backend = nvtrt.TensorRTBackend(tmp_path / "p.plan", gpu=H100, device_buffers=HostBuffers())
+    x = np.zeros((1, 3, 100, 200), np.float32)
+    assert backend.run(x) is x
+    calls = backend._context.calls
+    assert calls == ["set_input_shape", "set_tensor_address:image", "set_tensor_address:enhanced", "execute_async_v3"]
+    with pytest.raises(EngineError, match=r"outside the plan's profile \(min / opt / max 32x32 / 256x256 / 512x512\)"):
+        backend.run(np.zeros((1, 3, 1080, 1920), np.float32))
+    backend.close()
+    backend.close()
+
+
+def test_parser_errors_are_reported_in_full(trt: types.ModuleType, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(EngineError, match=r"(?s)cannot parse.*not an ONNX model.*unsupported"):
+        nvtrt.build_plan(bad, tmp_path / "p.plan", model="zero-dce++", gpu=H100)
+    assert not (tmp_path / "p.plan").exists()
+
+
+def test_stub_only_or_unsupported_tensorrt_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
+    with pytest.raises(EngineError, match="only type stubs"):
+        nvtrt.import_tensorrt()
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt.reset("8.6.1"))
+    with pytest.raises(EngineError, match=r"8\.6\.1 is not supported"):
+        nvtrt.import_tensorrt()
+
+
+def test_profile_validation() -> None:
+    with pytest.raises(InputError, match="min <= opt <= max"):
+        nvtrt.Profile((720, 1280), (64, 64), (1080, 1920))
+    assert nvtrt.Profile.parse("1080x1920") == (1080, 1920)
+    with pytest.raises(InputError, match="HEIGHTxWIDTH"):
+        nvtrt.Profile.parse("big")
