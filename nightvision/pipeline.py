@@ -138,6 +138,7 @@ class Pipeline:
         self._frames_in = 0
         self._frames_out = 0
         self._stop_reason = ""
+        self._hud_text = ""
         self._chain: Chain | None = None
         self._t0 = 0.0
 
@@ -188,8 +189,7 @@ class Pipeline:
         assert p.job is not None
         out = self.enhancer.postprocess(p.job)
         if self.hud:
-            stats = self.stats()
-            text = f"{stats.fps_out:.1f} fps  {stats.latency_ms.get('p50', 0):.0f} ms  drop {stats.dropped}"
+            text = self._hud_text  # refreshed once a second by the status thread, not per frame
             cv2.putText(out, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(out, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
         p.output = out
@@ -269,8 +269,10 @@ class Pipeline:
 
     def _report(self, done: threading.Event) -> None:
         while not done.wait(1.0):
+            stats = self.stats()
+            self._hud_text = f"{stats.fps_out:.1f} fps  {stats.latency_ms.get('p50', 0):.0f} ms  drop {stats.dropped}"
             if self.on_status is not None:
-                self.on_status(self.stats())
+                self.on_status(stats)
 
 
 def write_stats(path: str | Path, stats: PipelineStats) -> None:

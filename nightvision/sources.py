@@ -302,13 +302,9 @@ class SyntheticSource(Source):
         self._start = 0.0
         self._last = -1
 
-    def open(self) -> SyntheticSource:
-        self._start = time.monotonic()
-        return self
-
     def read(self, timeout: float = 1.0) -> Read:
-        if not self._start:
-            self.open()
+        if not self._start:  # the clock starts at the first read, like a camera that starts streaming
+            self._start = time.monotonic()
         # wait for the next tick of the source clock
         n = int((time.monotonic() - self._start) * self.fps)
         if n <= self._last:

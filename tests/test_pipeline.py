@@ -3,6 +3,7 @@ SIGINT leaving a playable file, and temporal smoothing."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -202,7 +203,9 @@ def test_sigint_mid_file_leaves_a_playable_file(tmp_path: Path) -> None:
     assert '"stopped_by": "SIGINT"' in (tmp_path / "s.json").read_text()
 
 
-def test_smoothing_lowers_flicker_and_keeps_motion(enhancer: Enhancer) -> None:
+def test_smoothing_steadies_the_curve_keeps_motion_and_resets_on_cuts(enhancer: Enhancer) -> None:
+    """What the smoother guarantees. (Whether that lowers flicker depends on the footage: on the real clips
+    we measured it does not; see benchmarks/flicker.py and the pipeline docstring.)"""
     rng = np.random.default_rng(0)
     base = dark_frame(90, 160, seed=3).astype(np.float64)
     frames = []
@@ -211,16 +214,31 @@ def test_smoothing_lowers_flicker_and_keeps_motion(enhancer: Enhancer) -> None:
         f[30:50, 4 * i % 140 : 4 * i % 140 + 20] += 30
         frames.append(np.clip(f + rng.normal(0, 4, f.shape), 0, 255).astype(np.uint8))
 
-    def run(smoother: CurveSmoother | None) -> list[np.ndarray]:
-        out = []
+    def run(smoother: CurveSmoother | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        out, curves = [], []
         for f in frames:
             job = enhancer.infer(enhancer.preprocess(f))
-            out.append(enhancer.postprocess(smoother(job) if smoother else job))
-        return out
+            job = smoother(job) if smoother else job
+            curves.append(job.curve.copy())
+            out.append(enhancer.postprocess(job))
+        return out, curves
 
-    raw, smooth = run(None), run(CurveSmoother())
-    assert flicker(frames, smooth) < flicker(frames, raw)
+    (raw, raw_curves), (smooth, smooth_curves) = run(None), run(CurveSmoother())
+
+    def wobble(curves: list[np.ndarray]) -> float:
+        return float(np.mean([np.abs(b - a).mean() for a, b in itertools.pairwise(curves)]))
+
+    assert wobble(smooth_curves) < 0.6 * wobble(raw_curves)
     assert motion(frames, smooth) > 0.8 * motion(frames, raw)
+    assert np.isfinite(flicker(frames, smooth)) and np.isfinite(flicker(frames, raw))
+
+    smoother = CurveSmoother()
+    smoother(enhancer.infer(enhancer.preprocess(frames[0])))
+    bright = np.clip(frames[1].astype(int) * 6, 0, 255).astype(np.uint8)  # the lights come on: a cut
+    job = enhancer.infer(enhancer.preprocess(bright))
+    fresh = job.curve.copy()
+    assert smoother.cuts == 0
+    assert np.array_equal(smoother(job).curve, fresh) and smoother.cuts == 1
 
 
 def test_bad_sources_and_sinks() -> None:

@@ -17,6 +17,7 @@ shape) and pycuda otherwise (its primary context, pinned host buffers, async cop
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -181,6 +182,29 @@ def gpu_identity() -> tuple[str, str]:
         raise EngineError("no CUDA device found (neither torch with CUDA nor pycuda is installed)") from err
 
 
+def _describe(
+    onnx_path: str | Path,
+    model: str,
+    precision: str,
+    profile: Profile,
+    version_compatible: bool,
+    tensorrt_version: str,
+    gpu: Callable[[], tuple[str, str]],
+) -> PlanHeader:
+    """The header a plan built now, here, from this graph would carry (without its creation time)."""
+    gpu_name, cc = gpu()
+    return PlanHeader(
+        model=model,
+        onnx_sha256=sha256_of(Path(onnx_path)),
+        tensorrt_version=tensorrt_version,
+        gpu_name=gpu_name,
+        compute_capability=cc,
+        precision=precision,
+        profile=profile,
+        version_compatible=version_compatible,
+    )
+
+
 def build_plan(
     onnx_path: str | Path,
     plan_path: str | Path,
@@ -233,16 +257,8 @@ def build_plan(
     if cache_path is not None:
         with atomic_path(cache_path) as tmp:
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
-    gpu_name, cc = gpu()
-    header = PlanHeader(
-        model=model,
-        onnx_sha256=sha256_of(onnx_path),
-        tensorrt_version=str(trt.__version__),
-        gpu_name=gpu_name,
-        compute_capability=cc,
-        precision=precision,
-        profile=profile,
-        version_compatible=version_compatible,
+    header = dataclasses.replace(
+        _describe(onnx_path, model, precision, profile, version_compatible, str(trt.__version__), gpu),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
     write_plan(plan_path, header, bytes(serialized))
@@ -266,17 +282,8 @@ def ensure_plan(
     import tensorrt as trt
 
     profile = profile or Profile()
-    gpu_name, cc = gpu()
-    wanted = PlanHeader(
-        model=model,
-        onnx_sha256=sha256_of(Path(onnx_path)),
-        tensorrt_version=str(trt.__version__),
-        gpu_name=gpu_name,
-        compute_capability=cc,
-        precision=precision,
-        profile=profile,
-        version_compatible=version_compatible,
-    )
+    wanted = _describe(onnx_path, model, precision, profile, version_compatible, str(trt.__version__), gpu)
+    gpu_name, cc = wanted.gpu_name, wanted.compute_capability
     engines = Path(engines_dir)
     path = engines / f"{model}-{precision}-{wanted.key()}.plan"
     if path.is_file():
