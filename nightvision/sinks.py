@@ -6,7 +6,7 @@ URI                                 sink
 ``out.mp4`` (any video suffix)      an H.264 file, finalised (playable) on close, even after Ctrl-C
 ``frames/`` or ``frames/%06d.png``  an image sequence
 ``http://127.0.0.1:8090/``          an MJPEG viewer page for headless boxes (loopback unless a host is given)
-``display://``                      a window (needs an OpenCV with GUI support; not the headless wheel)
+``display://``                      a window (Tk; keys q / Esc, space, c, s)
 ``null://``                         discards frames (benchmarks)
 =================================  ===============================================================
 """
@@ -14,12 +14,16 @@ URI                                 sink
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import queue
 import threading
+import time
 import urllib.parse
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -189,7 +193,12 @@ class MjpegSink(Sink):
 
 
 class DisplaySink(Sink):
-    """A window: q / Esc quit, space pauses, c toggles input|output side by side, s saves a snapshot."""
+    """A window: q / Esc quit, space pauses, c toggles input|output side by side, s saves a snapshot.
+
+    Uses a Tk window (Python's standard library, no GUI build of OpenCV needed) that lives in its own thread,
+    since Tk must be driven from the thread that created it; frames reach it through a one-slot mailbox, so a
+    slow screen never holds the pipeline back.
+    """
 
     def __init__(self, title: str = "nightvision", snapshot_dir: str | Path = ".") -> None:
         self.uri = "display://"
@@ -197,40 +206,104 @@ class DisplaySink(Sink):
         self.snapshot_dir = Path(snapshot_dir)
         self.side_by_side = False
         self.paused = False
+        self.shown = 0
         self._stop = False
-        try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
-        except cv2.error as err:
+        self._closed = threading.Event()
+        self._mailbox: queue.Queue[tuple[np.ndarray, np.ndarray, int]] = queue.Queue(maxsize=1)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="display", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        if self._error is not None:
             raise SourceError(
-                "this OpenCV cannot open windows (the headless wheel?); install opencv-python, "
-                "or use --headless with a file or http:// output"
-            ) from err
+                f"cannot open a window ({self._error}); is there a display (DISPLAY)? "
+                "Use --headless with a file or http:// output on a machine without one"
+            ) from self._error
 
     @property
     def wants_stop(self) -> bool:
         return self._stop
 
     def write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
-        shown = np.hstack([original, frame]) if self.side_by_side else frame
-        cv2.imshow(self.title, shown)
-        while True:
-            key = cv2.waitKey(1) & 0xFF
-            if key in (ord("q"), 27):
-                self._stop = True
-            elif key == ord(" "):
-                self.paused = not self.paused
-            elif key == ord("c"):
-                self.side_by_side = not self.side_by_side
-            elif key == ord("s"):
-                path = self.snapshot_dir / f"snapshot-{pts}.png"
-                write_image(path, shown)
-                log.warning("saved %s", path)
-            if not self.paused or self._stop:
-                break
+        if self.paused:
+            return
+        with contextlib.suppress(queue.Empty):
+            self._mailbox.get_nowait()  # drop the frame the window has not shown yet
+        self._mailbox.put((frame, original, pts))
+
+    def _run(self) -> None:
+        try:
+            window: _TkWindow | None = _TkWindow(self)
+        except Exception as err:  # ImportError, TclError (no display)
+            self._error = err
+            self._ready.set()
+            return
+        self._ready.set()
+        assert window is not None
+        window.root.mainloop()
+        # Tk objects must be freed by the thread that made them, not by a later collection elsewhere.
+        window = None
+        gc.collect()
 
     def close(self) -> None:
-        with contextlib.suppress(cv2.error):
-            cv2.destroyWindow(self.title)
+        self._closed.set()
+        self._thread.join(2.0)
+
+
+class _TkWindow:
+    """The Tk side of :class:`DisplaySink`; lives and dies in the display thread."""
+
+    def __init__(self, sink: DisplaySink) -> None:
+        import tkinter as tk
+
+        self.tk = tk
+        self.sink = sink
+        self.root = tk.Tk()
+        self.root.title(sink.title)
+        self.label = tk.Label(self.root, borderwidth=0, background="black")
+        self.label.pack()
+        self.photo: Any = None
+        self.last: np.ndarray | None = None
+        self.root.bind("<Key>", self.key)
+        self.root.protocol("WM_DELETE_WINDOW", self.quit)
+        self.root.after(0, self.poll)
+
+    def quit(self) -> None:
+        self.sink._stop = True
+
+    def key(self, event: Any) -> None:
+        k = str(event.keysym).lower()
+        sink = self.sink
+        if k in ("q", "escape"):
+            self.quit()
+        elif k == "space":
+            sink.paused = not sink.paused
+        elif k == "c":
+            sink.side_by_side = not sink.side_by_side
+        elif k == "s" and self.last is not None:
+            path = sink.snapshot_dir / f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}-{sink.shown}.png"
+            write_image(path, self.last)
+            log.warning("saved %s", path)
+
+    def poll(self) -> None:
+        sink = self.sink
+        if sink._closed.is_set():
+            self.root.destroy()
+            return
+        try:
+            frame, original, _ = sink._mailbox.get_nowait()
+        except queue.Empty:
+            self.root.after(5, self.poll)
+            return
+        shown = np.hstack([original, frame]) if sink.side_by_side else frame
+        ok, buf = cv2.imencode(".ppm", shown)
+        if ok:
+            self.photo = self.tk.PhotoImage(data=buf.tobytes(), format="PPM")  # Tk keeps no reference itself
+            self.label.configure(image=self.photo)
+            self.last = shown
+            sink.shown += 1
+        self.root.after(1, self.poll)
 
 
 def open_sink(uri: str, *, fps: float = 30.0, time_base: Fraction | None = None) -> Sink:
