@@ -189,11 +189,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from nightvision.export import export_onnx
+    from nightvision.export import export_onnx, record_in_manifest
 
     kwargs = {"downscale": args.downscale} if args.downscale else {}
     path = export_onnx(args.model, args.output, weights=args.weights, opset=args.opset, **kwargs)
-    print(f"wrote {path}")
+    manifest = record_in_manifest(path)
+    print(f"wrote {path} (recorded in {manifest})")
     return 0
 
 

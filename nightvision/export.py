@@ -18,7 +18,7 @@ from nightvision.errors import EngineError, InputError
 from nightvision.io.atomic import atomic_path
 from nightvision.specs import get_spec
 
-__all__ = ["DEFAULT_OPSET", "export_curve_estimator", "export_module", "export_onnx"]
+__all__ = ["DEFAULT_OPSET", "export_curve_estimator", "export_module", "export_onnx", "record_in_manifest"]
 
 log = logging.getLogger(__name__)
 DEFAULT_OPSET = 18
@@ -153,6 +153,35 @@ def export_module(
         onnx.save(proto, str(tmp))
     log.info("exported %s (opset %d) to %s", name, opset, output)
     return output
+
+
+def record_in_manifest(onnx_path: str | Path, manifest: str | Path | None = None) -> Path:
+    """Add an exported graph to ``manifest.json`` beside it (or ``manifest``): model, opset, input range,
+    colour order, padding multiple, model arguments and sha256, read back from the graph itself."""
+    import onnx
+
+    from nightvision.specs import sha256_of
+
+    onnx_path = Path(onnx_path)
+    manifest = Path(manifest) if manifest else onnx_path.parent / "manifest.json"
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    meta = {p.key.removeprefix("nightvision."): p.value for p in proto.metadata_props}
+    entry = {
+        "model": meta.get("model"),
+        "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+        "input_range": json.loads(meta.get("input_range", "[0, 1]")),
+        "colour_order": meta.get("colour_order"),
+        "layout": meta.get("layout"),
+        "pad_multiple": int(meta.get("pad_multiple", "1")),
+        "model_args": json.loads(meta.get("model_args", "{}")),
+        "sha256": sha256_of(onnx_path),
+        "bytes": onnx_path.stat().st_size,
+    }
+    data = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    data[onnx_path.name] = entry
+    with atomic_path(manifest) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return manifest
 
 
 def _checkpoint_args(path: Path) -> dict[str, Any]:

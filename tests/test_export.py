@@ -60,3 +60,16 @@ def test_low_opset_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="opset must be >= 17"):
         export_module(net, "zero-dce++", tmp_path / "x.onnx", opset=13)
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_manifest_records_what_the_runtime_needs(exported: tuple[str, object, Path]) -> None:
+    import hashlib
+
+    from nightvision.export import record_in_manifest
+
+    name, _, path = exported
+    manifest = record_in_manifest(path)
+    entry = json.loads(manifest.read_text())[path.name]
+    assert entry["model"] == name and entry["opset"] >= 17 and entry["input_range"] == [0.0, 1.0]
+    assert entry["pad_multiple"] == 1 and entry["colour_order"] == "RGB"
+    assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()

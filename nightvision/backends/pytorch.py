@@ -1,6 +1,14 @@
-"""PyTorch backend: eager PyTorch on CPU or CUDA (needs the ``train`` extra)."""
+"""PyTorch backend: eager PyTorch on CPU or CUDA (needs the ``train`` extra).
+
+On CUDA it can run in fp16 and channels-last, replay a captured CUDA graph while the input shape stays the
+same, and do the frame conversions on the GPU (:meth:`TorchBackend.enhance_uint8`: upload uint8 HWC,
+normalise and lay out there, download uint8). The CUDA paths are written to the PyTorch API but have not run
+in this project's workplace, which has no GPU: see the issue notes.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -17,11 +25,20 @@ class TorchBackend:
         spec: the model.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` = CUDA when available.
         half: fp16 weights and activations (CUDA only).
+        channels_last: channels-last memory format (CUDA only; faster convolutions on tensor cores).
+        cuda_graph: capture the forward pass once per input shape and replay it (CUDA only).
         weights: a checkpoint to load instead of the shipped weights.
     """
 
     def __init__(
-        self, spec: ModelSpec, *, device: str | None = None, half: bool = False, weights: str | None = None
+        self,
+        spec: ModelSpec,
+        *,
+        device: str | None = None,
+        half: bool = False,
+        channels_last: bool = False,
+        cuda_graph: bool = False,
+        weights: str | None = None,
     ) -> None:
         try:
             import torch
@@ -31,24 +48,69 @@ class TorchBackend:
 
         self._torch = torch
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if half and self.device.type != "cuda":
-            raise EngineError("fp16 needs a CUDA device; use fp32 on the CPU")
+        cuda_only = [
+            name for name, on in (("fp16", half), ("channels-last", channels_last), ("CUDA graphs", cuda_graph)) if on
+        ]
+        if cuda_only and self.device.type != "cuda":
+            raise EngineError(f"{', '.join(cuda_only)} need a CUDA device; use plain fp32 on {self.device}")
         if weights is None:
             model = models.create(spec.name, pretrained=True)
         else:
             model = models.create(spec.name, pretrained=False)
             models.load_checkpoint(model, weights)
         self.dtype = torch.float16 if half else torch.float32
-        self.model = model.to(self.device, self.dtype).eval()
-        self.name = f"torch:{self.device}{':fp16' if half else ''}"
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model = model.to(self.device, self.dtype)
+        if channels_last:  # Module.to accepts memory_format at run time; the type stubs do not say so
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model = model.eval()
+        self._graph_enabled = cuda_graph
+        self._graphs: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
+        flags = [f for f, on in (("fp16", half), ("cl", channels_last), ("graph", cuda_graph)) if on]
+        self.name = f"torch:{self.device}" + "".join(f":{f}" for f in flags)
+
+    def _forward(self, x: Any) -> Any:
+        """``x`` on the device, model dtype and layout → output tensor on the device."""
+        torch = self._torch
+        if not self._graph_enabled:
+            return self.model(x)
+        key = tuple(x.shape)
+        if key not in self._graphs:
+            static_in = x.clone()
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(3):  # warm-up on a side stream, as the CUDA-graph docs ask
+                    self.model(static_in)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self.model(static_in)
+            self._graphs[key] = (graph, static_in, static_out)
+        graph, static_in, static_out = self._graphs[key]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out
 
     def run(self, x: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
             t = torch.from_numpy(x).to(self.device, self.dtype, non_blocking=True)
-            y = self.model(t)
-            out: np.ndarray = y.float().cpu().numpy()
+            t = t.contiguous(memory_format=self.memory_format)
+            out: np.ndarray = self._forward(t).float().cpu().numpy()
+        return out
+
+    def enhance_uint8(self, bgr: np.ndarray) -> np.ndarray:
+        """``(H, W, 3)`` uint8 BGR → the same, with conversions on the device (one upload, one download)."""
+        torch = self._torch
+        with torch.inference_mode():
+            t = torch.from_numpy(bgr).to(self.device, non_blocking=True)  # uint8 upload: 4x less than float
+            x = t.flip(-1).permute(2, 0, 1)[None].to(self.dtype).div_(255.0)
+            x = x.contiguous(memory_format=self.memory_format)
+            y = self._forward(x)[0].float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+            out: np.ndarray = y.permute(1, 2, 0).flip(-1).contiguous().cpu().numpy()
         return out
 
     def close(self) -> None:
-        self.model = None  # type: ignore[assignment]
+        self._graphs.clear()
+        self.__dict__.pop("model", None)
