@@ -189,10 +189,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from nightvision.export import export_onnx, record_in_manifest
+    from nightvision.export import convert_to_fp16, export_onnx, record_in_manifest
 
     kwargs = {"downscale": args.downscale} if args.downscale else {}
     path = export_onnx(args.model, args.output, weights=args.weights, opset=args.opset, **kwargs)
+    if args.fp16:
+        path = convert_to_fp16(path, path)
     manifest = record_in_manifest(path)
     print(f"wrote {path} (recorded in {manifest})")
     return 0
@@ -297,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="checkpoint to export instead of the shipped weights")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17)")
     p.add_argument("--downscale", type=int, default=0, help="zero-dce++: curve-estimation downscale override")
+    p.add_argument("--fp16", action="store_true", help="fp16 weights and activations; fp32 I/O and normalisation")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="train a curve model without references (needs the train extra)", add_help=False)

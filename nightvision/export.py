@@ -18,7 +18,28 @@ from nightvision.errors import EngineError, InputError
 from nightvision.io.atomic import atomic_path
 from nightvision.specs import get_spec
 
-__all__ = ["DEFAULT_OPSET", "export_curve_estimator", "export_module", "export_onnx", "record_in_manifest"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "FP32_OPS",
+    "convert_to_fp16",
+    "export_curve_estimator",
+    "export_module",
+    "export_onnx",
+    "record_in_manifest",
+]
+
+FP32_OPS = [
+    # normalisation and its building blocks stay fp32: LayerNorm in fp16 is a known source of NaN in TensorRT
+    "LayerNormalization",
+    "BatchNormalization",
+    "InstanceNormalization",
+    "GroupNormalization",
+    "ReduceMean",
+    "ReduceSumSquare",
+    "Pow",
+    "Sqrt",
+    "Reciprocal",
+]
 
 log = logging.getLogger(__name__)
 DEFAULT_OPSET = 18
@@ -155,6 +176,28 @@ def export_module(
     return output
 
 
+def convert_to_fp16(onnx_path: str | Path, output: str | Path) -> Path:
+    """An fp16 copy of an fp32 graph: weights and activations in fp16, inputs and outputs still fp32,
+    normalisation ops (:data:`FP32_OPS`) in fp32. Needs ``onnxconverter-common`` (the ``train`` extra)."""
+    import onnx
+
+    try:
+        from onnxconverter_common import float16
+    except ImportError as err:
+        raise EngineError("fp16 export needs onnxconverter-common: pip install 'nightvision[train]'") from err
+    model = onnx.load(str(onnx_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it warns for every tiny weight it rounds to fp16's range
+        half = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=FP32_OPS)
+    entry = half.metadata_props.add()
+    entry.key, entry.value = "nightvision.precision", "fp16"
+    onnx.checker.check_model(half)
+    output = Path(output)
+    with atomic_path(output) as tmp:
+        onnx.save(half, str(tmp))
+    return output
+
+
 def record_in_manifest(onnx_path: str | Path, manifest: str | Path | None = None) -> Path:
     """Add an exported graph to ``manifest.json`` beside it (or ``manifest``): model, opset, input range,
     colour order, padding multiple, model arguments and sha256, read back from the graph itself."""
@@ -174,6 +217,7 @@ def record_in_manifest(onnx_path: str | Path, manifest: str | Path | None = None
         "layout": meta.get("layout"),
         "pad_multiple": int(meta.get("pad_multiple", "1")),
         "model_args": json.loads(meta.get("model_args", "{}")),
+        "precision": meta.get("precision", "fp32"),
         "sha256": sha256_of(onnx_path),
         "bytes": onnx_path.stat().st_size,
     }

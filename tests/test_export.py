@@ -73,3 +73,40 @@ def test_manifest_records_what_the_runtime_needs(exported: tuple[str, object, Pa
     assert entry["model"] == name and entry["opset"] >= 17 and entry["input_range"] == [0.0, 1.0]
     assert entry["pad_multiple"] == 1 and entry["colour_order"] == "RGB"
     assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_fp16_variant_runs_on_onnxruntime_cpu(exported: tuple[str, object, Path], tmp_path: Path) -> None:
+    from nightvision.export import convert_to_fp16, record_in_manifest
+
+    name, _, path = exported
+    half = convert_to_fp16(path, tmp_path / f"{name}-fp16.onnx")
+    onnx.checker.check_model(onnx.load(str(half)))
+    s32 = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    s16 = ort.InferenceSession(str(half), providers=["CPUExecutionProvider"])
+    assert s16.get_inputs()[0].type == "tensor(float)"  # fp32 in and out
+    x = np.random.default_rng(1).random((1, 3, 67, 45), dtype=np.float32) * 0.4
+    a, b = s16.run(None, {"image": x})[0], s32.run(None, {"image": x})[0]
+    assert not np.isnan(a).any() and float(np.abs(a - b).max()) <= 1e-2
+    assert json.loads(record_in_manifest(half).read_text())[half.name]["precision"] == "fp16"
+
+
+@pytest.mark.shared
+def test_shipped_fp16_on_real_low_light_images(tmp_path: Path) -> None:
+    import cv2
+
+    from nightvision.export import convert_to_fp16
+    from nightvision.specs import list_specs
+    from tests.conftest import shared_path
+
+    files = sorted(
+        p for p in shared_path("data", "unpaired").rglob("*") if p.suffix.lower() in (".jpg", ".png", ".bmp")
+    )
+    for spec in [s for s in list_specs() if s.has_onnx]:
+        half = convert_to_fp16(spec.onnx_path, tmp_path / f"{spec.name}-fp16.onnx")
+        s16 = ort.InferenceSession(str(half), providers=["CPUExecutionProvider"])
+        s32 = ort.InferenceSession(str(spec.onnx_path), providers=["CPUExecutionProvider"])
+        for f in files[:: 6 if spec.name == "zero-dce" else 1]:  # zero-dce is slow at full size on a CPU
+            blob = cv2.dnn.blobFromImage(cv2.imread(str(f)), 1 / 255, swapRB=True)
+            a, b = s16.run(None, {"image": blob})[0], s32.run(None, {"image": blob})[0]
+            assert not np.isnan(a).any(), f
+            assert float(np.abs(a - b).max()) <= 1e-2, f
