@@ -325,3 +325,22 @@ def test_environment_has_no_leftover_threads() -> None:
     names = {t.name for t in threading.enumerate()}
     assert not names & {"source", "preprocess", "infer", "postprocess", "output", "status"}, names
     assert os.getpid() > 0
+
+
+def test_a_camera_that_disappears_ends_with_a_clear_error(tmp_path: Path, enhancer: Enhancer) -> None:
+    import cv2
+
+    from nightvision.sources import CaptureSource
+
+    clip = tmp_path / "cam.mp4"
+    with VideoWriter(clip, 64, 48, 30) as w:
+        for i in range(10):
+            w.write(dark_frame(48, 64, seed=i))
+    camera = CaptureSource("/dev/video0", str(clip), api=cv2.CAP_FFMPEG).open()  # reads stop after 10 frames
+    sink = RecordingSink()
+    pipeline = Pipeline(camera, enhancer, [sink])
+    assert pipeline.policy == "latest"
+    with pytest.raises(SourceError, match=r"camera /dev/video0 stopped delivering frames \(unplugged\?\)"):
+        pipeline.run()
+    assert 0 < len(sink.pts) <= 10
+    assert not {t.name for t in threading.enumerate()} & {"source", "preprocess", "infer", "postprocess", "output"}
