@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 from tqdm import tqdm
 
 from nightvision.enhancer import Enhancer
@@ -93,16 +95,22 @@ def _enhance_image(source: Path, output: Path, enhancer: Enhancer) -> EnhanceRep
     out = enhancer.enhance(image)
     seconds = time.perf_counter() - t0
     write_image(output, out)
-    as8 = (image >> 8).astype("uint8") if image.dtype == "uint16" else image
-    out8 = (out >> 8).astype("uint8") if out.dtype == "uint16" else out
     return EnhanceReport(
         files=1,
         frames=1,
         seconds=seconds,
-        luma_in=mean_luma(as8[..., :3] if as8.ndim == 3 and as8.shape[2] >= 3 else as8.reshape(as8.shape[:2])),
-        luma_out=mean_luma(out8[..., :3] if out8.ndim == 3 and out8.shape[2] >= 3 else out8.reshape(out8.shape[:2])),
+        luma_in=_luma(image),
+        luma_out=_luma(out),
         outputs=[output],
     )
+
+
+def _luma(image: np.ndarray) -> float:
+    """Mean luma on 0-255 of any image ``read_image`` returns (grey, BGR, BGRA; 8 or 16 bit)."""
+    as8 = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0) if image.dtype == np.uint16 else image
+    if as8.ndim == 3 and as8.shape[2] == 1:
+        as8 = as8[:, :, 0]
+    return mean_luma(as8 if as8.ndim == 2 else np.ascontiguousarray(as8[:, :, :3]))
 
 
 def _enhance_folder(source: Path, output: Path, *, enhancer: Enhancer, progress: bool, crf: int) -> EnhanceReport:

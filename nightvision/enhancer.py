@@ -18,7 +18,7 @@ import numpy as np
 
 from nightvision.backends import Backend, create_backend, resolve_backend
 from nightvision.curves import FastCurvePath
-from nightvision.errors import InputError, ShapeError
+from nightvision.errors import EngineError, InputError, ShapeError
 from nightvision.preprocess import from_tensor, to_tensor
 from nightvision.specs import ModelSpec, get_spec
 
@@ -145,10 +145,10 @@ class Enhancer:
 
     def postprocess(self, job: FrameJob) -> np.ndarray:
         """Stage 3 of 3: the enhanced ``(H, W, 3)`` uint8 BGR frame."""
-        if self._fast is not None:
-            assert job.curve is not None, "infer() must run before postprocess()"
+        if job.net_output is None:
+            raise EngineError("infer() must run before postprocess()")
+        if self._fast is not None and job.curve is not None:
             return self._fast.apply_small(job.frame, job.curve)
-        assert job.net_output is not None, "infer() must run before postprocess()"
         return from_tensor(job.net_output, job.frame.shape[0], job.frame.shape[1])
 
     def _enhance_bgr(self, bgr: np.ndarray) -> np.ndarray:

@@ -158,3 +158,12 @@ def test_cuda_matches_cpu_at_1080p() -> None:
         assert np.abs(TorchBackend(get_spec(name), device="cuda").run(x) - cpu).max() <= 1e-4
         half = TorchBackend(get_spec(name), device="cuda", half=True, channels_last=True, cuda_graph=True)
         assert np.abs(half.run(x) - cpu).max() <= 1e-2
+
+
+def test_staged_api_in_the_wrong_order_is_an_error(enhancer: Enhancer) -> None:
+    job = enhancer.preprocess(dark_frame(20, 30))
+    with pytest.raises(EngineError, match="infer\\(\\) must run before postprocess\\(\\)"):
+        enhancer.postprocess(job)
+    assert enhancer.postprocess(enhancer.infer(job)).shape == (20, 30, 3)
+    with pytest.raises(ShapeError, match="uint8 BGR"):
+        enhancer.preprocess(dark_frame(20, 30)[:, :, 0])
