@@ -29,8 +29,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--backend",
         "-b",
         default="auto",
-        choices=["auto", "onnxruntime", "torch"],
-        help="auto (default): PyTorch on a CUDA GPU if present, else ONNX Runtime",
+        choices=["auto", "tensorrt", "onnxruntime", "torch"],
+        help="auto (default): TensorRT with a built plan, else PyTorch on a CUDA GPU, else ONNX Runtime",
     )
     p.add_argument("--onnx", help="run this ONNX file instead of the shipped one (onnxruntime)")
     p.add_argument("--weights", help="run this checkpoint instead of the shipped weights (torch)")
@@ -165,6 +165,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         if spec.onnx_path is None or not spec.has_onnx:
             raise InputError(f"model {args.model!r} has no shipped ONNX graph; export one and pass the .onnx file")
         onnx, model = spec.onnx_path, spec.name
+        if args.precision == "fp16":  # strongly typed: the graph decides, so build from the fp16 graph
+            from nightvision.export import convert_to_fp16
+
+            onnx = convert_to_fp16(onnx, Path(args.engines) / f"{model}-fp16.onnx")
     profile = Profile(Profile.parse(args.min), Profile.parse(args.opt), Profile.parse(args.max))
     plan = ensure_plan(
         onnx,
@@ -281,7 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="build (or reuse) a TensorRT plan for a model or ONNX file")
     p.add_argument("model", help="registered model or an .onnx file")
-    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="label; the ONNX graph decides types")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "fp16"],
+        default="fp32",
+        help="fp16 builds from an fp16 copy of the graph (for an .onnx argument: a label; the graph decides)",
+    )
     p.add_argument("--min", default="64x64", help="smallest input, HEIGHTxWIDTH")
     p.add_argument("--opt", default="720x1280", help="input size to optimise for, HEIGHTxWIDTH")
     p.add_argument("--max", default="1080x1920", help="largest input, HEIGHTxWIDTH")

@@ -77,7 +77,7 @@ class Enhancer:
         exact: bool = False,
     ) -> None:
         self.spec: ModelSpec = get_spec(model)
-        backend, why = resolve_backend(backend)
+        backend, why = resolve_backend(backend, self.spec)
         if why != "asked for":
             log.info("backend auto → %s (%s)", backend, why)
         if downscale is not None and downscale < 1:

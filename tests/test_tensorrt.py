@@ -142,3 +142,25 @@ def test_profile_validation() -> None:
     assert nvtrt.Profile.parse("1080x1920") == (1080, 1920)
     with pytest.raises(InputError, match="HEIGHTxWIDTH"):
         nvtrt.Profile.parse("big")
+
+
+def test_auto_picks_tensorrt_only_with_a_matching_plan(
+    trt: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nightvision import backends
+
+    spec = get_spec("zero-dce++")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(nvtrt, "gpu_identity", H100)
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: object() if n == "tensorrt" else real_find_spec(n, *a)
+    )
+    assert backends.resolve_backend("auto", spec)[0] != "tensorrt"  # no plan yet
+    plan = nvtrt.ensure_plan(ONNX, tmp_path / "engines", model="zero-dce++", gpu=H100)
+    chosen, why = backends.resolve_backend("auto", spec)
+    assert chosen == "tensorrt" and str(plan.name) in why
+    monkeypatch.setattr(nvtrt, "gpu_identity", ORIN)  # the plan was built for another GPU
+    assert backends.resolve_backend("auto", spec)[0] != "tensorrt"

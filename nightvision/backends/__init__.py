@@ -15,18 +15,45 @@ from nightvision.specs import ModelSpec
 __all__ = ["BACKENDS", "Backend", "create_backend", "resolve_backend"]
 
 log = logging.getLogger(__name__)
-BACKENDS = ("auto", "onnxruntime", "torch")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+ENGINES_DIR = "engines"
 
 
-def resolve_backend(backend: str) -> tuple[str, str]:
-    """The concrete backend for ``backend`` and why: ``auto`` picks PyTorch on CUDA when a GPU and torch are
-    present, else ONNX Runtime (which itself prefers its TensorRT and CUDA providers when installed).
+def find_plan(spec: ModelSpec, engines_dir: str = ENGINES_DIR) -> str | None:
+    """A cached plan for ``spec`` that matches the running TensorRT and GPU, or ``None``."""
+    from pathlib import Path
 
-    TensorRT plans are not a choice yet: this version has no TensorRT backend.
+    from nightvision.backends.tensorrt import gpu_identity, import_tensorrt, read_plan
+
+    try:
+        trt = import_tensorrt()
+        gpu = gpu_identity()
+    except (EngineError, RuntimeError):
+        return None
+    for path in sorted(Path(engines_dir).glob(f"{spec.name}-*.plan"), reverse=True):
+        try:
+            header, _ = read_plan(path)
+        except EngineError:
+            continue
+        if not header.mismatch(str(trt.__version__), *gpu):
+            return str(path)
+    return None
+
+
+def resolve_backend(backend: str, spec: ModelSpec | None = None) -> tuple[str, str]:
+    """The concrete backend for ``backend`` and why. ``auto`` picks TensorRT when TensorRT is installed and
+    ``engines/`` holds a plan for the model built for this TensorRT and GPU (`nightvision build`), else
+    PyTorch on CUDA when a GPU and torch are present, else ONNX Runtime (which itself prefers its TensorRT
+    and CUDA providers when installed).
     """
     if backend != "auto":
         return backend, "asked for"
     import importlib.util
+
+    if spec is not None and importlib.util.find_spec("tensorrt") is not None:
+        plan = find_plan(spec)
+        if plan is not None:
+            return "tensorrt", f"TensorRT and a matching plan {plan}"
 
     if importlib.util.find_spec("torch") is not None:
         import torch
@@ -58,7 +85,16 @@ def create_backend(
         device: torch device (torch).
         threads: CPU threads (onnxruntime; 0 = library default).
     """
-    backend, _ = resolve_backend(backend)
+    backend, _ = resolve_backend(backend, spec)
+    if backend == "tensorrt":
+        from nightvision.backends.tensorrt import TensorRTBackend
+
+        plan = onnx_path if onnx_path and onnx_path.endswith(".plan") else find_plan(spec)
+        if plan is None:
+            raise EngineError(
+                f"no TensorRT plan for {spec.name!r} here; build one with `nightvision build {spec.name}`"
+            )
+        return TensorRTBackend(plan)
     if backend == "onnxruntime":
         from nightvision.backends.onnxruntime import OnnxRuntimeBackend
 
