@@ -16,7 +16,7 @@ SP=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib
 rm -rf .typings && mkdir -p .typings && cp -r "$SP/tensorrt" "$SP/tensorrt_bindings" .typings/
 sed -i -E 's/([(,] ?)in: /\1in_: /g; s/power: Weights = None, channel_axis: int\)/power: Weights = None, channel_axis: int = ...)/' \
   .typings/tensorrt_bindings/tensorrt.pyi
-.venv/bin/ruff check nightvision training tests
-.venv/bin/ruff format --check nightvision training tests
+.venv/bin/ruff check nightvision training tests benchmarks
+.venv/bin/ruff format --check nightvision training tests benchmarks
 .venv/bin/mypy
 exec .venv/bin/python -m pytest -q --durations=10 "$@"
