@@ -38,6 +38,7 @@ class EnhanceReport:
     luma_in: float = 0.0  # mean over frames, 0-255
     luma_out: float = 0.0
     outputs: list[Path] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # busy time of decode / enhance / write
 
     @property
     def fps(self) -> float:
@@ -191,6 +192,10 @@ def enhance_video(
         if report.frames:
             report.luma_in, report.luma_out = sums[0] / report.frames, sums[1] / report.frames
         report.outputs.append(output)
+        report.stage_seconds = {
+            "decode": chain.busy_seconds["source"],
+            **{k: v for k, v in chain.busy_seconds.items() if k != "source"},
+        }
         log.info(
             "%s: %d frames in %.1f s (%.1f FPS), mean luma %.1f -> %.1f; stage busy seconds %s",
             source.name,

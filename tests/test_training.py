@@ -56,6 +56,8 @@ def test_training_lowers_the_loss_and_writes_checkpoints(image_folder: Path, tmp
     assert ckpt["model_name"] == "zero-dce++" and ckpt["config"]["crop"] == 32
     net = models.create("zero-dce++", pretrained=False, **ckpt["model_args"])
     models.load_checkpoint(net, tmp_path / "run" / "final.pt")
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert best["final"]["total"] == pytest.approx(min(json.loads(line)["total"] for line in lines))
 
 
 def test_resume_continues_where_it_stopped(image_folder: Path, tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ Read it top to bottom: config, data, model, optimiser, evaluation, loop.
 
 Every hyperparameter lives in :class:`Config`; a recipe file sets some, ``--key value`` flags override.
 Checkpoints go to ``OUT_DIR/last.pt`` every epoch (and every ``checkpoint_every`` steps); ``--resume``
-continues from there. ``OUT_DIR/final.pt`` is the shipped format: state dict, model arguments, config and
-final losses.
+continues from there. ``OUT_DIR/best.pt`` (lowest held-out loss so far) and ``OUT_DIR/final.pt`` (the last
+step) are in the shipped format: state dict, model arguments, config and evaluation figures.
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ def train(cfg: Config) -> dict[str, float]:
 
     # --- resume
     step, epoch = 0, 0
+    best = float("inf")  # lowest held-out total so far; OUT_DIR/best.pt holds that model
     last = out / "last.pt"
     if cfg.resume:
         if not last.is_file():
@@ -146,6 +147,7 @@ def train(cfg: Config) -> dict[str, float]:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, epoch = ckpt["step"], ckpt["epoch"]
+        best = ckpt.get("best", best)
         gen.manual_seed(cfg.seed + epoch)
         log.info("resumed from %s at epoch %d, step %d", last, epoch, step)
 
@@ -157,6 +159,7 @@ def train(cfg: Config) -> dict[str, float]:
             "config": dataclasses.asdict(cfg),
             "step": step,
             "epoch": epoch,
+            "best": best,
         }
         if final_stats is None:
             ckpt["optimizer"] = optimizer.state_dict()
@@ -215,6 +218,9 @@ def train(cfg: Config) -> dict[str, float]:
         if writer is not None:
             for k, v in stats.items():
                 writer.add_scalar(f"val/{k}", v, step)
+        if stats["total"] < best:
+            best = stats["total"]
+            save(out / "best.pt", final_stats=stats)
         save(last)
 
     save(out / "final.pt", final_stats=stats)
