@@ -3,7 +3,7 @@
 The graph has one input ``image`` and one output ``enhanced``, both ``(N, 3, H, W)`` float32 RGB in
 ``[0, 1]`` with dynamic N, H and W; padding to the model's multiple happens outside the graph. The model
 name, its constructor arguments and the preprocessing are recorded in the ONNX metadata, which the runtime
-reads back (:func:`nightvision.backends.onnxruntime.read_metadata`).
+reads back (``OnnxRuntimeBackend.metadata``; :func:`record_in_manifest` for the manifest).
 """
 
 from __future__ import annotations

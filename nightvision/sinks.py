@@ -120,25 +120,23 @@ class MjpegSink(Sink):
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("mjpeg %s", format % args)
 
+            def send_body(self, content_type: str, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self) -> None:
                 if self.path in ("/", "/index.html"):
-                    body = b"<!doctype html><title>nightvision</title><body style='margin:0;background:#000'>"
-                    body += b"<img src='/stream.mjpg' style='width:100%'></body>"
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/html")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
+                    page = b"<!doctype html><title>nightvision</title><body style='margin:0;background:#000'>"
+                    self.send_body("text/html", page + b"<img src='/stream.mjpg' style='width:100%'></body>")
                 elif self.path == "/snapshot.jpg":
                     jpeg, _ = sink.wait_frame(0, 5.0)  # the first frame, or the newest
                     if jpeg is None:
                         self.send_error(503, "no frame yet")
                         return
-                    self.send_response(200)
-                    self.send_header("Content-Type", "image/jpeg")
-                    self.send_header("Content-Length", str(len(jpeg)))
-                    self.end_headers()
-                    self.wfile.write(jpeg)
+                    self.send_body("image/jpeg", jpeg)
                 elif self.path == "/stream.mjpg":
                     self.send_response(200)
                     self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,6 @@ class ModelSpec:
     estimator_onnx: str | None = None
     curve_iterations: int = 0
     curve_side: int = 0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def weights_path(self) -> Path | None:

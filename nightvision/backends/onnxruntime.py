@@ -9,7 +9,7 @@ import numpy as np
 
 from nightvision.errors import EngineError
 
-__all__ = ["OnnxRuntimeBackend", "read_metadata"]
+__all__ = ["OnnxRuntimeBackend"]
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,3 @@ class OnnxRuntimeBackend:
 
     def close(self) -> None:
         self._session = None
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The ``nightvision.*`` metadata of an exported graph (model name, arguments, preprocessing)."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return dict(session.get_modelmeta().custom_metadata_map)
