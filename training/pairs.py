@@ -1,16 +1,22 @@
 """Paired data from multi-exposure brackets: (under-exposed, well-exposed) pairs with a scene-level split.
 
-A bracket is a run of consecutive, aligned images of one scene at different exposures (SICE is 2002 such
-images). The rules, deterministic and documented so that the split can be reproduced:
+A bracket is a set of aligned images of one scene at different exposures (SICE is 2002 such images). The
+rules, deterministic and documented so that the split can be reproduced:
 
-1. **Scenes.** Each image is reduced to a 48×48 grey thumbnail, histogram-equalised (exposure cancels out)
-   and normalised. Consecutive images whose thumbnails correlate at ``threshold`` or more belong to one scene.
-   On SICE, neighbours within a scene correlate at 0.85 or more and scene changes at 0.31 or less, except
-   for nearly black frames, where equalisation amplifies noise.
-2. **Pairs.** In each scene the target is the image whose mean luma is closest to ``target_level``
-   (0.5 of full scale); every image darker than ``max_input_level`` (0.25) is an input paired with it.
-3. **Split.** Scenes, not images, are split: scene ``k`` (in file order) goes to the test side when
-   ``k % test_every == 0``. No scene is on both sides.
+1. **Thumbnails.** Each image is reduced to a 48×48 grey thumbnail, histogram-equalised (exposure cancels
+   out) and normalised; two images are compared by the correlation of their thumbnails.
+2. **Scenes** (the unit of the split). Images at most ``window`` (10) positions apart in file order whose
+   thumbnails correlate at ``scene_threshold`` (0.6) or more are linked; scenes are the connected groups.
+   Measured on SICE: file order is *not* bracket order (exposures within a bracket are shuffled, and a few
+   brackets interleave, e.g. 1001/1013/1024 are one view between two others), and different brackets of
+   nearly the same view follow each other; linking within a window handles both, and putting similar views
+   in one scene keeps them on one side of the split.
+3. **Pairs.** Every image darker than ``max_input_level`` (0.25 mean luma) is an input. Its target is, among
+   the images of its scene that are *aligned* with it (thumbnail correlation >= ``align_threshold``, 0.8)
+   and exposed between ``target_range`` (0.35–0.70), the one whose mean luma is closest to 0.5. Inputs
+   without such a target (mostly nearly black frames, whose thumbnails are JPEG noise) are left out.
+4. **Split.** Scene ``k`` (numbered by its first file) goes to the test side when ``k % test_every == 0``.
+   No scene is on both sides.
 
     python -m training.pairs ../shared/data/sice      # prints the scene and pair counts
 """
@@ -18,6 +24,7 @@ images). The rules, deterministic and documented so that the split can be reprod
 from __future__ import annotations
 
 import argparse
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +34,7 @@ import numpy as np
 from nightvision.errors import InputError
 from nightvision.io.images import read_image
 
-__all__ = ["Pair", "build_pairs", "group_scenes", "list_bracket_images"]
+__all__ = ["BracketIndex", "Pair", "build_pairs", "group_scenes", "index_brackets", "list_bracket_images"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,20 @@ class Pair:
     split: str  # "train" or "test"
 
 
+@dataclass(frozen=True)
+class BracketIndex:
+    """Thumbnails and levels of a folder of brackets, computed once."""
+
+    files: list[Path]
+    thumbs: np.ndarray  # (N, 48*48) float32, zero mean, unit variance
+    levels: np.ndarray  # (N,) mean luma in [0, 1]
+
+    def correlation(self, i: int, j: int) -> float:
+        return float(self.thumbs[i] @ self.thumbs[j]) / self.thumbs.shape[1]
+
+
 def list_bracket_images(folder: str | Path) -> list[Path]:
+    """Images of ``folder`` in natural order (``2.jpg`` before ``10.jpg``)."""
     from training.data import list_images
 
     return list_images(folder)
@@ -51,81 +71,114 @@ def _thumb(path: Path) -> tuple[np.ndarray, float]:
         grey = cv2.convertScaleAbs(grey, alpha=255.0 / 65535.0)
     level = float(grey.mean()) / 255.0
     t = cv2.equalizeHist(cv2.resize(grey, (48, 48), interpolation=cv2.INTER_AREA)).astype(np.float32)
-    return (t - t.mean()) / (t.std() + 1e-6), level
+    return ((t - t.mean()) / (t.std() + 1e-6)).ravel(), level
+
+
+def index_brackets(folder: str | Path) -> BracketIndex:
+    """Read every image of ``folder`` once into a :class:`BracketIndex`."""
+    files = list_bracket_images(folder)
+    thumbs, levels = zip(*(_thumb(f) for f in files), strict=True)
+    return BracketIndex(files, np.stack(thumbs), np.array(levels, dtype=np.float64))
+
+
+def _scene_labels(index: BracketIndex, *, window: int, threshold: float) -> list[int]:
+    """Connected groups of linked images, labelled 0, 1, ... in order of their first file."""
+    parent = list(range(len(index.files)))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for i in range(len(index.files)):
+        for j in range(i + 1, min(len(index.files), i + window + 1)):
+            if index.correlation(i, j) >= threshold:
+                parent[max(root(i), root(j))] = min(root(i), root(j))
+    roots = [root(i) for i in range(len(index.files))]
+    numbering = {r: k for k, r in enumerate(dict.fromkeys(roots))}
+    return [numbering[r] for r in roots]
 
 
 def group_scenes(
-    files: list[Path], *, threshold: float = 0.6, reset_drop: float = 0.35, extreme: float = 0.06
+    files_or_index: list[Path] | BracketIndex, *, window: int = 10, threshold: float = 0.6
 ) -> tuple[list[list[Path]], list[float]]:
-    """Consecutive images → scenes (lists of paths), and every image's mean level in ``[0, 1]``.
-
-    A new scene starts where neighbouring thumbnails correlate below ``threshold``, or where the level drops
-    by more than ``reset_drop`` (a new bracket of the same view starts dark again). A one-image scene that is
-    nearly black or blown out (level within ``extreme`` of 0 or 1: too little structure to compare) joins the
-    scene after it.
-    """
-    if not files:
-        raise InputError("no images to group")
-    thumbs, levels = zip(*(_thumb(f) for f in files), strict=True)
-    scenes: list[list[int]] = [[0]]
-    for i in range(1, len(files)):
-        similar = float((thumbs[i - 1] * thumbs[i]).mean()) >= threshold
-        if similar and levels[i - 1] - levels[i] <= reset_drop:
-            scenes[-1].append(i)
-        else:
-            scenes.append([i])
-    merged: list[list[int]] = []
-    pending: list[int] = []
-    for scene in scenes:
-        lone_extreme = len(scene) == 1 and not extreme <= levels[scene[0]] <= 1 - extreme
-        if lone_extreme:
-            pending += scene
-            continue
-        merged.append(pending + scene)
-        pending = []
-    if pending:
-        merged.append(pending)
-    return [[files[i] for i in s] for s in merged], list(levels)
+    """Images → scenes (lists of paths, each in file order), and every image's mean level in ``[0, 1]``."""
+    if isinstance(files_or_index, BracketIndex):
+        index = files_or_index
+    else:
+        if not files_or_index:
+            raise InputError("no images to group")
+        thumbs, levels = zip(*(_thumb(f) for f in files_or_index), strict=True)
+        index = BracketIndex(list(files_or_index), np.stack(thumbs), np.array(levels))
+    labels = _scene_labels(index, window=window, threshold=threshold)
+    scenes: list[list[Path]] = [[] for _ in range(max(labels) + 1)]
+    for f, k in zip(index.files, labels, strict=True):
+        scenes[k].append(f)
+    return scenes, [float(v) for v in index.levels]
 
 
 def build_pairs(
-    folder: str | Path,
+    folder_or_index: str | Path | BracketIndex,
     *,
-    threshold: float = 0.6,
-    target_level: float = 0.5,
+    window: int = 10,
+    scene_threshold: float = 0.6,
+    align_threshold: float = 0.8,
     max_input_level: float = 0.25,
+    target_range: tuple[float, float] = (0.35, 0.70),
     test_every: int = 10,
 ) -> list[Pair]:
-    """All (under-exposed, well-exposed) pairs of the brackets in ``folder`` (see the module docstring)."""
-    files = list_bracket_images(folder)
-    scenes, levels = group_scenes(files, threshold=threshold)
-    level_of = dict(zip(files, levels, strict=True))
+    """All (under-exposed, well-exposed) pairs of the brackets (see the module docstring for the rules)."""
+    index = folder_or_index if isinstance(folder_or_index, BracketIndex) else index_brackets(folder_or_index)
+    labels = _scene_labels(index, window=window, threshold=scene_threshold)
+    members: dict[int, list[int]] = {}
+    for i, k in enumerate(labels):
+        members.setdefault(k, []).append(i)
+    lo, hi = target_range
     pairs: list[Pair] = []
-    for k, scene in enumerate(scenes):
-        if len(scene) < 2:
+    for i, k in enumerate(labels):
+        if index.levels[i] >= max_input_level:
             continue
-        target = min(scene, key=lambda f: abs(level_of[f] - target_level))
+        candidates = [
+            j
+            for j in members[k]
+            if lo <= index.levels[j] <= hi and j != i and index.correlation(i, j) >= align_threshold
+        ]
+        if not candidates:
+            continue
+        target = min(candidates, key=lambda j: (abs(index.levels[j] - 0.5), j))
         split = "test" if k % test_every == 0 else "train"
-        for f in scene:
-            if f != target and level_of[f] < max_input_level and level_of[f] < level_of[target]:
-                pairs.append(Pair(f, target, k, split))
+        pairs.append(Pair(index.files[i], index.files[target], k, split))
     return pairs
+
+
+def write_pairs_csv(pairs: list[Pair], path: str | Path) -> None:
+    """Save pairs as ``low,high,scene,split`` rows (paths as given)."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["low", "high", "scene", "split"])
+        for p in pairs:
+            writer.writerow([str(p.low), str(p.high), p.scene, p.split])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Count the scenes and pairs of a folder of brackets.")
     parser.add_argument("folder")
-    parser.add_argument("--threshold", type=float, default=0.6)
+    parser.add_argument("--csv", help="also write the pairs to this CSV file")
     args = parser.parse_args()
-    files = list_bracket_images(args.folder)
-    scenes, _ = group_scenes(files, threshold=args.threshold)
+    index = index_brackets(args.folder)
+    scenes, _ = group_scenes(index)
     sizes = np.array([len(s) for s in scenes])
-    pairs = build_pairs(args.folder, threshold=args.threshold)
-    by_split = {s: [p for p in pairs if p.split == s] for s in ("train", "test")}
+    pairs = build_pairs(index)
+    inputs = int((index.levels < 0.25).sum())
     stats = f"sizes min {sizes.min()}, median {np.median(sizes):.0f}, max {sizes.max()}"
-    print(f"{len(files)} images, {len(scenes)} scenes ({stats})")
-    for split, ps in by_split.items():
-        print(f"{split}: {len({p.scene for p in ps})} scenes, {len(ps)} pairs")
+    print(f"{len(index.files)} images, {len(scenes)} scenes ({stats}; {int((sizes == 1).sum())} single images)")
+    print(f"{len(pairs)} pairs from {inputs} images darker than 0.25 ({inputs - len(pairs)} without an aligned target)")
+    for split in ("train", "test"):
+        ps = [p for p in pairs if p.split == split]
+        print(f"{split}: {len({p.scene for p in ps})} scenes, {len(ps)} pairs, {len({p.high for p in ps})} targets")
+    if args.csv:
+        write_pairs_csv(pairs, args.csv)
 
 
 if __name__ == "__main__":
