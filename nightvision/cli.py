@@ -204,14 +204,47 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recipe_model(rest: list[str]) -> str:
+    """The model a training command line names (``--model`` wins over the recipe's ``model``)."""
+    from training.config import tomllib  # tomllib, or tomli on Python 3.10
+
+    model = "zero-dce++"
+    for i, arg in enumerate(rest):
+        key, eq, value = arg.partition("=")
+        value = value if eq else (rest[i + 1] if i + 1 < len(rest) else "")
+        if key == "--config" and Path(value).is_file():
+            with open(value, "rb") as f:
+                model = tomllib.load(f).get("model", model)
+    for i, arg in enumerate(rest):
+        key, eq, value = arg.partition("=")
+        if key == "--model":
+            model = value if eq else (rest[i + 1] if i + 1 < len(rest) else model)
+    return model
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import importlib
+
+    from nightvision.specs import get_spec
+
     try:
-        from training.zero_reference import main as train_main
+        spec = get_spec(_recipe_model(args.rest))
     except ImportError as err:
         raise NightvisionError(
             f"training needs torch and the repository's training/ package ({err}); "
             "from a clone: pip install -e '.[train]'"
         ) from err
+    module = (
+        "training.zero_reference"
+        if spec.family == "curve"
+        else "training.retinex"
+        if spec.name == "retinexnet"
+        else "training.supervised"
+    )
+    try:
+        train_main = importlib.import_module(module).main
+    except ImportError as err:
+        raise NightvisionError(f"training needs torch: pip install -e '.[train]' ({err})") from err
     train_main(args.rest)
     return 0
 
@@ -311,7 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="fp16 weights and activations; fp32 I/O and normalisation")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("train", help="train a curve model without references (needs the train extra)", add_help=False)
+    p = sub.add_parser(
+        "train", help="train a model: curve models unpaired, restoration models on pairs (train extra)", add_help=False
+    )
     p.add_argument("rest", nargs=argparse.REMAINDER, help="--config FILE.toml and --key value overrides")
     p.set_defaults(func=cmd_train)
     return parser

@@ -25,6 +25,7 @@ __all__ = [
     "export_curve_estimator",
     "export_module",
     "export_onnx",
+    "normalisation_nodes",
     "record_in_manifest",
 ]
 
@@ -134,10 +135,13 @@ def export_module(
     spec = get_spec(name)
     output_name = "curves" if (model_args or {}).get("graph") == "curve-estimator" else "enhanced"
     model.eval()
-    x = torch.rand(1, 3, *sample_size)
+    m = spec.pad_multiple  # H and W reach the graph as multiples of this (the runtime pads outside it)
+    x = torch.rand(1, 3, *(-(-side // m) * m for side in sample_size))
     batch = torch.export.Dim("batch", min=1, max=64)
-    height = torch.export.Dim("height", min=1, max=16384)
-    width = torch.export.Dim("width", min=1, max=16384)
+    height: Any = torch.export.Dim("height", min=1, max=16384 // m)
+    width: Any = torch.export.Dim("width", min=1, max=16384 // m)
+    if m > 1:
+        height, width = m * height, m * width
     output = Path(output)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -178,7 +182,8 @@ def export_module(
 
 def convert_to_fp16(onnx_path: str | Path, output: str | Path) -> Path:
     """An fp16 copy of an fp32 graph: weights and activations in fp16, inputs and outputs still fp32,
-    normalisation ops (:data:`FP32_OPS`) in fp32. Needs ``onnxconverter-common`` (the ``train`` extra)."""
+    normalisation ops (:data:`FP32_OPS`, and every node of a normalisation module, :func:`normalisation_nodes`)
+    in fp32. Needs ``onnxconverter-common`` (the ``train`` extra)."""
     import onnx
 
     try:
@@ -188,7 +193,9 @@ def convert_to_fp16(onnx_path: str | Path, output: str | Path) -> Path:
     model = onnx.load(str(onnx_path))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # it warns for every tiny weight it rounds to fp16's range
-        half = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=FP32_OPS)
+        half = float16.convert_float_to_float16(
+            model, keep_io_types=True, op_block_list=FP32_OPS, node_block_list=normalisation_nodes(model)
+        )
     entry = half.metadata_props.add()
     entry.key, entry.value = "nightvision.precision", "fp16"
     onnx.checker.check_model(half)
@@ -196,6 +203,18 @@ def convert_to_fp16(onnx_path: str | Path, output: str | Path) -> Path:
     with atomic_path(output) as tmp:
         onnx.save(half, str(tmp))
     return output
+
+
+def normalisation_nodes(model: Any) -> list[str]:
+    """Names of the nodes that a normalisation module was exported to (e.g. every Sub, Mul, ReduceMean, Sqrt
+    and Div of NAFNet's plain-op :class:`~nightvision.models.layers.LayerNorm2d`), from the exporter's
+    ``pkg.torch.onnx.class_hierarchy`` metadata. :func:`convert_to_fp16` keeps them in fp32."""
+    names = []
+    for node in model.graph.node:
+        for prop in node.metadata_props:
+            if prop.key == "pkg.torch.onnx.class_hierarchy" and ("LayerNorm" in prop.value or "Norm2d" in prop.value):
+                names.append(node.name)
+    return names
 
 
 def record_in_manifest(onnx_path: str | Path, manifest: str | Path | None = None) -> Path:

@@ -134,6 +134,50 @@ _register(
 )
 
 
+_register(
+    ModelSpec(
+        name="nafnet-s",
+        summary="NAFNet-S: width 16, 1 block per level, 1 middle block; trained on SICE pairs (1,137,203 parameters)",
+        paper="Chen, Chu, Zhang and Sun, Simple Baselines for Image Restoration, ECCV 2022",
+        family="restoration",
+        pad_multiple=16,
+        weights="nafnet-s.pt",
+        onnx="nafnet-s.onnx",
+    )
+)
+_register(
+    ModelSpec(
+        name="nafnet",
+        summary="NAFNet with any width and block counts (architecture for training; no shipped weights)",
+        paper="Chen, Chu, Zhang and Sun, Simple Baselines for Image Restoration, ECCV 2022",
+        family="restoration",
+        pad_multiple=16,
+    )
+)
+
+
+_register(
+    ModelSpec(
+        name="mirnet-v2",
+        summary="MIRNet-v2, low-light configuration: 80 features, 4 RRGs x 2 MRBs, 3 scales (no shipped weights)",
+        paper="Zamir et al., Learning Enriched Features for Fast Image Restoration and Enhancement, TPAMI 2022",
+        family="restoration",
+        pad_multiple=4,
+    )
+)
+
+
+_register(
+    ModelSpec(
+        name="retinexnet",
+        summary="Retinex-Net: Decom-Net + Enhance-Net, R x adjusted I (444,613 parameters; no shipped weights)",
+        paper="Wei, Wang, Yang and Liu, Deep Retinex Decomposition for Low-Light Enhancement, BMVC 2018",
+        family="restoration",
+        pad_multiple=8,
+    )
+)
+
+
 def list_specs() -> list[ModelSpec]:
     """All registered models, in registration order."""
     return list(_SPECS.values())

@@ -15,6 +15,7 @@ ort = pytest.importorskip("onnxruntime")
 from nightvision import models  # noqa: E402
 from nightvision.errors import InputError  # noqa: E402
 from nightvision.export import export_module  # noqa: E402
+from nightvision.specs import get_spec  # noqa: E402
 
 SIZES = [(33, 17), (64, 96), (101, 77), (1, 1)]
 
@@ -43,11 +44,12 @@ def test_graph_is_valid_with_dynamic_shape(exported: tuple[str, object, Path]) -
 
 
 def test_parity_with_pytorch(exported: tuple[str, object, Path]) -> None:
-    _, net, path = exported
+    name, net, path = exported
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
+    m = get_spec(name).pad_multiple  # the graph's contract: the runtime pads H and W to this multiple
     for batch, (h, w) in zip([1, 2, 1, 3], SIZES, strict=True):
-        x = rng.random((batch, 3, h, w), dtype=np.float32)
+        x = rng.random((batch, 3, -(-h // m) * m, -(-w // m) * m), dtype=np.float32)
         with torch.no_grad():
             ref = net(torch.from_numpy(x)).numpy()  # type: ignore[operator]
         out = session.run(None, {"image": x})[0]
@@ -71,7 +73,7 @@ def test_manifest_records_what_the_runtime_needs(exported: tuple[str, object, Pa
     manifest = record_in_manifest(path)
     entry = json.loads(manifest.read_text())[path.name]
     assert entry["model"] == name and entry["opset"] >= 17 and entry["input_range"] == [0.0, 1.0]
-    assert entry["pad_multiple"] == 1 and entry["colour_order"] == "RGB"
+    assert entry["pad_multiple"] == get_spec(name).pad_multiple and entry["colour_order"] == "RGB"
     assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -84,7 +86,7 @@ def test_fp16_variant_runs_on_onnxruntime_cpu(exported: tuple[str, object, Path]
     s32 = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     s16 = ort.InferenceSession(str(half), providers=["CPUExecutionProvider"])
     assert s16.get_inputs()[0].type == "tensor(float)"  # fp32 in and out
-    x = np.random.default_rng(1).random((1, 3, 67, 45), dtype=np.float32) * 0.4
+    x = np.random.default_rng(1).random((1, 3, 64, 48), dtype=np.float32) * 0.4
     a, b = s16.run(None, {"image": x})[0], s32.run(None, {"image": x})[0]
     assert not np.isnan(a).any() and float(np.abs(a - b).max()) <= 1e-2
     assert json.loads(record_in_manifest(half).read_text())[half.name]["precision"] == "fp16"
@@ -110,3 +112,31 @@ def test_shipped_fp16_on_real_low_light_images(tmp_path: Path) -> None:
             a, b = s16.run(None, {"image": blob})[0], s32.run(None, {"image": blob})[0]
             assert not np.isnan(a).any(), f
             assert float(np.abs(a - b).max()) <= 1e-2, f
+
+
+def test_fp16_keeps_plain_op_layernorm_in_fp32(tmp_path: Path) -> None:
+    from nightvision.export import convert_to_fp16, normalisation_nodes
+
+    torch.manual_seed(0)
+    path = export_module(models.create("nafnet-s", pretrained=False), "nafnet-s", tmp_path / "n.onnx")
+    norm_nodes = set(normalisation_nodes(onnx.load(str(path))))
+    assert {"Sub", "Mul", "Div", "Sqrt", "ReduceMean"} <= {
+        n.op_type for n in onnx.load(str(path)).graph.node if n.name in norm_nodes
+    }
+    half = onnx.load(str(convert_to_fp16(path, tmp_path / "n16.onnx")))
+    # every float input of a LayerNorm node is computed in fp32: a Cast to float, another LayerNorm node, or an
+    # fp32 initialiser (integer inputs such as ReduceMean's axes aside)
+    producer = {o: n for n in half.graph.node for o in n.output}
+    init = {i.name: i.data_type for i in half.graph.initializer}
+    checked = 0
+    for node in (n for n in half.graph.node if n.name in norm_nodes):
+        for name in node.input:
+            if name in init:
+                assert init[name] in (onnx.TensorProto.FLOAT, onnx.TensorProto.INT64), (node.name, name)
+                continue
+            src = producer[name]
+            to = next((a.i for a in src.attribute if a.name == "to"), None)
+            assert src.name in norm_nodes or (src.op_type == "Cast" and to == onnx.TensorProto.FLOAT), (node.name, name)
+            checked += 1
+    assert checked > 0
+    assert onnx.TensorProto.FLOAT16 in init.values()  # the rest is converted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -63,3 +64,79 @@ def test_bad_shapes_are_reported() -> None:
         spatial_consistency_loss(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 16, 16))
     with pytest.raises(ShapeError, match="floating"):
         colour_constancy_loss(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+
+
+# --- paired losses and their metrics
+
+
+def test_charbonnier_and_l1_on_known_values() -> None:
+    from nightvision.losses import charbonnier_loss, l1_loss
+
+    pred = torch.zeros(1, 3, 4, 4)
+    target = torch.full((1, 3, 4, 4), 0.3)
+    assert float(l1_loss(pred, target)) == pytest.approx(0.3)
+    assert float(charbonnier_loss(pred, target)) == pytest.approx((0.09 + 1e-6) ** 0.5)
+    assert float(charbonnier_loss(target, target)) == pytest.approx(1e-3)  # eps where the images agree
+
+
+def test_psnr_on_a_known_value_and_its_loss() -> None:
+    from nightvision.losses import psnr, psnr_loss
+
+    target = torch.zeros(2, 3, 8, 8)
+    pred = torch.full_like(target, 0.1)  # MSE 0.01 → 20 dB
+    assert psnr(pred, target).tolist() == pytest.approx([20.0, 20.0], abs=1e-4)
+    assert float(psnr_loss(pred, target)) == pytest.approx(-2.0, abs=1e-5)
+
+
+def test_ssim_matches_scikit_image_and_the_numpy_metric() -> None:
+    skimage = pytest.importorskip("skimage.metrics")
+    from nightvision.losses import ssim, ssim_loss
+    from nightvision.metrics import ssim as ssim_np
+
+    rng = np.random.default_rng(0)
+    a = rng.random((48, 64, 3))
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1)
+    ta = torch.from_numpy(a).permute(2, 0, 1)[None]
+    tb = torch.from_numpy(b).permute(2, 0, 1)[None]
+    ref = skimage.structural_similarity(
+        a, b, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+    )
+    assert float(ssim(ta, tb)) == pytest.approx(ref, abs=1e-6)
+    assert float(ssim(ta, tb)) == pytest.approx(ssim_np(a * 255, b * 255), abs=1e-3)
+    assert float(ssim_loss(ta, ta)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_paired_losses_check_shapes() -> None:
+    from nightvision.errors import ShapeError
+    from nightvision.losses import charbonnier_loss
+
+    with pytest.raises(ShapeError, match=r"pred, target: expected the same shape"):
+        charbonnier_loss(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 9))
+
+
+# --- Retinex-Net
+
+
+def test_retinex_smoothness_on_known_values() -> None:
+    from nightvision.losses import retinex_smoothness_loss
+
+    flat_r = torch.full((1, 3, 6, 6), 0.5)
+    ramp = torch.arange(6.0).view(1, 1, 1, 6).expand(1, 1, 6, 6) * 0.1  # ∂x = 0.1 on 5 of 6 columns
+    assert float(retinex_smoothness_loss(ramp, flat_r)) == pytest.approx(0.1 * 5 / 6, abs=1e-6)
+    edge_r = flat_r.clone()
+    edge_r[..., 3:] = 1.0  # a reflectance edge excuses the illumination's change near it
+    assert float(retinex_smoothness_loss(ramp, edge_r)) < float(retinex_smoothness_loss(ramp, flat_r))
+
+
+def test_decomposition_loss_is_zero_for_a_perfect_decomposition() -> None:
+    from nightvision.losses import decomposition_loss, relight_loss
+
+    r = torch.rand(1, 3, 8, 8)
+    i_low, i_high = torch.full((1, 1, 8, 8), 0.2), torch.full((1, 1, 8, 8), 0.8)
+    low, high = r * i_low, r * i_high
+    assert float(decomposition_loss(low, high, r, i_low, r, i_high)) == pytest.approx(0.0, abs=1e-7)
+    assert float(relight_loss(r, i_high, high)) == pytest.approx(0.0, abs=1e-7)
+    # a wrong illumination costs its reconstruction error plus the mutual term (weight 0.001)
+    off = decomposition_loss(low, high, r, i_low + 0.1, r, i_high)
+    expected = float((r * 0.1).abs().mean()) * (1 + 0.001)
+    assert float(off) == pytest.approx(expected, rel=1e-5)

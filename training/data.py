@@ -1,4 +1,4 @@
-"""Datasets for training: any folder of images, read with OpenCV, random crops and flips."""
+"""Datasets for training: folders of images (zero-reference) and aligned pairs (supervised), read with OpenCV."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from nightvision.errors import InputError
 from nightvision.io.images import IMAGE_SUFFIXES
 
-__all__ = ["ImageFolder", "list_images"]
+__all__ = ["ImageFolder", "PairedPatches", "list_images", "lol_pairs"]
 
 
 def list_images(root: str | Path) -> list[Path]:
@@ -72,3 +72,78 @@ class ImageFolder(Dataset[torch.Tensor]):
             if torch.rand(()) < 0.5:
                 x = x.flip(1)
         return x
+
+
+def lol_pairs(root: str | Path) -> list[tuple[Path, Path]]:
+    """(low, high) paths of a LOL-style folder: ``root/low/NAME`` and ``root/high/NAME`` with matching names.
+
+    Matching ignores the suffix (``low/1.png`` pairs with ``high/1.jpg``); a name on one side only is an
+    error that lists a few of them.
+    """
+    root = Path(root)
+    low_dir, high_dir = root / "low", root / "high"
+    if not (low_dir.is_dir() and high_dir.is_dir()):
+        raise InputError(f"{root}: expected the LOL layout, {root}/low/ and {root}/high/ with matching file names")
+    low = {p.relative_to(low_dir).with_suffix(""): p for p in list_images(low_dir)}
+    high = {p.relative_to(high_dir).with_suffix(""): p for p in list_images(high_dir)}
+    unmatched = sorted(set(low) ^ set(high))
+    if unmatched:
+        names = ", ".join(str(n) for n in unmatched[:5])
+        raise InputError(f"{root}: {len(unmatched)} images have no partner in low/ or high/ (e.g. {names})")
+    return [(low[k], high[k]) for k in sorted(low, key=lambda k: (len(str(k)), str(k)))]
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"cannot read image {path}")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+class PairedPatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """(low, high) image pairs as ``(3, patch, patch)`` float RGB tensors in ``[0, 1]``.
+
+    Images are read once and kept in memory (uint8). In training each item is a random patch, at the same
+    place in both images, under one of the 8 flips/rotations of the square; ``repeat`` draws that many
+    patches per pair per epoch. Without ``train`` the whole images are returned (cropped to a multiple of
+    ``multiple``, so that a model needing it runs without padding).
+
+    Args:
+        pairs: (low, high) paths, aligned images of the same size.
+        patch: side of the square training patches.
+        train: random patches and transforms; else whole images.
+        repeat: patches per pair per epoch (train only).
+        multiple: evaluation images are cropped to a multiple of this.
+    """
+
+    def __init__(
+        self, pairs: list[tuple[Path, Path]], patch: int = 128, train: bool = True, repeat: int = 1, multiple: int = 1
+    ) -> None:
+        self.images = [(_read_rgb(a), _read_rgb(b)) for a, b in pairs]
+        for (a, b), (pa, _) in zip(self.images, pairs, strict=True):
+            if a.shape != b.shape:
+                raise InputError(f"{pa}: the pair differs in size, {a.shape[:2]} and {b.shape[:2]}")
+        self.patch, self.train, self.repeat, self.multiple = patch, train, repeat, multiple
+
+    def __len__(self) -> int:
+        return len(self.images) * (self.repeat if self.train else 1)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        low, high = self.images[index % len(self.images)]
+        h, w = low.shape[:2]
+        if self.train:
+            p = min(self.patch, h, w)
+            top = int(torch.randint(0, h - p + 1, ()).item())
+            left = int(torch.randint(0, w - p + 1, ()).item())
+            low, high = low[top : top + p, left : left + p], high[top : top + p, left : left + p]
+        else:
+            m = self.multiple
+            low, high = low[: h - h % m, : w - w % m], high[: h - h % m, : w - w % m]
+        x = torch.from_numpy(np.ascontiguousarray(low)).permute(2, 0, 1).float().div_(255.0)
+        y = torch.from_numpy(np.ascontiguousarray(high)).permute(2, 0, 1).float().div_(255.0)
+        if self.train:
+            k = int(torch.randint(0, 8, ()).item())  # one of the 8 symmetries of the square
+            if k >= 4:
+                x, y = x.transpose(1, 2), y.transpose(1, 2)
+            x, y = torch.rot90(x, k % 4, (1, 2)), torch.rot90(y, k % 4, (1, 2))
+        return x.contiguous(), y.contiguous()

@@ -8,7 +8,16 @@
 Needs the ``train`` extra (torch). The torch-free runtime uses :mod:`nightvision.specs` instead.
 """
 
-from nightvision.models import zero_dce  # registers its variants
+from nightvision.models import mirnet_v2, nafnet, retinexnet, zero_dce  # importing a model file registers its variants
 from nightvision.models._registry import create, list_models, load_checkpoint, register_model
 
-__all__ = ["create", "list_models", "load_checkpoint", "register_model", "zero_dce"]
+__all__ = [
+    "create",
+    "list_models",
+    "load_checkpoint",
+    "mirnet_v2",
+    "nafnet",
+    "register_model",
+    "retinexnet",
+    "zero_dce",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["DepthwiseSeparableConv", "apply_curve"]
+__all__ = ["DepthwiseSeparableConv", "LayerNorm2d", "apply_curve"]
 
 
 def apply_curve(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -31,3 +31,24 @@ class DepthwiseSeparableConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise(self.depthwise(x))
+
+
+class LayerNorm2d(nn.Module):
+    """Layer normalisation over the channels of a ``(B, C, H, W)`` tensor, written as plain element-wise ops.
+
+    ``(x - mean_c) / sqrt(var_c + eps) * weight + bias``, with mean and (biased) variance over C at each
+    pixel. Plain ops instead of a fused LayerNorm so that every exporter and TensorRT version sees the same
+    graph, and so that an fp16 export can keep exactly these ops in fp32.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(1, keepdim=True)
+        centred = x - mean
+        var = (centred * centred).mean(1, keepdim=True)
+        return centred / torch.sqrt(var + self.eps) * self.weight + self.bias

@@ -1,0 +1,257 @@
+"""Train a restoration model (NAFNet, MIRNet-v2, Retinex-Net's Enhance-Net...) on (low, high) pairs.
+
+Read it top to bottom: config, data, model, optimiser and schedule, evaluation, loop.
+
+    python -m training.supervised --config training/recipes/nafnet-s.toml --data ../shared/data/sice
+    nightvision train --config training/recipes/nafnet-s.toml --resume
+
+Data: a folder of exposure brackets (pairs built by :mod:`training.pairs`: its ``train`` scenes train,
+scenes with ``k % 10 == 5`` among them are held out for checkpoint selection, and its ``test`` scenes are
+never seen here; ``nightvision eval`` scores them), or a LOL-style folder with ``low/`` and ``high/`` (with
+``eval/`` or ``test/`` beside ``train/`` when present).
+
+Every hyperparameter lives in :class:`Config`; a recipe file sets some, ``--key value`` flags override.
+``OUT_DIR/last.pt`` is written every ``checkpoint_every`` steps and at each evaluation; ``--resume``
+continues from it. ``OUT_DIR/best.pt`` (highest held-out PSNR) and ``OUT_DIR/final.pt`` are in the shipped
+format: state dict, model arguments, config and evaluation figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from nightvision import models
+from nightvision.errors import InputError
+from nightvision.losses import charbonnier_loss, l1_loss, psnr, psnr_loss, ssim, ssim_loss
+from nightvision.specs import get_spec
+from training.config import load_config
+from training.data import PairedPatches, lol_pairs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Config:
+    # --- data
+    data: str = "../shared/data/sice"  # exposure brackets, or a LOL-style folder (low/ and high/)
+    patch: int = 128  # side of the random square training patches
+    repeat: int = 8  # patches per pair per epoch
+    # --- model
+    model: str = "nafnet-s"  # a registered restoration model
+    # --- losses: total = Σ weight × loss
+    w_charbonnier: float = 1.0  # Charbonnier, eps 1e-3
+    w_l1: float = 0.0
+    w_ssim: float = 0.2  # 1 − SSIM
+    w_psnr: float = 0.0  # −PSNR/10
+    # --- optimiser and schedule: AdamW, linear warm-up then cosine decay to lr_min
+    lr: float = 1e-3
+    lr_min: float = 1e-6
+    warmup: int = 200  # steps
+    weight_decay: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.9  # NAFNet's setting
+    grad_clip: float = 0.5
+    batch_size: int = 8
+    steps: int = 6000  # total optimisation steps (the cosine period)
+    # --- evaluation
+    eval_every: int = 500  # steps between held-out evaluations
+    # --- run
+    out_dir: str = "runs/nafnet-s"
+    seed: int = 1337
+    device: str = "auto"  # auto = cuda when available, else cpu
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    checkpoint_every: int = 200
+    resume: bool = False  # continue from OUT_DIR/last.pt
+    tensorboard: bool = True
+
+
+def split_pairs(data: str | Path) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """(train, held-out) pairs of a bracket folder or a LOL-style folder (see the module docstring)."""
+    root = Path(data)
+    if (root / "low").is_dir():
+        return lol_pairs(root), []
+    if (root / "train" / "low").is_dir():
+        held_dir = next((root / s for s in ("eval", "val", "test") if (root / s / "low").is_dir()), None)
+        return lol_pairs(root / "train"), (lol_pairs(held_dir) if held_dir else [])
+    if not root.is_dir():
+        raise InputError(f"training data folder not found: {root}")
+    from training.pairs import build_pairs
+
+    pairs = [p for p in build_pairs(root) if p.split == "train"]
+    train = [(p.low, p.high) for p in pairs if p.scene % 10 != 5]
+    held = [(p.low, p.high) for p in pairs if p.scene % 10 == 5]
+    return train, held
+
+
+def learning_rate(cfg: Config, step: int) -> float:
+    """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``lr_min`` at ``steps``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
+
+
+def criterion(cfg: Config, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the configured losses, and each term's value for the logs."""
+    terms = {
+        "charbonnier": (cfg.w_charbonnier, charbonnier_loss),
+        "l1": (cfg.w_l1, l1_loss),
+        "ssim": (cfg.w_ssim, ssim_loss),
+        "psnr": (cfg.w_psnr, psnr_loss),
+    }
+    total = pred.new_zeros(())
+    parts: dict[str, float] = {}
+    for name, (weight, fn) in terms.items():
+        if weight:
+            value = fn(pred, target)
+            total = total + weight * value
+            parts[name] = float(value.detach())
+    return total, parts
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, dataset: PairedPatches, device: str) -> dict[str, float]:
+    """Mean PSNR (dB) and SSIM over the held-out pairs, whole images, output clamped to [0, 1]."""
+    model.eval()
+    p, s = [], []
+    for i in range(len(dataset)):
+        x, y = (t[None].to(device) for t in dataset[i])
+        out = model(x).clamp(0, 1)
+        p.append(float(psnr(out, y)))
+        s.append(float(ssim(out, y)))
+    model.train()
+    return {"psnr": sum(p) / max(1, len(p)), "ssim": sum(s) / max(1, len(s))}
+
+
+def train(cfg: Config) -> dict[str, float]:
+    """Train and return the final held-out figures."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+
+    # --- data
+    spec = get_spec(cfg.model)
+    train_pairs, held_pairs = split_pairs(cfg.data)
+    train_set = PairedPatches(train_pairs, cfg.patch, train=True, repeat=cfg.repeat)
+    held_set = PairedPatches(held_pairs, train=False, multiple=spec.pad_multiple)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=gen)
+    log.info("data: %d training pairs, %d held out, from %s", len(train_pairs), len(held_pairs), cfg.data)
+
+    # --- model and optimiser
+    margs = dict(spec.kwargs)
+    model = models.create(cfg.model, pretrained=False, **margs).to(device).train()
+    betas = (cfg.beta1, cfg.beta2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=betas)
+    log.info("model %s: %d parameters, device %s", cfg.model, sum(p.numel() for p in model.parameters()), device)
+
+    # --- resume
+    step, best = 0, -math.inf  # best = highest held-out PSNR so far
+    last = out / "last.pt"
+    if cfg.resume:
+        if not last.is_file():
+            raise InputError(f"--resume: no checkpoint at {last}")
+        ckpt = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        step, best = ckpt["step"], ckpt.get("best", best)
+        gen.manual_seed(cfg.seed + step)
+        log.info("resumed from %s at step %d", last, step)
+
+    def save(path: Path, figures: dict[str, float] | None = None) -> None:
+        ckpt: dict[str, Any] = {
+            "model": model.state_dict(),
+            "model_name": cfg.model,
+            "model_args": margs,
+            "config": dataclasses.asdict(cfg),
+            "step": step,
+            "best": best,
+        }
+        if figures is None:
+            ckpt["optimizer"] = optimizer.state_dict()
+        else:
+            ckpt["final"] = figures
+        tmp = path.with_suffix(".tmp")
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+
+    writer = None
+    if cfg.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(out / "tb"))
+        except ImportError:
+            log.warning("tensorboard is not installed; figures are only logged to %s", out / "log.jsonl")
+
+    # --- loop: step-based (small datasets), evaluate every eval_every steps
+    t0 = time.time()
+    figures: dict[str, float] = {}
+    bar = tqdm(total=cfg.steps, initial=step, desc=cfg.model, unit="step", dynamic_ncols=True)
+    while step < cfg.steps:
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, step)
+            loss, parts = criterion(cfg, model(x), y)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if writer is not None and step % 10 == 0:
+                writer.add_scalar("train/total", float(loss), step)
+                for k, v in parts.items():
+                    writer.add_scalar(f"train/{k}", v, step)
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                figures = evaluate(model, held_set, device) if len(held_set) else {}
+                figures.update(step=step, loss=float(loss), minutes=(time.time() - t0) / 60)
+                log.info("eval %s", json.dumps({k: round(v, 4) for k, v in figures.items()}))
+                with open(out / "log.jsonl", "a") as f:
+                    f.write(json.dumps(figures) + "\n")
+                if writer is not None:
+                    for k, v in figures.items():
+                        writer.add_scalar(f"val/{k}", v, step)
+                if figures.get("psnr", -math.inf) > best or not len(held_set):
+                    best = figures.get("psnr", best)
+                    save(out / "best.pt", figures)
+                save(last)
+            elif step % cfg.checkpoint_every == 0:
+                save(last)
+            if step >= cfg.steps:
+                break
+    bar.close()
+    save(out / "final.pt", figures)
+    if writer is not None:
+        writer.close()
+    log.info("done in %.1f min; best held-out PSNR %.2f dB in %s", (time.time() - t0) / 60, best, out / "best.pt")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(Config, argv)
+    train(cfg)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    main()
