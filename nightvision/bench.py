@@ -135,30 +135,10 @@ def _frame(size: str) -> np.ndarray:
 
 
 def _complexity(model: str, size: str) -> tuple[int | None, float | None]:
-    """Parameters and GFLOPs (2 × multiply-adds of convolutions, plus the curve arithmetic) at ``size``."""
-    try:
-        import torch
+    """Parameters and GFLOPs at ``size`` (:func:`nightvision.complexity.complexity`)."""
+    from nightvision.complexity import complexity
 
-        from nightvision import models
-    except ImportError:
-        return None, None
-    net = models.create(model, pretrained=False)
-    params = sum(p.numel() for p in net.parameters())
-    macs = 0
-
-    def hook(mod: Any, inp: Any, out: Any) -> None:
-        nonlocal macs
-        k = mod.kernel_size[0] * mod.kernel_size[1]
-        macs += out.numel() * (mod.in_channels // mod.groups) * k
-
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
-    h, w = parse_size(size)
-    with torch.no_grad():
-        net(torch.zeros(1, 3, h, w))
-    for handle in handles:
-        handle.remove()
-    curve_flops = 4 * 8 * 3 * h * w  # 8 iterations of x + a*(x*x - x)
-    return params, (2 * macs + curve_flops) / 1e9
+    return complexity(model, *parse_size(size))
 
 
 def _reference_runner(model: str, frame: np.ndarray) -> Callable[[], Any]:

@@ -204,6 +204,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from nightvision.evaluate import classical_methods, evaluate, find_inputs, our_methods, reference_methods
+    from nightvision.specs import get_spec, list_specs
+
+    names = args.models.split(",") if args.models else [s.name for s in list_specs() if s.has_onnx]
+    for name in names:
+        if not get_spec(name).has_onnx:
+            raise InputError(f"model {name!r} ships no ONNX graph to evaluate (shipped: see nightvision models)")
+    inputs, targets = find_inputs(args.data, brackets=args.brackets)
+    if args.limit:
+        inputs, targets = inputs[: args.limit], (targets[: args.limit] if targets else None)
+    methods = classical_methods() + our_methods(names, threads=args.threads)
+    if args.references:
+        methods += reference_methods(args.references)
+    kind = "pairs" if targets else "unpaired images"
+    print(f"scoring {len(methods)} methods on {len(inputs)} {kind} from {args.data}", file=sys.stderr)
+    result = evaluate(methods, inputs, targets, args.out)
+    print(result.markdown(), end="")
+    print("wrote " + ", ".join(str(p) for p in result.paths))
+    return 0
+
+
 def _recipe_model(rest: list[str]) -> str:
     """The model a training command line names (``--model`` wins over the recipe's ``model``)."""
     from training.config import tomllib  # tomllib, or tomli on Python 3.10
@@ -331,6 +353,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version-compatible", action="store_true", help="plan that runs on later TensorRT versions")
     p.add_argument("--engines", default="engines", help="plan cache folder (default: engines/)")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("eval", help="score models, classical baselines and reference models on a folder")
+    p.add_argument("--data", required=True, help="LOL-style folder (low/, high/), brackets (--brackets) or images")
+    p.add_argument("--models", help="comma-separated shipped models (default: all of them)")
+    p.add_argument("--brackets", action="store_true", help="DATA is exposure brackets: score their test split")
+    p.add_argument("--references", help="folder of the official weights (zero-dce/, zero-dce-pp/, sci/); needs torch")
+    p.add_argument("--out", default="eval-results", help="folder for per_image.csv, summary.md/json, grid.png")
+    p.add_argument("--limit", type=int, default=0, help="score only the first N images")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = its default)")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("models", help="list the registered models")
     p.set_defaults(func=cmd_models)

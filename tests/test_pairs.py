@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from training.pairs import build_pairs, group_scenes, list_bracket_images
+from nightvision.pairs import build_pairs, group_scenes, list_bracket_images
 
 EXPOSURES = (0.08, 0.2, 0.5, 1.0, 1.6)
 

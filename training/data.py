@@ -10,25 +10,9 @@ import torch
 from torch.utils.data import Dataset
 
 from nightvision.errors import InputError
-from nightvision.io.images import IMAGE_SUFFIXES
+from nightvision.pairs import list_images, lol_pairs
 
 __all__ = ["ImageFolder", "PairedPatches", "list_images", "lol_pairs"]
-
-
-def list_images(root: str | Path) -> list[Path]:
-    """Image files under ``root`` (recursive), sorted by natural order (``2.jpg`` before ``10.jpg``)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"training data folder not found: {root}")
-
-    def key(p: Path) -> tuple[str, int, str]:
-        stem = p.stem
-        return (str(p.parent), int(stem) if stem.isdigit() else -1, stem)
-
-    files = sorted((p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES), key=key)
-    if not files:
-        raise InputError(f"no images in {root}")
-    return files
 
 
 class ImageFolder(Dataset[torch.Tensor]):
@@ -72,25 +56,6 @@ class ImageFolder(Dataset[torch.Tensor]):
             if torch.rand(()) < 0.5:
                 x = x.flip(1)
         return x
-
-
-def lol_pairs(root: str | Path) -> list[tuple[Path, Path]]:
-    """(low, high) paths of a LOL-style folder: ``root/low/NAME`` and ``root/high/NAME`` with matching names.
-
-    Matching ignores the suffix (``low/1.png`` pairs with ``high/1.jpg``); a name on one side only is an
-    error that lists a few of them.
-    """
-    root = Path(root)
-    low_dir, high_dir = root / "low", root / "high"
-    if not (low_dir.is_dir() and high_dir.is_dir()):
-        raise InputError(f"{root}: expected the LOL layout, {root}/low/ and {root}/high/ with matching file names")
-    low = {p.relative_to(low_dir).with_suffix(""): p for p in list_images(low_dir)}
-    high = {p.relative_to(high_dir).with_suffix(""): p for p in list_images(high_dir)}
-    unmatched = sorted(set(low) ^ set(high))
-    if unmatched:
-        names = ", ".join(str(n) for n in unmatched[:5])
-        raise InputError(f"{root}: {len(unmatched)} images have no partner in low/ or high/ (e.g. {names})")
-    return [(low[k], high[k]) for k in sorted(low, key=lambda k: (len(str(k)), str(k)))]
 
 
 def _read_rgb(path: Path) -> np.ndarray:

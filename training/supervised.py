@@ -5,7 +5,7 @@ Read it top to bottom: config, data, model, optimiser and schedule, evaluation, 
     python -m training.supervised --config training/recipes/nafnet-s.toml --data ../shared/data/sice
     nightvision train --config training/recipes/nafnet-s.toml --resume
 
-Data: a folder of exposure brackets (pairs built by :mod:`training.pairs`: its ``train`` scenes train,
+Data: a folder of exposure brackets (pairs built by :mod:`nightvision.pairs`: its ``train`` scenes train,
 scenes with ``k % 10 == 5`` among them are held out for checkpoint selection, and its ``test`` scenes are
 never seen here; ``nightvision eval`` scores them), or a LOL-style folder with ``low/`` and ``high/`` (with
 ``eval/`` or ``test/`` beside ``train/`` when present).
@@ -87,7 +87,7 @@ def split_pairs(data: str | Path) -> tuple[list[tuple[Path, Path]], list[tuple[P
         return lol_pairs(root / "train"), (lol_pairs(held_dir) if held_dir else [])
     if not root.is_dir():
         raise InputError(f"training data folder not found: {root}")
-    from training.pairs import build_pairs
+    from nightvision.pairs import build_pairs
 
     pairs = [p for p in build_pairs(root) if p.split == "train"]
     train = [(p.low, p.high) for p in pairs if p.scene % 10 != 5]

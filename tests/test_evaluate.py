@@ -1,0 +1,94 @@
+"""Evaluation: figures agree with scikit-image, tables and files are written, folders are recognised."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from nightvision.cli import main
+from nightvision.evaluate import Method, classical_methods, colourfulness, evaluate, find_inputs, luma_entropy
+from tests.conftest import dark_frame
+
+
+@pytest.fixture
+def lol(tmp_path: Path) -> Path:
+    root = tmp_path / "lol"
+    for sub in ("low", "high"):
+        (root / sub).mkdir(parents=True)
+    for i in range(3):
+        low = dark_frame(40, 56, seed=i)
+        cv2.imwrite(str(root / "low" / f"{i}.png"), low)
+        cv2.imwrite(str(root / "high" / f"{i}.png"), cv2.convertScaleAbs(low, alpha=4.0))
+    return root
+
+
+def test_no_reference_figures_on_known_images() -> None:
+    grey = np.full((8, 8, 3), 90, np.uint8)
+    assert colourfulness(grey) == 0.0
+    assert luma_entropy(grey) == 0.0
+    half = grey.copy()
+    half[:4] = 200  # two equally frequent levels: one bit
+    assert luma_entropy(half) == pytest.approx(1.0)
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[:, :, 2] = 255
+    assert colourfulness(red) > 50
+
+
+def test_paired_evaluation_agrees_with_scikit_image(lol: Path, tmp_path: Path) -> None:
+    metrics = pytest.importorskip("skimage.metrics")
+    gain = Method("gain-4", "classical", lambda bgr: cv2.convertScaleAbs(bgr, alpha=4.0), 0, None)
+    half = Method("gain-2", "classical", lambda bgr: cv2.convertScaleAbs(bgr, alpha=2.0), 0, None)
+    inputs, targets = find_inputs(lol)
+    assert targets is not None and [p.name for p in inputs] == ["0.png", "1.png", "2.png"]
+    result = evaluate([gain, half], inputs, targets, tmp_path / "out")
+    rows = {r["method"]: r for r in result.rows}
+    assert rows["gain-4"]["psnr"] > 90 and rows["gain-4"]["ssim"] == pytest.approx(1.0)  # it is the target
+    per = [r for r in result.per_image if r["method"] == "gain-2"]
+    for r, (a, b) in zip(per, zip(inputs, targets, strict=True), strict=True):
+        out, ref = cv2.convertScaleAbs(cv2.imread(str(a)), alpha=2.0), cv2.imread(str(b))
+        assert r["psnr"] == pytest.approx(metrics.peak_signal_noise_ratio(ref, out, data_range=255), abs=1e-3)
+        skimage_ssim = metrics.structural_similarity(
+            ref, out, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+        )
+        assert r["ssim"] == pytest.approx(skimage_ssim, abs=1e-3)
+    names = [p.name for p in result.paths]
+    assert names == ["per_image.csv", "summary.md", "summary.json", "grid.png"]
+    with open(result.paths[0]) as f:
+        assert len(list(csv.DictReader(f))) == 6
+    assert "| gain-2 | classical |" in result.paths[1].read_text()
+    assert json.loads(result.paths[2].read_text())["paired"] is True
+    grid = cv2.imread(str(result.paths[3]))
+    assert grid.shape[1] == 192 * 4  # input, two methods, target
+
+
+def test_unpaired_folder_gets_no_reference_figures(tmp_path: Path) -> None:
+    folder = tmp_path / "night"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i}.jpg"), dark_frame(30, 40, seed=i))
+    inputs, targets = find_inputs(folder)
+    assert targets is None
+    result = evaluate(classical_methods(), inputs, None, tmp_path / "out")
+    rows = {r["method"]: r for r in result.rows}
+    assert "psnr" not in rows["input"]
+    assert rows["auto-gamma"]["luma"] > rows["input"]["luma"] + 40  # the gamma maps the mean towards 128
+    assert "mean luma" in result.markdown()
+
+
+def test_cli_scores_a_shipped_model_and_refuses_bad_input(
+    lol: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "res"
+    assert main(["eval", "--data", str(lol), "--models", "zero-dce++", "--out", str(out), "--threads", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "| zero-dce++ | ours |" in table and "| clahe | classical |" in table
+    assert (out / "grid.png").is_file()
+    assert main(["eval", "--data", str(tmp_path / "missing")]) == 2
+    assert "evaluation data folder not found" in capsys.readouterr().err
+    assert main(["eval", "--data", str(lol), "--models", "mirnet-v2"]) == 2
+    assert "ships no ONNX graph" in capsys.readouterr().err
