@@ -205,13 +205,16 @@ def bench_models(
                 cells.append(ref_cell)
             for backend in backends:
                 try:
-                    enhancer = Enhancer(model, backend, threads=threads)
+                    if backend.startswith("torch:"):
+                        run, name = _torch_variant(model, backend, frame)
+                    else:
+                        enhancer = Enhancer(model, backend, threads=threads)
+                        run, name = functools.partial(enhancer.enhance, frame), enhancer.backend.name
                 except (EngineError, InputError, ImportError) as err:
                     cells.append(Cell(model, backend, size, status=f"unavailable: {err}"))
                     continue
-                sync = _cuda_sync() if backend == "torch" else None
-                run = functools.partial(enhancer.enhance, frame)
-                cell = _run_cell(model, enhancer.backend.name, size, run, seconds, warmup, sync)
+                sync = _cuda_sync() if backend.startswith("torch") else None
+                cell = _run_cell(model, name, size, run, seconds, warmup, sync)
                 if ref_cell is not None and ref_cell.status == "ok" and cell.status == "ok":
                     cell.speedup_vs_reference = ref_cell.p50_ms / cell.p50_ms
                 cells.append(cell)
@@ -219,6 +222,24 @@ def bench_models(
                 if c.model == model and c.size == size:
                     c.params, c.gflops = params, gflops
     return cells
+
+
+TORCH_OPTIONS = {"fp16": "half", "cl": "channels_last", "graphs": "cuda_graph"}
+
+
+def _torch_variant(model: str, backend: str, frame: np.ndarray) -> tuple[Callable[[], Any], str]:
+    """``torch:fp16+cl+graphs`` → the PyTorch backend with those options, run on uint8 frames with the
+    conversions on the device (:meth:`TorchBackend.enhance_uint8`), and its name."""
+    from nightvision.backends.pytorch import TorchBackend
+
+    options = [o for o in backend.split(":", 1)[1].split("+") if o]
+    unknown = [o for o in options if o not in TORCH_OPTIONS]
+    if unknown:
+        raise InputError(f"unknown torch option(s) {unknown} in {backend!r} (known: {', '.join(TORCH_OPTIONS)})")
+    torch_backend = TorchBackend(
+        get_spec(model), half="fp16" in options, channels_last="cl" in options, cuda_graph="graphs" in options
+    )
+    return functools.partial(torch_backend.enhance_uint8, frame), torch_backend.name + ":uint8-on-device"
 
 
 def _cuda_sync() -> Callable[[], None] | None:

@@ -187,7 +187,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from nightvision.specs import list_specs
 
     for spec in list_specs():
-        ready = "onnx" if spec.has_onnx else "no weights yet"
+        ready = "onnx" if spec.has_onnx else "missing" if spec.onnx else "train it"
         print(f"{spec.name:<12} {spec.family:<11} [{ready}]  {spec.summary}")
     return 0
 
@@ -322,7 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure latency and FPS per model, backend and size (and the pipeline)")
     p.add_argument("--models", default="zero-dce++,zero-dce", help="comma-separated models")
-    p.add_argument("--backends", default="onnxruntime", help="comma-separated: onnxruntime,torch")
+    p.add_argument(
+        "--backends",
+        default="onnxruntime",
+        help="comma-separated: onnxruntime, torch, tensorrt; GPU: torch:fp16, torch:fp16+graphs, torch:fp16+cl+graphs",
+    )
     p.add_argument("--sizes", default="480p,720p,1080p", help="comma-separated: 480p,720p,1080p,4k or WxH")
     p.add_argument("--seconds", type=float, default=2.0, help="measuring time per cell")
     p.add_argument("--warmup", type=int, default=3, help="warm-up calls per cell")

@@ -52,3 +52,19 @@ def test_tiny_run_writes_every_format(tmp_path: Path) -> None:
 def test_failed_cells_are_reported_not_raised(tmp_path: Path) -> None:
     save_results(tmp_path, [Cell("m", "b", "480p", status="failed: boom")], {})
     assert "failed: boom" in (tmp_path / "results.md").read_text()
+
+
+def test_torch_variants_are_named_cells_and_gpu_only_options_say_why() -> None:
+    pytest.importorskip("torch")
+    cells = bench_models(
+        ["zero-dce++"], ["torch:fp16+graphs", "torch:turbo"], ["48x64"], seconds=0.05, reference=False, baseline=False
+    )
+    by_backend = {c.backend: c for c in cells}
+    assert "unknown torch option(s) ['turbo']" in by_backend["torch:turbo"].status
+    fp16 = by_backend["torch:fp16+graphs"]
+    import torch
+
+    if torch.cuda.is_available():
+        assert fp16.status == "ok"
+    else:
+        assert fp16.status.startswith("unavailable:") and "need a CUDA device" in fp16.status

@@ -64,6 +64,7 @@ class TorchBackend:
         if channels_last:  # Module.to accepts memory_format at run time; the type stubs do not say so
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = model.eval()
+        self.multiple = spec.pad_multiple
         self._graph_enabled = cuda_graph
         self._graphs: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
         flags = [f for f, on in (("fp16", half), ("cl", channels_last), ("graph", cuda_graph)) if on]
@@ -106,8 +107,13 @@ class TorchBackend:
         with torch.inference_mode():
             t = torch.from_numpy(bgr).to(self.device, non_blocking=True)  # uint8 upload: 4x less than float
             x = t.flip(-1).permute(2, 0, 1)[None].to(self.dtype).div_(255.0)
+            h, w = x.shape[-2:]
+            pad_h, pad_w = (-h) % self.multiple, (-w) % self.multiple
+            if pad_h or pad_w:  # to the model's multiple, as preprocess.to_tensor does on the host
+                mode = "reflect" if min(h, w) > max(pad_h, pad_w) else "replicate"
+                x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
             x = x.contiguous(memory_format=self.memory_format)
-            y = self._forward(x)[0].float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+            y = self._forward(x)[0, :, :h, :w].float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
             out: np.ndarray = y.permute(1, 2, 0).flip(-1).contiguous().cpu().numpy()
         return out
 

@@ -48,7 +48,12 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype in (torch.float16, torch.bfloat16):  # normalise in fp32: fp16 variance overflows (NaN)
+            return self._normalise(x.float()).to(x.dtype)
+        return self._normalise(x)
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         mean = x.mean(1, keepdim=True)
         centred = x - mean
         var = (centred * centred).mean(1, keepdim=True)
-        return centred / torch.sqrt(var + self.eps) * self.weight + self.bias
+        return centred / torch.sqrt(var + self.eps) * self.weight.float() + self.bias.float()
