@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -174,3 +176,23 @@ def test_staged_api_in_the_wrong_order_is_an_error(enhancer: Enhancer) -> None:
     assert enhancer.postprocess(enhancer.infer(job)).shape == (20, 30, 3)
     with pytest.raises(ShapeError, match="uint8 BGR"):
         enhancer.preprocess(dark_frame(20, 30)[:, :, 0])
+
+
+def test_torch_uint8_path_pads_to_the_model_multiple_like_the_host(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from nightvision import models
+    from nightvision.backends.pytorch import TorchBackend
+    from nightvision.specs import get_spec
+
+    torch.manual_seed(0)
+    net = models.create("nafnet-s", pretrained=False)
+    for p in net.parameters():  # the zero-initialised residual scales would make the blocks identities
+        p.data.add_(torch.randn_like(p) * 0.05)
+    ckpt = tmp_path / "random.pt"
+    torch.save({"model": net.state_dict()}, ckpt)
+    frame = dark_frame(45, 71)  # neither side a multiple of 16
+    backend = TorchBackend(get_spec("nafnet-s"), device="cpu", weights=str(ckpt))
+    on_device = backend.enhance_uint8(frame).astype(int)
+    via_host = Enhancer("nafnet-s", "torch", device="cpu", weights=str(ckpt)).enhance(frame).astype(int)
+    assert on_device.shape == frame.shape
+    assert np.abs(on_device - via_host).max() <= 1
