@@ -15,7 +15,7 @@ import numpy as np
 
 from nightvision.io.video import VideoWriter
 
-__all__ = ["make_sample_video", "sample_frames"]
+__all__ = ["make_sample_video", "sample_frames", "write_sample_pairs"]
 
 
 def _scene(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -71,6 +71,22 @@ def sample_frames(
         light = darkness * img
         noisy = rng.poisson(light * 255.0 * 4.0) / 4.0 + rng.normal(0.0, 0.8, img.shape)
         yield np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def write_sample_pairs(folder: str | Path, pairs: int = 4, *, width: int = 640, height: int = 360) -> Path:
+    """Write a LOL-style folder of synthetic pairs: ``low/K.png`` a dark, noisy night street, ``high/K.png`` the
+    same street, clean and well exposed. Each pair has its own street (seed ``K``) and darkness (0.03 to 0.1).
+    Ours to publish (no dataset image in it): the README's evaluation grid is made on it."""
+    root = Path(folder)
+    for sub in ("low", "high"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for k in range(pairs):
+        darkness = 0.03 + 0.07 * k / max(pairs - 1, 1)
+        low = next(sample_frames(width, height, frames=2, seed=k, darkness=darkness))
+        clean = _scene(width, height, np.random.default_rng(k))
+        cv2.imwrite(str(root / "low" / f"{k}.png"), low)
+        cv2.imwrite(str(root / "high" / f"{k}.png"), np.clip(clean * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    return root
 
 
 def make_sample_video(

@@ -92,3 +92,15 @@ def test_cli_scores_a_shipped_model_and_refuses_bad_input(
     assert "evaluation data folder not found" in capsys.readouterr().err
     assert main(["eval", "--data", str(lol), "--models", "mirnet-v2"]) == 2
     assert "ships no ONNX graph" in capsys.readouterr().err
+
+
+def test_synthetic_pairs_are_aligned_and_scoreable(tmp_path: Path) -> None:
+    from nightvision.sample import write_sample_pairs
+
+    root = write_sample_pairs(tmp_path / "pairs", pairs=2, width=160, height=96)
+    inputs, targets = find_inputs(root)
+    assert targets is not None and len(inputs) == 2
+    low, high = cv2.imread(str(inputs[0])), cv2.imread(str(targets[0]))
+    assert low.shape == high.shape and low.mean() < 15 < 60 < high.mean()
+    rows = {r["method"]: r for r in evaluate(classical_methods(), inputs, targets, tmp_path / "out").rows}
+    assert rows["auto-gamma"]["psnr"] > rows["input"]["psnr"] + 5  # brightening moves towards the target
