@@ -390,7 +390,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "train" in argv and all(a.startswith("-") for a in argv[: argv.index("train")]):
+        # `train` hands everything after it to the trainer's own parser (argparse's REMAINDER would refuse a
+        # leading --option)
+        cut = argv.index("train")
+        args = parser.parse_args([*argv[:cut], "train"])
+        args.rest = argv[cut + 1 :]
+    else:
+        args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # the exporter's own progress chatter

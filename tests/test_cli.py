@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import dark_frame, run_cli
+from nightvision.cli import main
+from tests.conftest import ROOT, dark_frame, run_cli
 
 
 def assert_clean_failure(result, *outputs: Path) -> None:  # type: ignore[no-untyped-def]
@@ -113,3 +114,23 @@ def test_demo_writes_video_and_picture(tmp_path: Path) -> None:
     left, right = pair[:, :640], pair[:, 640:]
     assert right.mean() > left.mean() + 30
     assert np.isfinite(pair).all()
+
+
+def test_train_picks_the_trainer_from_the_recipe(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from nightvision.sample import write_sample_pairs
+
+    data = write_sample_pairs(tmp_path / "pairs", pairs=2, width=64, height=48)
+    recipe = ROOT / "training" / "recipes" / "nafnet-s.toml"
+    common = ["--data", str(data), "--patch", "32", "--batch-size", "2", "--threads", "1"]
+    out = tmp_path / "naf"
+    assert (
+        main(["train", "--config", str(recipe), *common, "--steps", "2", "--out-dir", str(out), "--no-tensorboard"])
+        == 0
+    )
+    assert (out / "final.pt").is_file()
+    out = tmp_path / "rx"
+    assert main(["train", "--model", "retinexnet", *common, "--decom-steps", "1", "--enhance-steps", "1",
+                 "--out-dir", str(out)]) == 0  # fmt: skip
+    assert (out / "final.pt").is_file()
+    assert main(["train", "--model", "nafnet-s", "--bogus", "1"]) == 2

@@ -224,7 +224,7 @@ def train(cfg: Config) -> dict[str, float]:
                     writer.add_scalar(f"train/{k}", v, step)
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 figures = evaluate(model, held_set, device) if len(held_set) else {}
-                figures.update(step=step, loss=float(loss), minutes=(time.time() - t0) / 60)
+                figures.update(step=step, loss=loss.item(), minutes=(time.time() - t0) / 60)
                 log.info("eval %s", json.dumps({k: round(v, 4) for k, v in figures.items()}))
                 with open(out / "log.jsonl", "a") as f:
                     f.write(json.dumps(figures) + "\n")
