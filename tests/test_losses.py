@@ -20,10 +20,12 @@ from nightvision.losses import (  # noqa: E402
 
 def test_exposure_is_distance_to_well_exposed_level() -> None:
     assert float(exposure_control_loss(torch.full((1, 3, 32, 32), 0.6))) == pytest.approx(0.0, abs=1e-6)
-    assert float(exposure_control_loss(torch.full((2, 3, 32, 32), 0.1))) == pytest.approx(0.5)
-    # two 16x16 patches at 0.2 and 1.0: |0.2-0.6| and |1.0-0.6| average to 0.4
+    assert float(exposure_control_loss(torch.full((2, 3, 32, 32), 0.1), power=1)) == pytest.approx(0.5)
+    assert float(exposure_control_loss(torch.full((2, 3, 32, 32), 0.1))) == pytest.approx(0.25)  # squared
+    # two 16x16 patches at 0.2 and 1.0: |0.2-0.6| and |1.0-0.6| average to 0.4, their squares to 0.16
     x = torch.cat([torch.full((1, 3, 16, 16), 0.2), torch.full((1, 3, 16, 16), 1.0)], dim=3)
-    assert float(ExposureControlLoss()(x)) == pytest.approx(0.4)
+    assert float(ExposureControlLoss(power=1)(x)) == pytest.approx(0.4)
+    assert float(ExposureControlLoss()(x)) == pytest.approx(0.16, abs=1e-6)
 
 
 def test_colour_constancy_sums_squared_channel_differences() -> None:
@@ -53,8 +55,8 @@ def test_total_uses_the_weights() -> None:
     y = torch.full((1, 3, 16, 16), 0.1)
     curves = torch.zeros(1, 3, 16, 16)
     total, parts = ZeroReferenceLoss(w_exposure=10.0)(y, x, curves)
-    assert float(parts["exposure"]) == pytest.approx(0.5)
-    assert float(total) == pytest.approx(5.0)
+    assert float(parts["exposure"]) == pytest.approx(0.25)
+    assert float(total) == pytest.approx(2.5)
 
 
 def test_bad_shapes_are_reported() -> None:

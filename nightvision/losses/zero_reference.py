@@ -58,19 +58,25 @@ def spatial_consistency_loss(enhanced: torch.Tensor, original: torch.Tensor, *, 
     return (2 * per_pair / regions).mean()
 
 
-def exposure_control_loss(enhanced: torch.Tensor, *, patch: int = 16, well_exposed: float = 0.6) -> torch.Tensor:
+def exposure_control_loss(
+    enhanced: torch.Tensor, *, patch: int = 16, well_exposed: float = 0.6, power: int = 2
+) -> torch.Tensor:
     """Pull the mean intensity of every ``patch × patch`` block towards ``well_exposed``.
 
-    ``L = 1/M Σ_k |Y_k − E|`` over the M non-overlapping blocks, Y averaged over channels.
+    ``L = 1/M Σ_k |Y_k − E|^p`` over the M non-overlapping blocks, Y averaged over channels. The paper writes
+    p = 1; the official training code, whose loss weights we use, squares (p = 2). With those weights p = 1
+    makes this term several times stronger (|0.3| against 0.09) and it wins over spatial consistency: we
+    measured flat, washed-out outputs on very dark inputs (session 2, SICE test split). Default: p = 2.
 
     Args:
         enhanced: ``(B, 3, H, W)``, float in ``[0, 1]``, RGB.
         patch: block side (the paper uses 16).
         well_exposed: target level E (the paper uses 0.6).
+        power: p, 1 (the paper) or 2 (the official code).
     """
     check_bchw(enhanced, "enhanced")
     y = F.avg_pool2d(enhanced.mean(1, keepdim=True), patch)
-    return (y - well_exposed).abs().mean()
+    return ((y - well_exposed).abs() ** power).mean()
 
 
 def colour_constancy_loss(enhanced: torch.Tensor) -> torch.Tensor:
@@ -114,13 +120,14 @@ class SpatialConsistencyLoss(nn.Module):
 class ExposureControlLoss(nn.Module):
     """Module form of :func:`exposure_control_loss`."""
 
-    def __init__(self, *, patch: int = 16, well_exposed: float = 0.6) -> None:
+    def __init__(self, *, patch: int = 16, well_exposed: float = 0.6, power: int = 2) -> None:
         super().__init__()
         self.patch = patch
         self.well_exposed = well_exposed
+        self.power = power
 
     def forward(self, enhanced: torch.Tensor) -> torch.Tensor:
-        return exposure_control_loss(enhanced, patch=self.patch, well_exposed=self.well_exposed)
+        return exposure_control_loss(enhanced, patch=self.patch, well_exposed=self.well_exposed, power=self.power)
 
 
 class ColourConstancyLoss(nn.Module):
@@ -141,7 +148,8 @@ class ZeroReferenceLoss(nn.Module):
     """The weighted sum used to train Zero-DCE / Zero-DCE++.
 
     Default weights are those of the official training code (which the released weights were trained with):
-    ``smoothness·200 (1600 for Zero-DCE++) + spatial·1 + colour·5 + exposure·10``.
+    ``smoothness·200 (1600 for Zero-DCE++) + spatial·1 + colour·5 + exposure·10``, with the code's squared
+    exposure term (``exposure_power=2``).
 
     ``forward`` returns the total and a dict of the unweighted parts, for logging.
     """
@@ -156,8 +164,10 @@ class ZeroReferenceLoss(nn.Module):
         region: int = 4,
         patch: int = 16,
         well_exposed: float = 0.6,
+        exposure_power: int = 2,
     ) -> None:
         super().__init__()
+        self.exposure_power = exposure_power
         self.weights = {
             "smoothness": w_smoothness,
             "spatial": w_spatial,
@@ -175,7 +185,9 @@ class ZeroReferenceLoss(nn.Module):
             "smoothness": illumination_smoothness_loss(curves),
             "spatial": spatial_consistency_loss(enhanced, original, region=self.region),
             "colour": colour_constancy_loss(enhanced),
-            "exposure": exposure_control_loss(enhanced, patch=self.patch, well_exposed=self.well_exposed),
+            "exposure": exposure_control_loss(
+                enhanced, patch=self.patch, well_exposed=self.well_exposed, power=self.exposure_power
+            ),
         }
         total = sum((self.weights[k] * v for k, v in parts.items()), start=torch.zeros((), device=enhanced.device))
         return total, parts
