@@ -188,7 +188,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     for spec in list_specs():
         ready = "onnx" if spec.has_onnx else "missing" if spec.onnx else "train it"
-        print(f"{spec.name:<12} {spec.family:<11} [{ready}]  {spec.summary}")
+        print(f"{spec.name:<12} {spec.family:<11} {'[' + ready + ']':<10} {spec.summary}")
     return 0
 
 

@@ -234,6 +234,7 @@ def evaluate(
     per_image: list[dict[str, Any]] = []
     grid_picks = set(np.linspace(0, len(inputs) - 1, min(grid_rows, len(inputs))).round().astype(int).tolist())
     grid: dict[int, list[np.ndarray]] = {}
+    tile_size: tuple[int, int] | None = None
     timings: dict[str, list[float]] = {m.name: [] for m in methods}
     for i, path in enumerate(inputs):
         image = _colour(read_image(path))
@@ -260,7 +261,10 @@ def evaluate(
         if target is not None:
             tiles.append(target)
         if i in grid_picks:
-            grid[i] = [_tile(t, grid_side) for t in tiles]
+            if tile_size is None:  # the first picked image sets the tiles' shape, its longer side grid_side
+                scale = grid_side / max(image.shape[:2])
+                tile_size = (round(image.shape[0] * scale), round(image.shape[1] * scale))
+            grid[i] = [_tile(t, tile_size) for t in tiles]
     rows = []
     for method in methods:
         mine = [r for r in per_image if r["method"] == method.name]
@@ -276,12 +280,14 @@ def evaluate(
     return result
 
 
-def _tile(image: np.ndarray, side: int) -> np.ndarray:
+def _tile(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` scaled to fit ``size`` (height, width), centred on black."""
+    th, tw = size
     h, w = image.shape[:2]
-    s = side / max(h, w)
+    s = min(th / h, tw / w)
     small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    canvas = np.zeros((side, side, 3), np.uint8)
-    y, x = (side - small.shape[0]) // 2, (side - small.shape[1]) // 2
+    canvas = np.zeros((th, tw, 3), np.uint8)
+    y, x = (th - small.shape[0]) // 2, (tw - small.shape[1]) // 2
     canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
     return canvas
 
@@ -300,7 +306,7 @@ def _save(
     with atomic_path(paths[2]) as tmp:
         tmp.write_text(json.dumps({"paired": paired, "rows": result.rows}, indent=2) + "\n")
     labels = ["input"] + [m.name for m in methods if m.name != "input"] + (["target"] if paired else [])
-    side = next(iter(grid.values()))[0].shape[0] if grid else 192
+    side = next(iter(grid.values()))[0].shape[1] if grid else 192
     header = np.full((28, side * len(labels), 3), 255, np.uint8)
     for j, label in enumerate(labels):
         cv2.putText(header, label[:26], (j * side + 4, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)

@@ -64,9 +64,10 @@ def exposure_control_loss(
     """Pull the mean intensity of every ``patch × patch`` block towards ``well_exposed``.
 
     ``L = 1/M Σ_k |Y_k − E|^p`` over the M non-overlapping blocks, Y averaged over channels. The paper writes
-    p = 1; the official training code, whose loss weights we use, squares (p = 2). With those weights p = 1
-    makes this term several times stronger (|0.3| against 0.09) and it wins over spatial consistency: we
-    measured flat, washed-out outputs on very dark inputs (session 2, SICE test split). Default: p = 2.
+    p = 1; the official training code, whose loss weights we use, squares (p = 2), which makes the term
+    several times weaker for the same weight (0.09 against |0.3|). Default: p = 2, as the code. Our shipped
+    Zero-DCE and Zero-DCE++ were trained with p = 1 (their recipes say so); see training/README.md for what
+    p = 2 changed when we measured it.
 
     Args:
         enhanced: ``(B, 3, H, W)``, float in ``[0, 1]``, RGB.
