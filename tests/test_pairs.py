@@ -73,3 +73,17 @@ def test_no_pair_across_unaligned_views(tmp_path: Path) -> None:
     _write(tmp_path, 1, _scene(0), 0.08)
     _write(tmp_path, 2, _scene(1), 0.5)
     assert build_pairs(tmp_path, max_input_level=0.3) == []
+
+
+def test_training_pairs_can_widen_without_moving_the_held_out_ones(brackets: Path) -> None:
+    pytest.importorskip("torch")
+    from training.supervised import split_pairs
+
+    # 4 scenes: scene 0 is test; none has k % 10 == 5, so nothing is held out here
+    base_train, base_held = split_pairs(brackets)
+    wide_train, wide_held = split_pairs(brackets, max_input_level=0.45, identity_pairs=True)
+    assert base_held == wide_held
+    assert set(base_train) < set(wide_train)
+    identities = [(a, b) for a, b in wide_train if a == b]
+    targets = {b for a, b in wide_train if a != b}
+    assert sorted(b for _, b in identities) == sorted(targets)  # each training target once, as its own input

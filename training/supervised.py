@@ -48,6 +48,9 @@ class Config:
     data: str = "../shared/data/sice"  # exposure brackets, or a LOL-style folder (low/ and high/)
     patch: int = 128  # side of the random square training patches
     repeat: int = 8  # patches per pair per epoch
+    max_input_level: float = 0.25  # bracket pairs: inputs darker than this mean luma (held-out pairs keep 0.25)
+    identity_pairs: bool = False  # bracket pairs: also train each target as its own input (keep good exposures)
+    init: str = ""  # start from this checkpoint's weights (fine-tuning); the optimiser starts afresh
     # --- model
     model: str = "nafnet-s"  # a registered restoration model
     # --- losses: total = Σ weight × loss
@@ -77,8 +80,13 @@ class Config:
     tensorboard: bool = True
 
 
-def split_pairs(data: str | Path) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
-    """(train, held-out) pairs of a bracket folder or a LOL-style folder (see the module docstring)."""
+def split_pairs(
+    data: str | Path, *, max_input_level: float = 0.25, identity_pairs: bool = False
+) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """(train, held-out) pairs of a bracket folder or a LOL-style folder (see the module docstring).
+
+    For brackets, ``max_input_level`` and ``identity_pairs`` widen the *training* pairs only; the held-out
+    pairs always follow the default rule, so that figures stay comparable between runs."""
     root = Path(data)
     if (root / "low").is_dir():
         return lol_pairs(root), []
@@ -90,8 +98,12 @@ def split_pairs(data: str | Path) -> tuple[list[tuple[Path, Path]], list[tuple[P
     from nightvision.pairs import build_pairs
 
     pairs = [p for p in build_pairs(root) if p.split == "train"]
-    train = [(p.low, p.high) for p in pairs if p.scene % 10 != 5]
     held = [(p.low, p.high) for p in pairs if p.scene % 10 == 5]
+    if max_input_level != 0.25:
+        pairs = [p for p in build_pairs(root, max_input_level=max_input_level) if p.split == "train"]
+    train = [(p.low, p.high) for p in pairs if p.scene % 10 != 5]
+    if identity_pairs:
+        train += [(high, high) for high in sorted({h for _, h in train})]
     return train, held
 
 
@@ -146,7 +158,9 @@ def train(cfg: Config) -> dict[str, float]:
 
     # --- data
     spec = get_spec(cfg.model)
-    train_pairs, held_pairs = split_pairs(cfg.data)
+    train_pairs, held_pairs = split_pairs(
+        cfg.data, max_input_level=cfg.max_input_level, identity_pairs=cfg.identity_pairs
+    )
     train_set = PairedPatches(train_pairs, cfg.patch, train=True, repeat=cfg.repeat)
     held_set = PairedPatches(held_pairs, train=False, multiple=spec.pad_multiple)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -156,6 +170,9 @@ def train(cfg: Config) -> dict[str, float]:
     # --- model and optimiser
     margs = dict(spec.kwargs)
     model = models.create(cfg.model, pretrained=False, **margs).to(device).train()
+    if cfg.init and not cfg.resume:
+        models.load_checkpoint(model, cfg.init)
+        log.info("initialised from %s", cfg.init)
     betas = (cfg.beta1, cfg.beta2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=betas)
     log.info("model %s: %d parameters, device %s", cfg.model, sum(p.numel() for p in model.parameters()), device)
