@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from nightvision import models
 from nightvision.errors import InputError
 from nightvision.losses import decomposition_loss, relight_loss
 from nightvision.models.retinexnet import RetinexNet
+from training.checkpoints import save_checkpoint
 from training.config import load_config
 from training.data import PairedPatches
 from training.supervised import evaluate, split_pairs
@@ -99,9 +99,7 @@ def train(cfg: Config) -> dict[str, float]:
             ckpt.update(decom_optimizer=decom_opt.state_dict(), enhance_optimizer=enhance_opt.state_dict())
         else:
             ckpt["final"] = figures
-        tmp = path.with_suffix(".tmp")
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
+        save_checkpoint(ckpt, path)
 
     t0 = time.time()
     total = cfg.decom_steps + cfg.enhance_steps

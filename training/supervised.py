@@ -22,7 +22,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from nightvision import models
 from nightvision.errors import InputError
 from nightvision.losses import charbonnier_loss, l1_loss, psnr, psnr_loss, ssim, ssim_loss
 from nightvision.specs import get_spec
+from training.checkpoints import save_checkpoint, tensorboard_writer
 from training.config import load_config
 from training.data import PairedPatches, lol_pairs
 
@@ -203,18 +203,9 @@ def train(cfg: Config) -> dict[str, float]:
             ckpt["optimizer"] = optimizer.state_dict()
         else:
             ckpt["final"] = figures
-        tmp = path.with_suffix(".tmp")
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
+        save_checkpoint(ckpt, path)
 
-    writer = None
-    if cfg.tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(out / "tb"))
-        except ImportError:
-            log.warning("tensorboard is not installed; figures are only logged to %s", out / "log.jsonl")
+    writer = tensorboard_writer(out, cfg.tensorboard)
 
     # --- loop: step-based (small datasets), evaluate every eval_every steps
     t0 = time.time()

@@ -17,7 +17,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from tqdm import tqdm
 
 from nightvision import models
 from nightvision.losses import ZeroReferenceLoss
+from training.checkpoints import save_checkpoint, tensorboard_writer
 from training.config import load_config
 from training.data import ImageFolder, list_images
 
@@ -167,18 +167,9 @@ def train(cfg: Config) -> dict[str, float]:
             ckpt["optimizer"] = optimizer.state_dict()
         else:
             ckpt["final"] = final_stats
-        tmp = path.with_suffix(".tmp")
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
+        save_checkpoint(ckpt, path)
 
-    writer = None
-    if cfg.tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(out / "tb"))
-        except ImportError:
-            log.warning("tensorboard is not installed; scalars are only logged to %s", out / "log.jsonl")
+    writer = tensorboard_writer(out, cfg.tensorboard)
 
     # --- loop
     t0 = time.time()
