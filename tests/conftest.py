@@ -41,3 +41,16 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         cwd=cwd,
         timeout=600,
     )
+
+
+def write_lol_folder(root: Path, pairs: int, height: int, width: int, gain: float) -> Path:
+    """A LOL-style folder: ``low/K.png`` = :func:`dark_frame` (seed K), ``high/K.png`` = the same × ``gain``."""
+    import cv2
+
+    for sub in ("low", "high"):
+        (root / sub).mkdir(parents=True)
+    for i in range(pairs):
+        low = dark_frame(height, width, seed=i)
+        cv2.imwrite(str(root / "low" / f"{i}.png"), low)
+        cv2.imwrite(str(root / "high" / f"{i}.png"), cv2.convertScaleAbs(low, alpha=gain))
+    return root

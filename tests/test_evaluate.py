@@ -12,19 +12,12 @@ import pytest
 
 from nightvision.cli import main
 from nightvision.evaluate import Method, classical_methods, colourfulness, evaluate, find_inputs, luma_entropy
-from tests.conftest import dark_frame
+from tests.conftest import dark_frame, write_lol_folder
 
 
 @pytest.fixture
 def lol(tmp_path: Path) -> Path:
-    root = tmp_path / "lol"
-    for sub in ("low", "high"):
-        (root / sub).mkdir(parents=True)
-    for i in range(3):
-        low = dark_frame(40, 56, seed=i)
-        cv2.imwrite(str(root / "low" / f"{i}.png"), low)
-        cv2.imwrite(str(root / "high" / f"{i}.png"), cv2.convertScaleAbs(low, alpha=4.0))
-    return root
+    return write_lol_folder(tmp_path / "lol", 3, 40, 56, gain=4.0)
 
 
 def test_no_reference_figures_on_known_images() -> None:

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from nightvision import models  # noqa: E402
 from nightvision.errors import InputError  # noqa: E402
-from tests.conftest import ROOT, dark_frame  # noqa: E402
+from tests.conftest import ROOT, dark_frame, write_lol_folder  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.zero_reference import Config, train  # noqa: E402
 
@@ -97,14 +97,7 @@ def test_recipes_parse_and_flags_override(tmp_path: Path) -> None:
 @pytest.fixture
 def lol_folder(tmp_path: Path) -> Path:
     """6 (low, high) pairs: the high image is the low one brightened ×3 (a simple, learnable mapping)."""
-    root = tmp_path / "lol"
-    for sub in ("low", "high"):
-        (root / sub).mkdir(parents=True)
-    for i in range(6):
-        low = dark_frame(48, 64, seed=i)
-        cv2.imwrite(str(root / "low" / f"{i}.png"), low)
-        cv2.imwrite(str(root / "high" / f"{i}.png"), cv2.convertScaleAbs(low, alpha=3.0))
-    return root
+    return write_lol_folder(tmp_path / "lol", 6, 48, 64, gain=3.0)
 
 
 def test_lol_pairs_match_names_and_refuse_orphans(lol_folder: Path) -> None:

@@ -1,4 +1,4 @@
-"""What every training loop shares: an atomic checkpoint write and the optional TensorBoard writer."""
+"""What every training loop shares: the atomic checkpoint write, the resume read and the TensorBoard writer."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["save_checkpoint", "tensorboard_writer"]
+from nightvision.errors import InputError
+
+__all__ = ["load_last", "save_checkpoint", "tensorboard_writer"]
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +21,15 @@ def save_checkpoint(ckpt: dict[str, Any], path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(ckpt, tmp)
     os.replace(tmp, path)
+
+
+def load_last(out: Path, device: str) -> dict[str, Any]:
+    """The checkpoint ``out/last.pt`` for ``--resume``; a clear error when there is none."""
+    last = out / "last.pt"
+    if not last.is_file():
+        raise InputError(f"--resume: no checkpoint at {last}")
+    ckpt: dict[str, Any] = torch.load(last, map_location=device, weights_only=True)
+    return ckpt
 
 
 def tensorboard_writer(out: Path, enabled: bool) -> Any | None:

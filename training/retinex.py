@@ -29,7 +29,7 @@ from nightvision import models
 from nightvision.errors import InputError
 from nightvision.losses import decomposition_loss, relight_loss
 from nightvision.models.retinexnet import RetinexNet
-from training.checkpoints import save_checkpoint
+from training.checkpoints import load_last, save_checkpoint
 from training.config import load_config
 from training.data import PairedPatches
 from training.supervised import evaluate, split_pairs
@@ -79,9 +79,7 @@ def train(cfg: Config) -> dict[str, float]:
     step = 0  # over both phases: phase 2 starts at decom_steps
     last = out / "last.pt"
     if cfg.resume:
-        if not last.is_file():
-            raise InputError(f"--resume: no checkpoint at {last}")
-        ckpt = torch.load(last, map_location=device, weights_only=True)
+        ckpt = load_last(out, device)
         model.load_state_dict(ckpt["model"])
         decom_opt.load_state_dict(ckpt["decom_optimizer"])
         enhance_opt.load_state_dict(ckpt["enhance_optimizer"])

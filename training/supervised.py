@@ -35,7 +35,7 @@ from nightvision import models
 from nightvision.errors import InputError
 from nightvision.losses import charbonnier_loss, l1_loss, psnr, psnr_loss, ssim, ssim_loss
 from nightvision.specs import get_spec
-from training.checkpoints import save_checkpoint, tensorboard_writer
+from training.checkpoints import load_last, save_checkpoint, tensorboard_writer
 from training.config import load_config
 from training.data import PairedPatches, lol_pairs
 
@@ -181,9 +181,7 @@ def train(cfg: Config) -> dict[str, float]:
     step, best = 0, -math.inf  # best = highest held-out PSNR so far
     last = out / "last.pt"
     if cfg.resume:
-        if not last.is_file():
-            raise InputError(f"--resume: no checkpoint at {last}")
-        ckpt = torch.load(last, map_location=device, weights_only=True)
+        ckpt = load_last(out, device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, best = ckpt["step"], ckpt.get("best", best)

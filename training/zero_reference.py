@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from nightvision import models
 from nightvision.losses import ZeroReferenceLoss
-from training.checkpoints import save_checkpoint, tensorboard_writer
+from training.checkpoints import load_last, save_checkpoint, tensorboard_writer
 from training.config import load_config
 from training.data import ImageFolder, list_images
 
@@ -143,9 +143,7 @@ def train(cfg: Config) -> dict[str, float]:
     best = float("inf")  # lowest held-out total so far; OUT_DIR/best.pt holds that model
     last = out / "last.pt"
     if cfg.resume:
-        if not last.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {last}")
-        ckpt = torch.load(last, map_location=device, weights_only=True)
+        ckpt = load_last(out, device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, epoch = ckpt["step"], ckpt["epoch"]
