@@ -8,18 +8,35 @@ from __future__ import annotations
 
 import json
 import types
+from collections.abc import Callable
 from typing import Any
 
 __version__ = "10.13.0.35"
 builds: list[dict[str, Any]] = []
 
 
+class DataType:
+    FLOAT = "DataType.FLOAT"
+    HALF = "DataType.HALF"
+    INT8 = "DataType.INT8"
+
+
+io_dtypes: dict[str, str] = {}
+# What "running" a plan does, when a test sets it: called by execute_async_v3 with the tensor addresses and the
+# input shape; returns False to report a failed launch.
+kernel: Callable[[dict[str, int], tuple[int, ...]], bool] | None = None
+
+
 def reset(version: str = "10.13.0.35") -> types.ModuleType:
     import sys
 
+    global kernel
     module = sys.modules[__name__]
     module.__version__ = version  # type: ignore[attr-defined]
     builds.clear()
+    io_dtypes.clear()
+    io_dtypes.update(image=DataType.FLOAT, enhanced=DataType.FLOAT)
+    kernel = None
     return module
 
 
@@ -180,7 +197,9 @@ class _Context:
 
     def execute_async_v3(self, stream: int) -> bool:
         self.calls.append("execute_async_v3")
-        return set(self.addresses) == {"image", "enhanced"}
+        if set(self.addresses) != {"image", "enhanced"}:
+            return False
+        return kernel(self.addresses, self.shape) if kernel is not None else True
 
 
 class _Engine:
@@ -193,6 +212,9 @@ class _Engine:
 
     def get_tensor_name(self, i: int) -> str:
         return ["image", "enhanced"][i]
+
+    def get_tensor_dtype(self, name: str) -> str:
+        return io_dtypes[name]
 
     def get_tensor_mode(self, name: str) -> int:
         return TensorIOMode.INPUT if name == "image" else TensorIOMode.OUTPUT

@@ -1,6 +1,7 @@
 """TensorRT logic against a fake ``tensorrt`` module (no TensorRT can be installed here; nothing here
 claims TensorRT ran): builder flow, plan header round trip, cache hit, rebuild on version or GPU change,
-shape outside the profile, parser errors, and refusing stub-only or unsupported installs."""
+shape outside the profile, parser errors, refusing stub-only or unsupported installs, the plan's I/O types,
+and the torch-free pycuda buffers against a fake ``pycuda.driver`` (no GPU here either)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from nightvision.backends import tensorrt as nvtrt
 from nightvision.errors import EngineError, InputError
 from nightvision.specs import get_spec
-from tests import fake_tensorrt
+from tests import fake_pycuda, fake_tensorrt
 
 ONNX = get_spec("zero-dce++").onnx_path
 H100 = lambda: ("NVIDIA H100 80GB HBM3", "9.0")  # noqa: E731
@@ -34,7 +35,7 @@ class HostBuffers:
 
     kind = "host"
 
-    def run(self, context, inp, out, x, out_shape):  # type: ignore[no-untyped-def]
+    def run(self, context, inp, out, x, out_shape, out_dtype):  # type: ignore[no-untyped-def]
         context.set_tensor_address(inp, id(x))
         context.set_tensor_address(out, id(out_shape))
         assert context.execute_async_v3(0)
@@ -164,3 +165,84 @@ def test_auto_picks_tensorrt_only_with_a_matching_plan(
     assert chosen == "tensorrt" and str(plan.name) in why
     monkeypatch.setattr(nvtrt, "gpu_identity", ORIN)  # the plan was built for another GPU
     assert backends.resolve_backend("auto", spec)[0] != "tensorrt"
+
+
+@pytest.fixture
+def pycuda(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    package = fake_pycuda.reset()
+    monkeypatch.setitem(sys.modules, "pycuda", package)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", fake_pycuda)
+    return package
+
+
+def _inverting_kernel(in_dtype: type, out_dtype: type) -> None:
+    """Make the fake plan compute ``1 - x`` in "device memory" (fake_pycuda's), in the plan's I/O types."""
+
+    def kernel(addresses: dict[str, int], shape: tuple[int, ...]) -> bool:
+        x = np.frombuffer(bytes(fake_pycuda.memory[addresses["image"]]), in_dtype).reshape(shape)
+        fake_pycuda.memory[addresses["enhanced"]][:] = (1 - x.astype(np.float32)).astype(out_dtype).tobytes()
+        return True
+
+    fake_tensorrt.kernel = kernel
+
+
+def test_pycuda_buffers_copy_run_and_release_in_the_primary_context(
+    trt: types.ModuleType, pycuda: types.ModuleType, tmp_path: Path
+) -> None:
+    profile = nvtrt.Profile((32, 32), (256, 256), (512, 512))
+    nvtrt.build_plan(ONNX, tmp_path / "p.plan", model="zero-dce++", profile=profile, gpu=ORIN)
+    _inverting_kernel(np.float32, np.float32)
+    backend = nvtrt.TensorRTBackend(tmp_path / "p.plan", buffers="pycuda", gpu=ORIN)
+    assert backend.name == "tensorrt:fp16:pycuda"
+    rng = np.random.default_rng(0)
+    run = ["memcpy_htod_async", "memcpy_dtoh_async", "synchronize"]
+    pinned = ["pagelocked_empty", "pagelocked_empty"]
+    expected = [  # buffers are made on the first call, kept for the same shape, remade for a new one
+        ((1, 3, 40, 60), [*pinned, *run]),
+        ((1, 3, 40, 60), run),
+        ((1, 3, 64, 32), ["free", "free", *pinned, *run]),
+    ]
+    for shape, calls in expected:
+        x = rng.random(shape, dtype=np.float32)
+        fake_pycuda.calls.clear()
+        y = backend.run(x)
+        assert y.dtype == np.float32 and y.shape == shape
+        np.testing.assert_array_equal(y, 1 - x)
+        assert fake_pycuda.calls == calls
+        assert fake_pycuda.context_stack == []  # pushed for the call, popped after it
+    assert len(fake_pycuda.memory) == 2
+    fake_tensorrt.kernel = lambda addresses, shape: False  # a failed launch: an error, the context still popped
+    with pytest.raises(EngineError, match="execution failed"):
+        backend.run(np.zeros((1, 3, 64, 32), np.float32))
+    assert fake_pycuda.context_stack == []
+    backend.close()
+    backend.close()
+    assert fake_pycuda.memory == {} and fake_pycuda.calls[-1] == "detach"
+
+
+def test_plan_io_types_fp16_and_unsupported(trt: types.ModuleType, pycuda: types.ModuleType, tmp_path: Path) -> None:
+    nvtrt.build_plan(ONNX, tmp_path / "p.plan", model="zero-dce++", gpu=ORIN)
+    fake_tensorrt.io_dtypes.update(image=trt.DataType.HALF, enhanced=trt.DataType.HALF)
+    _inverting_kernel(np.float16, np.float16)
+    backend = nvtrt.TensorRTBackend(tmp_path / "p.plan", buffers="pycuda", gpu=ORIN)
+    x = np.random.default_rng(1).random((1, 3, 64, 64), dtype=np.float32)
+    y = backend.run(x)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, 1 - x, atol=1e-3)  # through fp16 I/O
+    assert sorted(len(m) for m in fake_pycuda.memory.values()) == [2 * x.size, 2 * x.size]  # 2 bytes a value
+    backend.close()
+    fake_tensorrt.io_dtypes["image"] = trt.DataType.INT8
+    with pytest.raises(EngineError, match=r"tensor 'image' is DataType\.INT8; nightvision plans take and give fp32"):
+        nvtrt.TensorRTBackend(tmp_path / "p.plan", buffers="pycuda", gpu=ORIN)
+
+
+def test_buffers_fall_back_to_pycuda_when_torch_has_no_gpu(pycuda: types.ModuleType) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: torch buffers are the right choice here")
+    assert nvtrt._make_buffers(None, cuda_graph=False).kind == "pycuda"
+    with pytest.raises(EngineError, match="buffers='torch' needs PyTorch with CUDA"):
+        nvtrt._make_buffers("torch", cuda_graph=False)
+    with pytest.raises(InputError, match="'torch' or 'pycuda'"):
+        nvtrt._make_buffers("cupy", cuda_graph=False)
+    assert nvtrt.gpu_identity() == ("Orin", "8.7")  # through pycuda when torch has no GPU

@@ -353,6 +353,8 @@ class TensorRTBackend:
         if len(inputs) != 1 or len(outputs) != 1:
             raise EngineError(f"{plan}: expected one input and one output, got {inputs} and {outputs}")
         self._input, self._output = inputs[0], outputs[0]
+        self._in_dtype = _numpy_dtype(trt, self._engine.get_tensor_dtype(self._input), plan, self._input)
+        self._out_dtype = _numpy_dtype(trt, self._engine.get_tensor_dtype(self._output), plan, self._output)
         self._buffers = device_buffers or _make_buffers(buffers, cuda_graph)
         self.name = f"tensorrt:{header.precision}:{self._buffers.kind}"
 
@@ -368,25 +370,40 @@ class TensorRTBackend:
             raise EngineError(f"TensorRT rejected the input shape {tuple(x.shape)}")
         dims = self._context.get_tensor_shape(self._output)
         out_shape = tuple(int(dims[i]) for i in range(len(dims)))
-        result: np.ndarray = self._buffers.run(self._context, self._input, self._output, x, out_shape)
-        return result
+        x = np.ascontiguousarray(x, dtype=self._in_dtype)  # the plan's input type (fp32 for our graphs)
+        result = self._buffers.run(self._context, self._input, self._output, x, out_shape, self._out_dtype)
+        return np.asarray(result, dtype=np.float32)
 
     def close(self) -> None:
-        """Release the context and engine (idempotent)."""
+        """Release the device buffers, the context and the engine (idempotent)."""
+        buffers = self.__dict__.pop("_buffers", None)
+        if buffers is not None and hasattr(buffers, "close"):
+            buffers.close()
         self.__dict__.pop("_context", None)
         self.__dict__.pop("_engine", None)
 
 
+def _numpy_dtype(trt: ModuleType, dtype: Any, plan: str | Path, tensor: str) -> type[np.floating[Any]]:
+    """The numpy type of a plan's I/O tensor: fp32, or fp16 for graphs exported with fp16 inputs."""
+    if dtype == trt.DataType.FLOAT:
+        return np.float32
+    if dtype == trt.DataType.HALF:
+        return np.float16
+    raise EngineError(f"{plan}: tensor {tensor!r} is {dtype}; nightvision plans take and give fp32 or fp16")
+
+
 def _make_buffers(kind: str | None, cuda_graph: bool) -> Any:
+    """``"torch"``, ``"pycuda"``, or ``None``: torch CUDA tensors when torch has a GPU, else pycuda."""
+    if kind not in (None, "torch", "pycuda"):
+        raise InputError(f"buffers must be 'torch' or 'pycuda', got {kind!r}")
     if kind in (None, "torch"):
         try:
             return _TorchBuffers(cuda_graph)
-        except ImportError:
+        except (ImportError, EngineError) as err:  # no torch, or a CPU-only torch (e.g. beside JetPack's TensorRT)
             if kind == "torch":
-                raise EngineError("buffers='torch' needs PyTorch with CUDA") from None
-    if kind in (None, "pycuda"):
-        return _PycudaBuffers()
-    raise InputError(f"buffers must be 'torch' or 'pycuda', got {kind!r}")
+                raise EngineError(f"buffers='torch' needs PyTorch with CUDA ({err})") from None
+            log.info("TensorRT buffers: pycuda (torch: %s)", err)
+    return _PycudaBuffers()
 
 
 class _TorchBuffers:
@@ -402,17 +419,19 @@ class _TorchBuffers:
         self._torch = torch
         self._graph_enabled = cuda_graph
         self._graph: Any = None
-        self._shape: tuple[int, ...] = ()
+        self._shape: tuple[Any, ...] = ()
         self._x: Any = None
         self._y: Any = None
         self._stream = torch.cuda.Stream()
 
-    def run(self, context: Any, inp: str, out: str, x: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
+    def run(
+        self, context: Any, inp: str, out: str, x: np.ndarray, out_shape: tuple[int, ...], out_dtype: type
+    ) -> np.ndarray:
         torch = self._torch
-        if x.shape != self._shape:
-            self._shape = x.shape
-            self._x = torch.empty(x.shape, dtype=torch.float32, device="cuda")
-            self._y = torch.empty(out_shape, dtype=torch.float32, device="cuda")
+        if (x.shape, x.dtype) != self._shape:
+            self._shape = (x.shape, x.dtype)
+            self._x = torch.empty(x.shape, dtype=_TORCH_DTYPES[np.dtype(x.dtype)](torch), device="cuda")
+            self._y = torch.empty(out_shape, dtype=_TORCH_DTYPES[np.dtype(out_dtype)](torch), device="cuda")
             context.set_tensor_address(inp, self._x.data_ptr())
             context.set_tensor_address(out, self._y.data_ptr())
             self._graph = None
@@ -431,6 +450,16 @@ class _TorchBuffers:
             result: np.ndarray = self._y.cpu().numpy()
         return result
 
+    def close(self) -> None:
+        self._graph = self._x = self._y = None
+        self._shape = ()
+
+
+_TORCH_DTYPES: dict[np.dtype[Any], Callable[[Any], Any]] = {
+    np.dtype(np.float32): lambda torch: torch.float32,
+    np.dtype(np.float16): lambda torch: torch.float16,
+}
+
 
 class _PycudaBuffers:
     """Device memory from pycuda in its primary context, pinned host buffers, async copies on one stream."""
@@ -447,17 +476,20 @@ class _PycudaBuffers:
         self._ctx = cuda.Device(0).retain_primary_context()
         self._ctx.push()
         self._stream = cuda.Stream()
-        self._shape: tuple[int, ...] = ()
+        self._shape: tuple[Any, ...] = ()
         self._ctx.pop()
 
-    def run(self, context: Any, inp: str, out: str, x: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
+    def run(
+        self, context: Any, inp: str, out: str, x: np.ndarray, out_shape: tuple[int, ...], out_dtype: type
+    ) -> np.ndarray:
         cuda = self._cuda
         self._ctx.push()
         try:
-            if x.shape != self._shape:
-                self._shape = x.shape
-                self._h_in = cuda.pagelocked_empty(x.shape, np.float32)
-                self._h_out = cuda.pagelocked_empty(out_shape, np.float32)
+            if (x.shape, x.dtype) != self._shape:
+                self._free()
+                self._shape = (x.shape, x.dtype)
+                self._h_in = cuda.pagelocked_empty(x.shape, x.dtype)
+                self._h_out = cuda.pagelocked_empty(out_shape, out_dtype)
                 self._d_in = cuda.mem_alloc(self._h_in.nbytes)
                 self._d_out = cuda.mem_alloc(self._h_out.nbytes)
                 context.set_tensor_address(inp, int(self._d_in))
@@ -471,3 +503,22 @@ class _PycudaBuffers:
             return np.array(self._h_out)
         finally:
             self._ctx.pop()
+
+    def _free(self) -> None:
+        for name in ("_d_in", "_d_out"):
+            allocation = self.__dict__.pop(name, None)
+            if allocation is not None:
+                allocation.free()
+        self._shape = ()
+
+    def close(self) -> None:
+        """Free the device memory and release the primary context (idempotent)."""
+        if self._ctx is None:
+            return
+        self._ctx.push()
+        try:
+            self._free()
+        finally:
+            self._ctx.pop()
+        self._ctx.detach()
+        self._ctx = None
