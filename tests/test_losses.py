@@ -44,6 +44,15 @@ def test_spatial_consistency_counts_lost_contrast() -> None:
     assert float(spatial_consistency_loss(enhanced, original)) == pytest.approx(1.0)
 
 
+def test_spatial_consistency_sees_inverted_contrast() -> None:
+    original = torch.zeros(1, 3, 8, 8)
+    original[..., 4:] = 0.5  # regions [[0, .5], [0, .5]]
+    inverted = 0.5 - original  # the same contrast, the other way round
+    # each of the two horizontal pairs: (−0.5 − 0.5)² = 1, counted from both sides, over 4 regions
+    assert float(spatial_consistency_loss(inverted, original)) == pytest.approx(1.0)
+    assert float(spatial_consistency_loss(inverted, original, signed=False)) == 0.0  # the paper's |.| form
+
+
 def test_illumination_smoothness_of_a_ramp() -> None:
     assert float(illumination_smoothness_loss(torch.zeros(1, 24, 8, 8))) == 0.0
     ramp = (torch.arange(8.0) * 0.1).expand(1, 3, 8, 8)  # horizontal steps of 0.1

@@ -52,6 +52,7 @@ class Config:
     w_exposure: float = 10.0
     well_exposed: float = 0.6
     exposure_power: int = 2  # 2: the official code's squared exposure term; 1: the paper's |Y - E|
+    spatial_signed: bool = True  # signed neighbour differences; False: the paper's |.| (allows inverted contrast)
     # --- optimiser
     lr: float = 1e-4
     weight_decay: float = 1e-4
@@ -133,6 +134,7 @@ def train(cfg: Config) -> dict[str, float]:
         w_exposure=cfg.w_exposure,
         well_exposed=cfg.well_exposed,
         exposure_power=cfg.exposure_power,
+        spatial_signed=cfg.spatial_signed,
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     params = sum(p.numel() for p in model.parameters())
