@@ -196,3 +196,21 @@ def test_torch_uint8_path_pads_to_the_model_multiple_like_the_host(tmp_path: Pat
     via_host = Enhancer("nafnet-s", "torch", device="cpu", weights=str(ckpt)).enhance(frame).astype(int)
     assert on_device.shape == frame.shape
     assert np.abs(on_device - via_host).max() <= 1
+
+
+def test_onnxruntime_providers_prefer_tensorrt_then_cuda_and_cache_tensorrt_engines() -> None:
+    from nightvision.backends.onnxruntime import choose_providers
+
+    assert choose_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    everything = [
+        "CPUExecutionProvider",
+        "CUDAExecutionProvider",
+        "TensorrtExecutionProvider",
+        "OpenVINOExecutionProvider",
+    ]
+    trt, cuda, cpu = choose_providers(everything, cache_dir="/cache")
+    assert (cuda, cpu) == ("CUDAExecutionProvider", "CPUExecutionProvider")
+    name, options = trt
+    assert name == "TensorrtExecutionProvider"
+    assert options["trt_engine_cache_enable"] and options["trt_engine_cache_path"] == "/cache"
+    assert "trt_fp16_enable" not in options  # precision comes from the graph
