@@ -156,8 +156,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from nightvision.backends.tensorrt import Profile, ensure_plan
-    from nightvision.specs import get_spec
+    from nightvision.specs import get_spec, sha256_of
 
+    source = None
     if args.model.endswith(".onnx"):
         onnx, model = Path(args.model), Path(args.model).stem
     else:
@@ -165,6 +166,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         if spec.onnx_path is None or not spec.has_onnx:
             raise InputError(f"model {args.model!r} has no shipped ONNX graph; export one and pass the .onnx file")
         onnx, model = spec.onnx_path, spec.name
+        source = sha256_of(onnx)
         if args.precision == "fp16":  # strongly typed: the graph decides, so build from the fp16 graph
             from nightvision.export import convert_to_fp16
 
@@ -178,6 +180,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         profile=profile,
         version_compatible=args.version_compatible,
         workspace_gib=args.workspace,
+        source_sha256=source,
     )
     print(plan)
     return 0

@@ -70,7 +70,7 @@ def test_builder_flow(trt: types.ModuleType, tmp_path: Path) -> None:
 
 
 def test_header_round_trip_and_damage(tmp_path: Path) -> None:
-    header = nvtrt.PlanHeader("m", "ab" * 32, "11.0.0", "GPU", "9.0", "fp16", nvtrt.Profile(), False, "t")
+    header = nvtrt.PlanHeader("m", "ab" * 32, "11.0.0", "GPU", "9.0", "fp16", nvtrt.Profile(), False, "cd" * 32, "t")
     nvtrt.write_plan(tmp_path / "p.plan", header, b"ENGINE")
     assert nvtrt.read_plan(tmp_path / "p.plan") == (header, b"ENGINE")
     (tmp_path / "bad.plan").write_bytes(b"not a plan at all")
@@ -246,3 +246,38 @@ def test_buffers_fall_back_to_pycuda_when_torch_has_no_gpu(pycuda: types.ModuleT
     with pytest.raises(InputError, match="'torch' or 'pycuda'"):
         nvtrt._make_buffers("cupy", cuda_graph=False)
     assert nvtrt.gpu_identity() == ("Orin", "8.7")  # through pycuda when torch has no GPU
+
+
+def test_build_fp16_records_its_source_and_auto_skips_plans_of_other_weights(
+    trt: types.ModuleType, pycuda: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from nightvision import backends
+    from nightvision.cli import main
+    from nightvision.specs import sha256_of
+
+    monkeypatch.chdir(tmp_path)  # engines/ is relative to the working directory
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: object() if n == "tensorrt" else real_find_spec(n, *a)
+    )
+    gpu = nvtrt.gpu_identity()  # the fake pycuda's, here (torch has no GPU on this machine)
+    spec = get_spec("zero-dce++")
+    assert main(["build", "zero-dce++", "--precision", "fp16", "--max", "720x1280"]) == 0
+    (plan,) = (tmp_path / "engines").glob("zero-dce++-fp16-*.plan")
+    header, _ = nvtrt.read_plan(plan)
+    assert header.source_sha256 == sha256_of(ONNX) != header.onnx_sha256  # built from the fp16 copy of ONNX
+    assert backends.resolve_backend("auto", spec) == (
+        "tensorrt",
+        f"TensorRT and a matching plan {plan.relative_to(tmp_path)}",
+    )
+    plan.unlink()  # a plan of other (older) weights of the model, for this TensorRT and GPU: never picked
+    nvtrt.build_plan(
+        ONNX,
+        tmp_path / "engines" / "zero-dce++-fp32-old.plan",
+        model="zero-dce++",
+        source_sha256="0" * 64,
+        gpu=lambda: gpu,
+    )
+    assert backends.resolve_backend("auto", spec)[0] != "tensorrt"

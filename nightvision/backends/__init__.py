@@ -20,10 +20,12 @@ ENGINES_DIR = "engines"
 
 
 def find_plan(spec: ModelSpec, engines_dir: str = ENGINES_DIR) -> str | None:
-    """A cached plan for ``spec`` that matches the running TensorRT and GPU, or ``None``."""
+    """A cached plan for ``spec`` that matches the running TensorRT and GPU and was built from the model's
+    shipped graph as it is now (a plan of older weights is skipped with a message), or ``None``."""
     from pathlib import Path
 
     from nightvision.backends.tensorrt import gpu_identity, import_tensorrt, read_plan
+    from nightvision.specs import sha256_of
 
     try:
         trt = import_tensorrt()
@@ -35,8 +37,14 @@ def find_plan(spec: ModelSpec, engines_dir: str = ENGINES_DIR) -> str | None:
             header, _ = read_plan(path)
         except EngineError:
             continue
-        if not header.mismatch(str(trt.__version__), *gpu):
-            return str(path)
+        if header.mismatch(str(trt.__version__), *gpu):
+            continue
+        if spec.has_onnx and spec.onnx_path is not None and header.source_sha256 != sha256_of(spec.onnx_path):
+            log.warning(
+                "skipping %s: built from other weights of %s; rebuild it with `nightvision build`", path, spec.name
+            )
+            continue
+        return str(path)
     return None
 
 

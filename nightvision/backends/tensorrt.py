@@ -109,6 +109,7 @@ class PlanHeader:
     precision: str
     profile: Profile
     version_compatible: bool = False
+    source_sha256: str = ""  # the model's shipped fp32 graph the built one derives from (fp16 plans)
     created: str = field(default="", compare=False)
 
     def key(self) -> str:
@@ -184,24 +185,28 @@ def gpu_identity() -> tuple[str, str]:
 
 def _describe(
     onnx_path: str | Path,
+    *,
     model: str,
     precision: str,
     profile: Profile,
     version_compatible: bool,
+    source_sha256: str | None,
     tensorrt_version: str,
     gpu: Callable[[], tuple[str, str]],
 ) -> PlanHeader:
     """The header a plan built now, here, from this graph would carry (without its creation time)."""
     gpu_name, cc = gpu()
+    onnx_sha256 = sha256_of(Path(onnx_path))
     return PlanHeader(
         model=model,
-        onnx_sha256=sha256_of(Path(onnx_path)),
+        onnx_sha256=onnx_sha256,
         tensorrt_version=tensorrt_version,
         gpu_name=gpu_name,
         compute_capability=cc,
         precision=precision,
         profile=profile,
         version_compatible=version_compatible,
+        source_sha256=source_sha256 or onnx_sha256,
     )
 
 
@@ -214,13 +219,16 @@ def build_plan(
     profile: Profile | None = None,
     workspace_gib: float = 2.0,
     version_compatible: bool = False,
+    source_sha256: str | None = None,
     timing_cache: str | Path | None = None,
     gpu: Callable[[], tuple[str, str]] = gpu_identity,
 ) -> PlanHeader:
     """Build a plan from an ONNX graph: strongly typed, one optimisation profile, a persisted timing cache.
 
     ``precision`` only labels the plan: in a strongly typed network the ONNX graph decides every tensor's type
-    (export an fp16 graph for an fp16 plan). Parser errors are reported in full.
+    (export an fp16 graph for an fp16 plan). ``source_sha256``: the sha256 of the model's shipped graph when
+    ``onnx_path`` was derived from it (an fp16 copy), so that ``--backend auto`` never runs a plan of older
+    weights; default: the graph's own. Parser errors are reported in full.
     """
     import_tensorrt()
     import tensorrt as trt
@@ -258,7 +266,16 @@ def build_plan(
         with atomic_path(cache_path) as tmp:
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
     header = dataclasses.replace(
-        _describe(onnx_path, model, precision, profile, version_compatible, str(trt.__version__), gpu),
+        _describe(
+            onnx_path,
+            model=model,
+            precision=precision,
+            profile=profile,
+            version_compatible=version_compatible,
+            source_sha256=source_sha256,
+            tensorrt_version=str(trt.__version__),
+            gpu=gpu,
+        ),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
     write_plan(plan_path, header, bytes(serialized))
@@ -275,6 +292,7 @@ def ensure_plan(
     profile: Profile | None = None,
     version_compatible: bool = False,
     workspace_gib: float = 2.0,
+    source_sha256: str | None = None,
     gpu: Callable[[], tuple[str, str]] = gpu_identity,
 ) -> Path:
     """The cached plan for these settings on this TensorRT and GPU, building it when missing or stale."""
@@ -282,7 +300,16 @@ def ensure_plan(
     import tensorrt as trt
 
     profile = profile or Profile()
-    wanted = _describe(onnx_path, model, precision, profile, version_compatible, str(trt.__version__), gpu)
+    wanted = _describe(
+        onnx_path,
+        model=model,
+        precision=precision,
+        profile=profile,
+        version_compatible=version_compatible,
+        source_sha256=source_sha256,
+        tensorrt_version=str(trt.__version__),
+        gpu=gpu,
+    )
     gpu_name, cc = wanted.gpu_name, wanted.compute_capability
     engines = Path(engines_dir)
     path = engines / f"{model}-{precision}-{wanted.key()}.plan"
@@ -307,6 +334,7 @@ def ensure_plan(
         profile=profile,
         workspace_gib=workspace_gib,
         version_compatible=version_compatible,
+        source_sha256=source_sha256,
         timing_cache=engines / "timing.cache",
         gpu=gpu,
     )
