@@ -225,7 +225,7 @@ def train(cfg: Config) -> dict[str, float]:
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}")
             if writer is not None and step % 10 == 0:
-                writer.add_scalar("train/total", float(loss), step)
+                writer.add_scalar("train/total", loss.item(), step)
                 for k, v in parts.items():
                     writer.add_scalar(f"train/{k}", v, step)
             if step % cfg.eval_every == 0 or step == cfg.steps:

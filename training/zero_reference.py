@@ -193,9 +193,9 @@ def train(cfg: Config) -> dict[str, float]:
                 raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower the learning rate")
             bar.set_postfix(loss=f"{loss.item():.4f}", luma=f"{y.mean().item():.3f}")
             if writer is not None and step % 10 == 0:
-                writer.add_scalar("train/total", float(loss), step)
+                writer.add_scalar("train/total", loss.item(), step)
                 for k, v in parts.items():
-                    writer.add_scalar(f"train/{k}", float(v), step)
+                    writer.add_scalar(f"train/{k}", v.item(), step)
             if step % cfg.checkpoint_every == 0:
                 save(last)
             if cfg.max_steps and step >= cfg.max_steps:
