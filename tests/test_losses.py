@@ -55,8 +55,10 @@ def test_spatial_consistency_sees_inverted_contrast() -> None:
 
 def test_illumination_smoothness_of_a_ramp() -> None:
     assert float(illumination_smoothness_loss(torch.zeros(1, 24, 8, 8))) == 0.0
-    ramp = (torch.arange(8.0) * 0.1).expand(1, 3, 8, 8)  # horizontal steps of 0.1
-    assert float(illumination_smoothness_loss(ramp)) == pytest.approx(2 * 0.01)
+    ramp = (torch.arange(8.0) * 0.1).expand(1, 3, 8, 8)  # horizontal steps of 0.1 in each of 3 maps
+    assert float(illumination_smoothness_loss(ramp)) == pytest.approx(2 * 3 * 0.01)  # summed over the maps
+    eight = (torch.arange(8.0) * 0.1).expand(2, 24, 8, 8)  # Zero-DCE's 24 maps, a batch of 2
+    assert float(illumination_smoothness_loss(eight)) == pytest.approx(2 * 24 * 0.01)
 
 
 def test_total_uses_the_weights() -> None:

@@ -105,17 +105,20 @@ def colour_constancy_loss(enhanced: torch.Tensor) -> torch.Tensor:
 
 
 def illumination_smoothness_loss(curves: torch.Tensor) -> torch.Tensor:
-    """Keep the curve maps smooth: mean over pixels and maps of ``Σ_{j ∈ 4-neighbours} (A_i − A_j)²``.
+    """Keep the curve maps smooth: ``Σ_maps mean_pixels Σ_{j ∈ 4-neighbours} (A_i − A_j)²``, averaged over the batch.
 
-    Equal to ``2 · (mean(∇x A²) + mean(∇y A²))``, the normalisation of the official training code, which the
-    weights 200 (Zero-DCE) and 1600 (Zero-DCE++) were tuned with.
+    Equal to ``2 · Σ_c (mean(∇x A_c²) + mean(∇y A_c²))``: summed over the maps (3 for Zero-DCE++, 24 for
+    Zero-DCE's 8 iterations), averaged over pixels. That is the normalisation of the official training code,
+    which the weights 200 (Zero-DCE) and 1600 (Zero-DCE++) were tuned with. (We first averaged over the maps
+    too, which made the term 3× weaker for Zero-DCE++ and 24× for Zero-DCE; the curves it let through
+    followed the image content and flattened it: training/README.md.)
 
     Args:
         curves: ``(B, 3·n, H, W)``, float in ``[-1, 1]``: the curve maps of n iterations.
     """
     check_bchw(curves, "curves", channels=None)
     dh, dv = _pair_sums(curves)
-    return 2 * ((dh**2).mean() + (dv**2).mean())
+    return 2 * ((dh**2).sum(1).mean() + (dv**2).sum(1).mean())
 
 
 class SpatialConsistencyLoss(nn.Module):
