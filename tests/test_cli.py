@@ -112,7 +112,7 @@ def test_demo_writes_video_and_picture(tmp_path: Path) -> None:
     pair = cv2.imread(str(tmp_path / "side-by-side.png"))
     assert pair.shape == (360, 1280, 3)
     left, right = pair[:, :640], pair[:, 640:]
-    assert right.mean() > left.mean() + 30
+    assert right.mean() > 3 * left.mean() and right.mean() > left.mean() + 8  # 3/255 night street: lifted, not blown
     assert np.isfinite(pair).all()
 
 

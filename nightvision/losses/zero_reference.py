@@ -76,9 +76,8 @@ def exposure_control_loss(
 
     ``L = 1/M Σ_k |Y_k − E|^p`` over the M non-overlapping blocks, Y averaged over channels. The paper writes
     p = 1; the official training code, whose loss weights we use, squares (p = 2), which makes the term
-    several times weaker for the same weight (0.09 against |0.3|). Default: p = 2, as the code. Our shipped
-    Zero-DCE and Zero-DCE++ were trained with p = 1 (their recipes say so); see training/README.md for what
-    p = 2 changed when we measured it.
+    several times weaker for the same weight (0.09 against |0.3|). Default: p = 2, as the code, with which
+    our shipped Zero-DCE and Zero-DCE++ were trained.
 
     Args:
         enhanced: ``(B, 3, H, W)``, float in ``[0, 1]``, RGB.
