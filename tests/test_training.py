@@ -154,3 +154,21 @@ def test_retinexnet_trains_in_two_phases(lol_folder: Path, tmp_path: Path) -> No
     assert ckpt["step"] == 8 and ckpt["model_name"] == "retinexnet"
     net = models.create("retinexnet", pretrained=False)
     models.load_checkpoint(net, tmp_path / "rx" / "final.pt")
+
+
+def test_darkened_crops_are_shorter_exposures_quantised_to_8_bits(tmp_path: Path) -> None:
+    import numpy as np
+
+    from training.data import ImageFolder
+
+    path = tmp_path / "grey.png"
+    cv2.imwrite(str(path), np.full((40, 40, 3), 200, np.uint8))
+    torch.manual_seed(0)
+    plain = ImageFolder([path], 32, darken=0.0)[0]
+    assert torch.allclose(plain, torch.full_like(plain, 200 / 255))
+    dark = ImageFolder([path], 32, darken=1.0, darken_min=0.01)
+    levels = [float(dark[0].mean()) for _ in range(40)]
+    lo, hi = (0.01 * (200 / 255) ** 2.2) ** (1 / 2.2), 200 / 255  # light scaled by [0.01, 1] in linear space
+    assert all(lo - 1 / 255 <= v <= hi + 1e-6 for v in levels)
+    assert min(levels) < 0.3 < max(levels)  # log-uniform: spans the range
+    assert all(abs(v * 255 - round(v * 255)) < 1e-4 for v in levels)  # 8-bit levels

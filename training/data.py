@@ -22,12 +22,20 @@ class ImageFolder(Dataset[torch.Tensor]):
         files: image paths.
         crop: side of the square crop; images smaller than that are resized up first.
         train: random crop position and random horizontal/vertical flips; else a centre crop.
+        darken: (training) the fraction of crops shown as a shorter exposure of themselves: light scaled by a
+            log-uniform factor in ``[darken_min, 1]`` (in linear light, sRGB gamma 2.2), then quantised to
+            8 bits, as dark footage is. SICE has few frames as dark as a street at night.
+        darken_min: the smallest exposure factor.
     """
 
-    def __init__(self, files: list[Path], crop: int, train: bool = True) -> None:
+    def __init__(
+        self, files: list[Path], crop: int, train: bool = True, *, darken: float = 0.0, darken_min: float = 0.05
+    ) -> None:
         self.files = files
         self.crop = crop
         self.train = train
+        self.darken = darken
+        self.darken_min = darken_min
 
     def __len__(self) -> int:
         return len(self.files)
@@ -55,6 +63,9 @@ class ImageFolder(Dataset[torch.Tensor]):
                 x = x.flip(2)
             if torch.rand(()) < 0.5:
                 x = x.flip(1)
+            if self.darken and torch.rand(()) < self.darken:
+                scale = self.darken_min ** float(torch.rand(()))  # log-uniform in [darken_min, 1]
+                x = (x.pow(2.2) * scale).pow(1 / 2.2).mul_(255.0).round_().div_(255.0)
         return x
 
 

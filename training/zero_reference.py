@@ -41,6 +41,8 @@ class Config:
     data: str = "../shared/data/sice"  # folder of (low-light and mixed-exposure) images, recursive
     crop: int = 256  # random square crops of this side
     val_every: int = 20  # every n-th image (in natural order) is held out for evaluation
+    darken: float = 0.0  # fraction of training crops shown as a shorter exposure (down to darken_min of the light)
+    darken_min: float = 0.05
     workers: int = 1  # DataLoader worker processes
     # --- model
     model: str = "zero-dce++"  # a registered curve model
@@ -113,7 +115,7 @@ def train(cfg: Config) -> dict[str, float]:
     train_files = [f for i, f in enumerate(files) if i % cfg.val_every]
     gen = torch.Generator().manual_seed(cfg.seed)
     train_loader = DataLoader(
-        ImageFolder(train_files, cfg.crop, train=True),
+        ImageFolder(train_files, cfg.crop, train=True, darken=cfg.darken, darken_min=cfg.darken_min),
         batch_size=cfg.batch_size,
         shuffle=True,
         drop_last=True,
