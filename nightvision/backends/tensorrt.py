@@ -195,6 +195,8 @@ def _describe(
     gpu: Callable[[], tuple[str, str]],
 ) -> PlanHeader:
     """The header a plan built now, here, from this graph would carry (without its creation time)."""
+    if not Path(onnx_path).is_file():
+        raise InputError(f"no such ONNX file: {onnx_path}")
     gpu_name, cc = gpu()
     onnx_sha256 = sha256_of(Path(onnx_path))
     return PlanHeader(
@@ -233,10 +235,26 @@ def build_plan(
     import_tensorrt()
     import tensorrt as trt
 
-    profile = profile or Profile()
-    onnx_path = Path(onnx_path)
-    if not onnx_path.is_file():
-        raise InputError(f"no such ONNX file: {onnx_path}")
+    header = _describe(
+        onnx_path,
+        model=model,
+        precision=precision,
+        profile=profile or Profile(),
+        version_compatible=version_compatible,
+        source_sha256=source_sha256,
+        tensorrt_version=str(trt.__version__),
+        gpu=gpu,
+    )
+    return _build(Path(onnx_path), Path(plan_path), header, workspace_gib=workspace_gib, timing_cache=timing_cache)
+
+
+def _build(
+    onnx_path: Path, plan_path: Path, header: PlanHeader, *, workspace_gib: float, timing_cache: str | Path | None
+) -> PlanHeader:
+    """Build and write the plan ``header`` describes; returns the header with its creation time."""
+    import tensorrt as trt
+
+    profile = header.profile
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
@@ -246,7 +264,7 @@ def build_plan(
         raise EngineError(f"TensorRT cannot parse {onnx_path}:\n{errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    if version_compatible:
+    if header.version_compatible:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
     cache_path = Path(timing_cache) if timing_cache else None
     cache_bytes = cache_path.read_bytes() if cache_path is not None and cache_path.is_file() else b""
@@ -265,19 +283,7 @@ def build_plan(
     if cache_path is not None:
         with atomic_path(cache_path) as tmp:
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
-    header = dataclasses.replace(
-        _describe(
-            onnx_path,
-            model=model,
-            precision=precision,
-            profile=profile,
-            version_compatible=version_compatible,
-            source_sha256=source_sha256,
-            tensorrt_version=str(trt.__version__),
-            gpu=gpu,
-        ),
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    )
+    header = dataclasses.replace(header, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     write_plan(plan_path, header, bytes(serialized))
     log.info("built %s in %.0f s: %s", plan_path, time.time() - t0, header.key())
     return header
@@ -326,18 +332,7 @@ def ensure_plan(
         reason = header.mismatch(wanted.tensorrt_version, gpu_name, cc)
         if header.onnx_sha256 == wanted.onnx_sha256 and header.profile == profile and reason:
             log.warning("rebuilding %s: the cached plan %s was %s", model, old.name, reason)
-    build_plan(
-        onnx_path,
-        path,
-        model=model,
-        precision=precision,
-        profile=profile,
-        workspace_gib=workspace_gib,
-        version_compatible=version_compatible,
-        source_sha256=source_sha256,
-        timing_cache=engines / "timing.cache",
-        gpu=gpu,
-    )
+    _build(Path(onnx_path), path, wanted, workspace_gib=workspace_gib, timing_cache=engines / "timing.cache")
     return path
 
 
