@@ -3,8 +3,8 @@
     python benchmarks/flicker.py ../shared/videos/*.mp4 --frames 300
 
 For each clip, the first N frames are enhanced twice with the shipped zero-dce++ (fast curve path): frame by
-frame, and with :class:`nightvision.temporal.CurveSmoother`. Prints :func:`nightvision.temporal.flicker`
-(brightness pumping, output over input: lower is steadier) and :func:`nightvision.temporal.motion`
+frame, and with :class:`nightvision.stream.temporal.CurveSmoother`. Prints :func:`nightvision.stream.temporal.flicker`
+(brightness pumping, output over input: lower is steadier) and :func:`nightvision.stream.temporal.motion`
 (frame-to-frame pixel change, output over input: smoothing should leave it about where it was).
 """
 
@@ -15,7 +15,7 @@ from itertools import islice
 
 from nightvision import Enhancer
 from nightvision.io.video import VideoReader
-from nightvision.temporal import CurveSmoother, flicker, motion
+from nightvision.stream.temporal import CurveSmoother, flicker, motion
 
 
 def main() -> None:

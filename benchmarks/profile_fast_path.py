@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from nightvision import Enhancer
-from nightvision.bench import _frame, parse_size
+from nightvision.evaluation.bench import _frame, parse_size
 
 
 def median_ms(fn: Callable[[], Any], n: int = 30) -> float:

@@ -85,9 +85,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
-    from nightvision.pipeline import Pipeline, write_stats
-    from nightvision.sinks import open_sink
-    from nightvision.sources import open_source
+    from nightvision.stream.pipeline import Pipeline, write_stats
+    from nightvision.stream.sinks import open_sink
+    from nightvision.stream.sources import open_source
 
     outputs = list(args.output) or (["null://"] if args.headless else ["display://"])
     if args.headless and "display://" in outputs:
@@ -131,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import socket
 
-    from nightvision.bench import bench_models, bench_pipeline, save_results
+    from nightvision.evaluation.bench import bench_models, bench_pipeline, save_results
 
     backends = args.backends.split(",")
     cells = bench_models(
@@ -208,7 +208,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from nightvision.evaluate import classical_methods, evaluate, find_inputs, our_methods, reference_methods
+    from nightvision.evaluation.evaluate import classical_methods, evaluate, find_inputs, our_methods, reference_methods
     from nightvision.specs import get_spec, list_specs
 
     names = args.models.split(",") if args.models else [s.name for s in list_specs() if s.has_onnx]
@@ -231,7 +231,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _recipe_model(rest: list[str]) -> str:
     """The model a training command line names (``--model`` wins over the recipe's ``model``)."""
-    from training.config import tomllib  # tomllib, or tomli on Python 3.10
+    from nightvision.training.config import tomllib  # tomllib, or tomli on Python 3.10
 
     model = "zero-dce++"
     for i, arg in enumerate(rest):
@@ -260,11 +260,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             "from a clone: pip install -e '.[train]'"
         ) from err
     module = (
-        "training.zero_reference"
+        "nightvision.training.zero_reference"
         if spec.family == "curve"
-        else "training.retinex"
+        else "nightvision.training.retinex"
         if spec.name == "retinexnet"
-        else "training.supervised"
+        else "nightvision.training.supervised"
     )
     try:
         train_main = importlib.import_module(module).main

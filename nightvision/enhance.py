@@ -18,10 +18,10 @@ from tqdm import tqdm
 
 from nightvision.enhancer import Enhancer
 from nightvision.errors import InputError
+from nightvision.evaluation.metrics import mean_luma
 from nightvision.io.images import is_image, read_image, write_image
 from nightvision.io.video import AudioPacket, VideoFrame, VideoReader, VideoWriter, is_video
-from nightvision.metrics import mean_luma
-from nightvision.stages import Chain
+from nightvision.stream.stages import Chain
 
 __all__ = ["EnhanceReport", "enhance_path", "enhance_video"]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from nightvision.bench import Cell, bench_models, latency_stats, parse_size, save_results
 from nightvision.errors import InputError
+from nightvision.evaluation.bench import Cell, bench_models, latency_stats, parse_size, save_results
 
 
 def test_latency_statistics() -> None:

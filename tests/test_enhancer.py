@@ -9,7 +9,7 @@ import pytest
 
 from nightvision import Enhancer, list_specs
 from nightvision.errors import EngineError, InputError, ModelNotFoundError, ShapeError
-from nightvision.metrics import clipped_fraction, mean_luma
+from nightvision.evaluation.metrics import clipped_fraction, mean_luma
 from tests.conftest import dark_frame
 
 SHIPPED = [s.name for s in list_specs() if s.has_onnx]

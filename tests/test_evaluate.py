@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from nightvision.cli import main
-from nightvision.evaluate import Method, classical_methods, colourfulness, evaluate, find_inputs, luma_entropy
+from nightvision.evaluation.evaluate import (
+    Method,
+    classical_methods,
+    colourfulness,
+    evaluate,
+    find_inputs,
+    luma_entropy,
+)
 from tests.conftest import dark_frame, write_lol_folder
 
 

@@ -103,8 +103,8 @@ def test_psnr_on_a_known_value_and_its_loss() -> None:
 
 def test_ssim_matches_scikit_image_and_the_numpy_metric() -> None:
     skimage = pytest.importorskip("skimage.metrics")
+    from nightvision.evaluation.metrics import ssim as ssim_np
     from nightvision.losses import ssim, ssim_loss
-    from nightvision.metrics import ssim as ssim_np
 
     rng = np.random.default_rng(0)
     a = rng.random((48, 64, 3))

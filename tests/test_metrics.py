@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nightvision.errors import ShapeError
-from nightvision.metrics import clipped_fraction, mean_luma, psnr, ssim
+from nightvision.evaluation.metrics import clipped_fraction, mean_luma, psnr, ssim
 from tests.conftest import dark_frame, shared_path
 
 skimage_metrics = pytest.importorskip("skimage.metrics")

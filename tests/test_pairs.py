@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from nightvision.pairs import build_pairs, group_scenes, list_bracket_images
+from nightvision.evaluation.pairs import build_pairs, group_scenes, list_bracket_images
 
 EXPOSURES = (0.08, 0.2, 0.5, 1.0, 1.6)
 
@@ -77,7 +77,7 @@ def test_no_pair_across_unaligned_views(tmp_path: Path) -> None:
 
 def test_training_pairs_can_widen_without_moving_the_held_out_ones(brackets: Path) -> None:
     pytest.importorskip("torch")
-    from training.supervised import split_pairs
+    from nightvision.training.supervised import split_pairs
 
     # 4 scenes: scene 0 is test; none has k % 10 == 5, so nothing is held out here
     base_train, base_held = split_pairs(brackets)

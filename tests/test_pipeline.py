@@ -21,10 +21,10 @@ from nightvision import Enhancer
 from nightvision.enhancer import FrameJob
 from nightvision.errors import InputError, SourceError
 from nightvision.io.video import VideoReader, VideoWriter
-from nightvision.pipeline import Pipeline
-from nightvision.sinks import MjpegSink, NullSink, Sink, open_sink
-from nightvision.sources import SyntheticSource, open_source, redact
-from nightvision.temporal import CurveSmoother, flicker, motion
+from nightvision.stream.pipeline import Pipeline
+from nightvision.stream.sinks import MjpegSink, NullSink, Sink, open_sink
+from nightvision.stream.sources import SyntheticSource, open_source, redact
+from nightvision.stream.temporal import CurveSmoother, flicker, motion
 from tests.conftest import dark_frame
 
 
@@ -331,7 +331,7 @@ def test_environment_has_no_leftover_threads() -> None:
 def test_a_camera_that_disappears_ends_with_a_clear_error(tmp_path: Path, enhancer: Enhancer) -> None:
     import cv2
 
-    from nightvision.sources import CaptureSource
+    from nightvision.stream.sources import CaptureSource
 
     clip = tmp_path / "cam.mp4"
     with VideoWriter(clip, 64, 48, 30) as w:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from nightvision.stages import Chain
+from nightvision.stream.stages import Chain
 
 
 def test_items_arrive_in_order_and_none_are_lost() -> None:

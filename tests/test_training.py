@@ -12,9 +12,9 @@ torch = pytest.importorskip("torch")
 
 from nightvision import models  # noqa: E402
 from nightvision.errors import InputError  # noqa: E402
+from nightvision.training.config import load_config  # noqa: E402
+from nightvision.training.zero_reference import Config, train  # noqa: E402
 from tests.conftest import ROOT, dark_frame, write_lol_folder  # noqa: E402
-from training.config import load_config  # noqa: E402
-from training.zero_reference import Config, train  # noqa: E402
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_resume_continues_where_it_stopped(image_folder: Path, tmp_path: Path) -
 def test_recipes_parse_and_flags_override(tmp_path: Path) -> None:
     from nightvision.cli import _recipe_model
     from nightvision.specs import get_spec
-    from training import supervised
+    from nightvision.training import supervised
 
     for recipe in (ROOT / "training" / "recipes").glob("*.toml"):
         family = get_spec(_recipe_model(["--config", str(recipe)])).family
@@ -101,7 +101,7 @@ def lol_folder(tmp_path: Path) -> Path:
 
 
 def test_lol_pairs_match_names_and_refuse_orphans(lol_folder: Path) -> None:
-    from nightvision.pairs import lol_pairs
+    from nightvision.evaluation.pairs import lol_pairs
 
     pairs = lol_pairs(lol_folder)
     assert [(a.name, b.name) for a, b in pairs][:2] == [("0.png", "0.png"), ("1.png", "1.png")]
@@ -111,8 +111,8 @@ def test_lol_pairs_match_names_and_refuse_orphans(lol_folder: Path) -> None:
 
 
 def test_patches_are_aligned_under_the_eight_symmetries(lol_folder: Path) -> None:
-    from nightvision.pairs import lol_pairs
-    from training.data import PairedPatches
+    from nightvision.evaluation.pairs import lol_pairs
+    from nightvision.training.data import PairedPatches
 
     torch.manual_seed(0)
     data = PairedPatches(lol_pairs(lol_folder), patch=32, train=True, repeat=4)
@@ -126,8 +126,8 @@ def test_patches_are_aligned_under_the_eight_symmetries(lol_folder: Path) -> Non
 def test_supervised_training_learns_the_mapping_and_resumes(lol_folder: Path, tmp_path: Path) -> None:
     import json
 
-    from training.supervised import Config as SConfig
-    from training.supervised import train as strain
+    from nightvision.training.supervised import Config as SConfig
+    from nightvision.training.supervised import train as strain
 
     base = dict(
         data=str(lol_folder), model="nafnet-s", patch=32, batch_size=4, repeat=4, steps=40, warmup=5,
@@ -145,8 +145,8 @@ def test_supervised_training_learns_the_mapping_and_resumes(lol_folder: Path, tm
 
 
 def test_retinexnet_trains_in_two_phases(lol_folder: Path, tmp_path: Path) -> None:
-    from training.retinex import Config as RConfig
-    from training.retinex import train as rtrain
+    from nightvision.training.retinex import Config as RConfig
+    from nightvision.training.retinex import train as rtrain
 
     rtrain(RConfig(data=str(lol_folder), patch=32, batch_size=4, repeat=2, decom_steps=4, enhance_steps=4,
                    threads=1, out_dir=str(tmp_path / "rx")))  # fmt: skip
@@ -159,7 +159,7 @@ def test_retinexnet_trains_in_two_phases(lol_folder: Path, tmp_path: Path) -> No
 def test_darkened_crops_are_shorter_exposures_quantised_to_8_bits(tmp_path: Path) -> None:
     import numpy as np
 
-    from training.data import ImageFolder
+    from nightvision.training.data import ImageFolder
 
     path = tmp_path / "grey.png"
     cv2.imwrite(str(path), np.full((40, 40, 3), 200, np.uint8))

@@ -1,6 +1,6 @@
 """Our curve models against the official weights on real low-light photos (no ground truth).
 
-    python -m training.compare_official --data ../shared/data/unpaired/DICM --downscale 4
+    python -m nightvision.training.compare_official --data ../shared/data/unpaired/DICM --downscale 4
 
 For each image: mean luma (0-255, BT.601) and the fraction of clipped pixels (a channel at 255), for our
 shipped weights and the official ones (``../shared/reference-weights``; non-commercial, used only here), both
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from nightvision import models
+from nightvision.evaluation.metrics import clipped_fraction, mean_luma
 from nightvision.io.images import read_image
-from nightvision.metrics import clipped_fraction, mean_luma
 from nightvision.models.zero_dce import load_reference
-from training.data import list_images
+from nightvision.training.data import list_images
 
 REFERENCE = {"zero-dce": ("zero-dce", False), "zero-dce++": ("zero-dce-pp", True)}
 

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from nightvision.errors import InputError
-from nightvision.pairs import list_images, lol_pairs
+from nightvision.evaluation.pairs import list_images, lol_pairs
 
 __all__ = ["ImageFolder", "PairedPatches", "list_images", "lol_pairs"]
 

@@ -1,6 +1,9 @@
-"""``python -m training.pairs DIR``: the pair builder's counts (the builder lives in :mod:`nightvision.pairs`)."""
+"""``python -m nightvision.training.pairs DIR``: the pair builder's counts.
 
-from nightvision.pairs import main
+The builder itself lives in :mod:`nightvision.evaluation.pairs`.
+"""
+
+from nightvision.evaluation.pairs import main
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Turn a training run into shipped files: weights, ONNX graphs and their sha256 in the manifest.
 
-    python -m training.publish zero-dce++ runs/zero-dce++/final.pt
+    python -m nightvision.training.publish zero-dce++ runs/zero-dce++/final.pt
 
 writes ``nightvision/weights/NAME.pt`` (state dict, model arguments, config and final losses: no optimiser
 state), ``NAME.onnx`` (the full graph), ``NAME.estimator.onnx`` for shared-curve models, and updates
@@ -53,6 +53,6 @@ if __name__ == "__main__":
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if len(sys.argv) != 3:
-        sys.exit("usage: python -m training.publish MODEL CHECKPOINT")
+        sys.exit("usage: python -m nightvision.training.publish MODEL CHECKPOINT")
     for p in publish(sys.argv[1], sys.argv[2]):
         print(p)

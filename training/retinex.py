@@ -5,7 +5,7 @@ decomposed, reflectances pulled together); phase 2 freezes it and trains Enhance
 :func:`~nightvision.losses.relight_loss`. Data as in :mod:`training.supervised` (bracket folder or LOL
 layout).
 
-    python -m training.retinex --data ../shared/data/sice --decom_steps 2000 --enhance_steps 2000
+    python -m nightvision.training.retinex --data ../shared/data/sice --decom_steps 2000 --enhance_steps 2000
 
 ``OUT_DIR/last.pt`` holds both phases' progress (``--resume`` continues, in either phase);
 ``OUT_DIR/final.pt`` is in the shipped format, with held-out PSNR/SSIM.
@@ -29,10 +29,10 @@ from nightvision import models
 from nightvision.errors import InputError
 from nightvision.losses import decomposition_loss, relight_loss
 from nightvision.models.retinexnet import RetinexNet
-from training.checkpoints import load_last, save_checkpoint
-from training.config import load_config
-from training.data import PairedPatches
-from training.supervised import evaluate, split_pairs
+from nightvision.training.checkpoints import load_last, save_checkpoint
+from nightvision.training.config import load_config
+from nightvision.training.data import PairedPatches
+from nightvision.training.supervised import evaluate, split_pairs
 
 log = logging.getLogger(__name__)
 

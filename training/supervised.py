@@ -2,10 +2,10 @@
 
 Read it top to bottom: config, data, model, optimiser and schedule, evaluation, loop.
 
-    python -m training.supervised --config training/recipes/nafnet-s.toml --data ../shared/data/sice
+    python -m nightvision.training.supervised --config training/recipes/nafnet-s.toml --data ../shared/data/sice
     nightvision train --config training/recipes/nafnet-s.toml --resume
 
-Data: a folder of exposure brackets (pairs built by :mod:`nightvision.pairs`: its ``train`` scenes train,
+Data: a folder of exposure brackets (pairs built by :mod:`nightvision.evaluation.pairs`: its ``train`` scenes train,
 scenes with ``k % 10 == 5`` among them are held out for checkpoint selection, and its ``test`` scenes are
 never seen here; ``nightvision eval`` scores them), or a LOL-style folder with ``low/`` and ``high/`` (with
 ``eval/`` or ``test/`` beside ``train/`` when present).
@@ -35,9 +35,9 @@ from nightvision import models
 from nightvision.errors import InputError
 from nightvision.losses import charbonnier_loss, l1_loss, psnr, psnr_loss, ssim, ssim_loss
 from nightvision.specs import get_spec
-from training.checkpoints import load_last, save_checkpoint, tensorboard_writer
-from training.config import load_config
-from training.data import PairedPatches, lol_pairs
+from nightvision.training.checkpoints import load_last, save_checkpoint, tensorboard_writer
+from nightvision.training.config import load_config
+from nightvision.training.data import PairedPatches, lol_pairs
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def split_pairs(
         return lol_pairs(root / "train"), (lol_pairs(held_dir) if held_dir else [])
     if not root.is_dir():
         raise InputError(f"training data folder not found: {root}")
-    from nightvision.pairs import build_pairs
+    from nightvision.evaluation.pairs import build_pairs
 
     pairs = [p for p in build_pairs(root) if p.split == "train"]
     held = [(p.low, p.high) for p in pairs if p.scene % 10 == 5]

@@ -2,7 +2,7 @@
 
 Read it top to bottom: config, data, model, optimiser, evaluation, loop.
 
-    python -m training.zero_reference --config training/recipes/zero-dce++.toml --data ../shared/data/sice
+    python -m nightvision.training.zero_reference --config training/recipes/zero-dce++.toml --data ../shared/data/sice
     nightvision train --config training/recipes/zero-dce++.toml --data DIR --resume
 
 Every hyperparameter lives in :class:`Config`; a recipe file sets some, ``--key value`` flags override.
@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from nightvision import models
 from nightvision.losses import ZeroReferenceLoss
-from training.checkpoints import load_last, save_checkpoint, tensorboard_writer
-from training.config import load_config
-from training.data import ImageFolder, list_images
+from nightvision.training.checkpoints import load_last, save_checkpoint, tensorboard_writer
+from nightvision.training.config import load_config
+from nightvision.training.data import ImageFolder, list_images
 
 log = logging.getLogger(__name__)
 

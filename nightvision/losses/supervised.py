@@ -4,7 +4,7 @@ Images are ``(B, C, H, W)`` float tensors in ``[0, 1]`` (RGB for colour); predic
 same shape. Metrics return one value per image, ``(B,)``; losses return a scalar averaged over the batch.
 
 :func:`ssim` is the setting of Wang et al. 2004 (11×11 Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03,
-population statistics), the same as :func:`nightvision.metrics.ssim` and scikit-image with
+population statistics), the same as :func:`nightvision.evaluation.metrics.ssim` and scikit-image with
 ``gaussian_weights=True, use_sample_covariance=False``, except at the border: here the window is not
 reflected, only the valid region (the image less half a window on each side) is averaged, which is what
 scikit-image's mean covers anyway.

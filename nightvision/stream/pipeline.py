@@ -1,9 +1,9 @@
 """The real-time pipeline: capture → preprocess → inference → postprocess → sinks, one thread per stage.
 
 >>> from nightvision import Enhancer
->>> from nightvision.pipeline import Pipeline
->>> from nightvision.sources import open_source
->>> from nightvision.sinks import open_sink
+>>> from nightvision.stream.pipeline import Pipeline
+>>> from nightvision.stream.sources import open_source
+>>> from nightvision.stream.sinks import open_sink
 >>> with open_source("clip.mp4") as src:
 ...     stats = Pipeline(src, Enhancer(), [open_sink("out.mp4", fps=src.fps, time_base=src.time_base)]).run()
 
@@ -32,10 +32,10 @@ import numpy as np
 from nightvision.enhancer import Enhancer, FrameJob
 from nightvision.errors import InputError, SourceError
 from nightvision.io.atomic import atomic_path
-from nightvision.sinks import Sink
-from nightvision.sources import ReadStatus, Source, redact
-from nightvision.stages import Chain
-from nightvision.temporal import CurveSmoother
+from nightvision.stream.sinks import Sink
+from nightvision.stream.sources import ReadStatus, Source, redact
+from nightvision.stream.stages import Chain
+from nightvision.stream.temporal import CurveSmoother
 
 __all__ = ["Pipeline", "PipelineStats", "write_stats"]
 
@@ -96,7 +96,7 @@ class Pipeline:
     """Run ``enhancer`` on every frame of ``source`` and write the results to ``sinks``.
 
     Args:
-        source: an opened source (:func:`nightvision.sources.open_source`).
+        source: an opened source (:func:`nightvision.stream.sources.open_source`).
         enhancer: the model.
         sinks: where frames go; each gets every output frame.
         policy: ``"latest"`` (drop stale frames) or ``"lossless"``; default: latest for live sources.

@@ -1,7 +1,7 @@
 """Score enhancement methods side by side: ours, classical baselines and the official reference models.
 
-Paired data (a LOL-style folder, or exposure brackets whose test split :mod:`nightvision.pairs` builds) gets
-full-reference figures: PSNR and SSIM (:mod:`nightvision.metrics`, which agree with scikit-image within
+Paired data (a LOL-style folder, or exposure brackets whose test split :mod:`nightvision.evaluation.pairs` builds) gets
+full-reference figures: PSNR and SSIM (:mod:`nightvision.evaluation.metrics`, which agree with scikit-image within
 1e-3). Unpaired folders get no-reference figures: mean luma, clipped fraction, colourfulness (Hasler and
 Süsstrunk 2003) and the entropy of the luma histogram; no learnt no-reference quality score (BRISQUE, NIQE)
 is computed, because none of the libraries that ship one run offline here without downloading models.
@@ -31,12 +31,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from nightvision.complexity import complexity, conv_gflops
 from nightvision.errors import InputError
+from nightvision.evaluation.complexity import complexity, conv_gflops
+from nightvision.evaluation.metrics import clipped_fraction, mean_luma, psnr, ssim
+from nightvision.evaluation.pairs import build_pairs, list_images, lol_pairs
 from nightvision.io.atomic import atomic_path
 from nightvision.io.images import read_image
-from nightvision.metrics import clipped_fraction, mean_luma, psnr, ssim
-from nightvision.pairs import build_pairs, list_images, lol_pairs
 
 __all__ = ["EvalResult", "Method", "classical_methods", "colourfulness", "evaluate", "luma_entropy"]
 

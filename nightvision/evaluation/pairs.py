@@ -20,7 +20,7 @@ rules, deterministic and documented so that the split can be reproduced:
 4. **Split.** Scene ``k`` (numbered by its first file) goes to the test side when ``k % test_every == 0``.
    No scene is on both sides.
 
-    python -m nightvision.pairs ../shared/data/sice      # prints the scene and pair counts
+    python -m nightvision.evaluation.pairs ../shared/data/sice      # prints the scene and pair counts
 """
 
 from __future__ import annotations

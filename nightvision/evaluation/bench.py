@@ -135,8 +135,8 @@ def _frame(size: str) -> np.ndarray:
 
 
 def _complexity(model: str, size: str) -> tuple[int | None, float | None]:
-    """Parameters and GFLOPs at ``size`` (:func:`nightvision.complexity.complexity`)."""
-    from nightvision.complexity import complexity
+    """Parameters and GFLOPs at ``size`` (:func:`nightvision.evaluation.complexity.complexity`)."""
+    from nightvision.evaluation.complexity import complexity
 
     return complexity(model, *parse_size(size))
 
@@ -296,10 +296,10 @@ def bench_pipeline(
     """The same clip three ways (decode; decode→encode; decode→enhance→encode), then a live 30 FPS run."""
     from nightvision.enhance import enhance_video
     from nightvision.io.video import VideoReader
-    from nightvision.pipeline import Pipeline
     from nightvision.sample import make_sample_video
-    from nightvision.sinks import NullSink
-    from nightvision.sources import SyntheticSource
+    from nightvision.stream.pipeline import Pipeline
+    from nightvision.stream.sinks import NullSink
+    from nightvision.stream.sources import SyntheticSource
 
     with tempfile.TemporaryDirectory() as tmp:
         label = str(video)
@@ -343,7 +343,7 @@ def bench_pipeline(
 def _passthrough_fps(video: str | Path, out: Path) -> float:
     """Decode and re-encode a video (two threads, as the enhanced path uses), frames per second."""
     from nightvision.io.video import VideoReader, VideoWriter
-    from nightvision.stages import Chain
+    from nightvision.stream.stages import Chain
 
     with VideoReader(video) as r:
         info = r.info

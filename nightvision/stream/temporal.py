@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from nightvision.enhancer import FrameJob
-from nightvision.metrics import mean_luma
+from nightvision.evaluation.metrics import mean_luma
 
 __all__ = ["CurveSmoother", "flicker", "motion"]
 
