@@ -1,0 +1,44 @@
+"""``nightvision doctor``: every probe answers, JSON is valid, and a missing library is reported, not raised."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import onnxruntime
+
+from nightvision.doctor import diagnose, format_report
+
+
+def test_diagnose_reports_what_is_installed() -> None:
+    d = diagnose()
+    json.dumps(d)  # machine-readable as it is
+    assert d["numpy"] == np.__version__
+    assert d["opencv"]["version"] == cv2.__version__
+    assert d["opencv"]["gstreamer"] in ("YES", "NO") or d["opencv"]["gstreamer"].startswith(("YES", "NO"))
+    assert d["onnxruntime"]["version"] == onnxruntime.__version__
+    assert "CPUExecutionProvider" in d["onnxruntime"]["providers"]
+    assert "libx264" in d["pyav"]["encoders"]
+    assert d["auto_backend"]["backend"] in ("onnxruntime", "torch", "tensorrt")
+    assert d["auto_backend"]["why"]
+    text = format_report(d)
+    for label in ("python", "opencv", "pyav", "onnxruntime", "torch", "tensorrt", "auto backend", "caches"):
+        assert f"\n{label}" in "\n" + text
+
+
+def test_a_missing_library_is_reported_not_raised() -> None:
+    """Without torch and onnxruntime (imports blocked), the report still comes out and says so."""
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['onnxruntime'] = None\n"
+        "import importlib.util as u; real = u.find_spec\n"
+        "u.find_spec = lambda name, *a: None if name in ('torch', 'onnxruntime') else real(name, *a)\n"
+        "from nightvision.doctor import diagnose, format_report\n"
+        "print(format_report(diagnose()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "torch         not installed" in out.stdout
+    assert "onnxruntime   not usable" in out.stdout
