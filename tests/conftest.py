@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NIGHTVISION_SHARED", ROOT.parent / "shared"))
+
+# No test, and no CLI subprocess a test starts, writes to the user's real cache folder (~/.cache/nightvision).
+os.environ.setdefault("NIGHTVISION_CACHE", tempfile.mkdtemp(prefix="nightvision-test-cache-"))
 
 
 def shared_path(*parts: str) -> Path:
