@@ -2,7 +2,14 @@
 
 The runtime (this package without :mod:`nightvision.models`, :mod:`nightvision.losses` and
 :mod:`nightvision.export`) needs only numpy, OpenCV, ONNX Runtime and PyAV.
+
+* ``Enhancer(model).enhance(frame)`` — one frame in, one frame out (:mod:`nightvision.enhancer`).
+* ``enhance_path(src, out, enhancer=...)`` and ``run_stream(uri, outputs, enhancer=...)`` — the jobs behind
+  ``nightvision enhance`` and ``nightvision run``, both through the one pipeline (:mod:`nightvision.stream`);
+  imported on first use.
 """
+
+from typing import Any
 
 from nightvision.enhancer import DEFAULT_MODEL, Enhancer
 from nightvision.errors import (
@@ -10,6 +17,7 @@ from nightvision.errors import (
     InputError,
     ModelNotFoundError,
     NightvisionError,
+    OutputError,
     ShapeError,
     SourceError,
 )
@@ -25,9 +33,19 @@ __all__ = [
     "ModelNotFoundError",
     "ModelSpec",
     "NightvisionError",
+    "OutputError",
     "ShapeError",
     "SourceError",
     "__version__",
     "get_spec",
     "list_specs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``enhance_path`` and ``run_stream``, imported on first use (they pull in PyAV and the pipeline)."""
+    if name in ("enhance_path", "run_stream"):
+        from nightvision.stream import jobs
+
+        return getattr(jobs, name)
+    raise AttributeError(f"module 'nightvision' has no attribute {name!r}")

@@ -1,80 +1,318 @@
 """The ``nightvision`` command: a thin layer over the API. Each sub-command parses and calls one function.
 
-Only this module configures logging and prints. Errors the user can fix end in one line on stderr and exit
-code 2; Ctrl-C exits with 130.
+Only this module configures logging (ours, OpenCV's and FFmpeg's) and prints. Exit codes: 0 done; 1 a
+folder job finished but some files failed (each listed on stderr); 2 an error the user can fix (one line on
+stderr: a bad option, a missing input, an output that would overwrite something); 130 stopped by SIGINT
+(Ctrl-C) and 143 by SIGTERM, after saying where the job stopped and what it kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from nightvision.enhancer import DEFAULT_MODEL
 from nightvision.errors import InputError, NightvisionError
 
 if TYPE_CHECKING:
     from nightvision.enhancer import Enhancer
+    from nightvision.stream.jobs import EnhanceReport, Progress
+    from nightvision.stream.pipeline import PipelineStats
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 log = logging.getLogger("nightvision")
 
+EXIT_FAILURES = 1  # a folder job went on past files that failed
+EXIT_ERROR = 2
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
+
+# --- argument types: every number range-checked, every size written one way --------------------------------
+def _int_in(lo: int, hi: int, hint: str = "") -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be in {lo}-{hi}{hint}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_in(lo: float, hi: float, hint: str = "") -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not lo < value <= hi:
+            raise argparse.ArgumentTypeError(f"must be above {lo:g} and at most {hi:g}{hint}, got {value:g}")
+        return value
+
+    return parse
+
+
+def _size(text: str) -> str:
+    from nightvision.io.sizes import parse_size
+
+    try:
+        parse_size(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _sizes(text: str) -> list[str]:
+    sizes = [_size(s) for s in text.split(",") if s.strip()]
+    if not sizes:
+        raise argparse.ArgumentTypeError("expected comma-separated sizes, e.g. 720p,1920x1080")
+    return sizes
+
+
+THREADS = _int_in(0, 1024, " (0: one per core)")
+CRF = _int_in(0, 51, " (x264: lower is better, 18 looks lossless)")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Descriptions wrapped paragraph by paragraph, examples kept as written, and each option's default shown
+    when it has a meaningful one."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        blocks = []
+        for block in text.split("\n\n"):
+            if block.startswith("examples:"):
+                blocks.append("\n".join(indent + line for line in block.splitlines()))
+            else:
+                blocks.append(
+                    textwrap.fill(" ".join(block.split()), width, initial_indent=indent, subsequent_indent=indent)
+                )
+        return "\n\n".join(blocks)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or default is None or default is argparse.SUPPRESS or isinstance(default, bool):
+            return text
+        if default in ([], ""):
+            return text
+        if not action.option_strings and action.nargs not in ("?", "*"):
+            return text
+        return text + " (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"nightvision: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+# --- shared options ------------------------------------------------------------------------------------------
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", default="zero-dce++", help="registered model (see `nightvision models`)")
-    p.add_argument(
+    g = p.add_argument_group("model")
+    g.add_argument("--model", "-m", default=DEFAULT_MODEL, help="registered model (see `nightvision models`)")
+    g.add_argument(
         "--backend",
         "-b",
         default="auto",
         choices=["auto", "tensorrt", "onnxruntime", "torch"],
-        help="auto (default): TensorRT with a built plan, else PyTorch on a CUDA GPU, else ONNX Runtime",
+        help="auto: TensorRT with a built plan, else PyTorch on a CUDA GPU, else ONNX Runtime",
     )
-    p.add_argument("--onnx", help="run this ONNX file instead of the shipped one (onnxruntime)")
-    p.add_argument("--weights", help="run this checkpoint instead of the shipped weights (torch)")
-    p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (torch backend)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0: one per core)")
-    p.add_argument(
-        "--downscale", type=int, help="zero-dce++: estimate the curve at 1/N size (default: a ~96-px copy at any size)"
+    g.add_argument("--onnx", metavar="FILE", help="run this ONNX file instead of the shipped one (onnxruntime)")
+    g.add_argument("--weights", metavar="FILE", help="run this checkpoint instead of the shipped weights")
+    g.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (torch backend)")
+    g.add_argument("--threads", type=THREADS, default=0, help="CPU threads for ONNX Runtime (0: one per core)")
+    g.add_argument(
+        "--downscale",
+        type=_int_in(1, 64),
+        metavar="N",
+        help="curve models: estimate the curve at 1/N size (default: a ~96-px copy at any size)",
     )
-    p.add_argument("--exact", action="store_true", help="run the full ONNX graph instead of the fast curve lookup")
+    g.add_argument("--exact", action="store_true", help="run the full ONNX graph instead of the fast curve lookup")
 
 
-def _enhancer(args: argparse.Namespace) -> Enhancer:
-    from nightvision.enhancer import Enhancer
+def _exposure(text: str) -> float | None:
+    """``--exposure``: auto (the default target), off, or a mean luma 20-235."""
+    if text == "off":
+        return None
+    if text == "auto":
+        from nightvision.stream.exposure import DEFAULT_TARGET
 
-    return Enhancer(
-        args.model,
-        args.backend,
-        onnx_path=args.onnx,
-        weights=args.weights,
-        device=args.device,
-        threads=args.threads,
-        downscale=args.downscale,
-        exact=args.exact,
+        return DEFAULT_TARGET
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, off or a mean luma 20-235, got {text!r}") from None
+    if not 20.0 <= value <= 235.0:
+        raise argparse.ArgumentTypeError(f"the exposure target must be a mean luma between 20 and 235, got {text}")
+    return value
+
+
+def _add_picture_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("picture")
+    g.add_argument(
+        "--denoise",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="temporal denoiser on the dark input before the model (motion-adaptive, luma and chroma)",
+    )
+    g.add_argument(
+        "--exposure",
+        type=_exposure,
+        default="auto",
+        metavar="auto|off|LUMA",
+        help="output brightness: dark input is brought to LUMA (auto: 110 of 255), visible input is left near "
+        "its own brightness, smoothly over time; off: what the model gives",
     )
 
 
-def cmd_enhance(args: argparse.Namespace) -> int:
-    from nightvision.enhance import enhance_path
+def _stages(args: argparse.Namespace) -> dict[str, list[Any]]:
+    """The frame stages the picture options ask for, as ``pre_stages`` / ``post_stages`` keywords."""
+    pre: list[Any] = []
+    post: list[Any] = []
+    if getattr(args, "denoise", False):
+        from nightvision.stream.denoise import TemporalDenoiser
 
-    if not Path(args.input).exists():  # before loading a model
-        raise InputError(f"no such file or folder: {args.input}")
-    report = enhance_path(args.input, args.output, enhancer=_enhancer(args), progress=not args.quiet, crf=args.crf)
+        pre.append(TemporalDenoiser())
+    target = getattr(args, "exposure", None)
+    if target is not None:
+        from nightvision.stream.exposure import ExposureControl
+
+        post.append(ExposureControl(target=target))
+    return {"pre_stages": pre, "post_stages": post}
+
+
+def _enhancer(args: argparse.Namespace) -> Callable[[], Enhancer]:
+    """The model the options name, loaded only when called (after the job has checked its outputs)."""
+
+    def load() -> Enhancer:
+        from nightvision.enhancer import Enhancer
+
+        return Enhancer(
+            args.model,
+            args.backend,
+            onnx_path=args.onnx,
+            weights=args.weights,
+            device=args.device,
+            threads=args.threads,
+            downscale=args.downscale,
+            exact=args.exact,
+        )
+
+    return load
+
+
+def _add_overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (else refused)")
+
+
+class _Status:
+    """A one-line status on stderr: rewritten in place on a terminal, one line a second otherwise."""
+
+    def __init__(self, quiet: bool, *, only_tty: bool = False) -> None:
+        self.tty = sys.stderr.isatty()
+        self.enabled = not quiet and (self.tty or not only_tty)
+        self.shown = False
+
+    def __call__(self, line: str) -> None:
+        if self.enabled:
+            print(("\r\033[K" if self.tty else "") + line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+            self.shown = True
+
+    def end(self) -> None:
+        if self.shown and self.tty:
+            print(file=sys.stderr)
+        self.shown = False
+
+
+def _progress(status: _Status) -> Callable[[Progress], None]:
+    def show(p: Progress) -> None:
+        s = p.stats
+        where = f"frame {s.frames_out}" + (f" of {s.frame_count}" if s.frame_count > 1 else "")
+        files = f"[{p.index}/{p.files}] " if p.files > 1 else ""
+        status(f"{files}{p.path.name}: {where} | {s.fps_out_now:.1f} fps")
+
+    return show
+
+
+def _stopped(report_stopped_by: str, where: str, kept: Path | None) -> int:
+    what = f"; kept the frames done as {kept} (playable)" if kept else "; the output in progress was discarded"
+    print(f"nightvision: interrupted by {report_stopped_by} at {where}{what}", file=sys.stderr)
+    return EXIT_SIGNAL.get(report_stopped_by, 130)
+
+
+def _finish_job(report: EnhanceReport, output: str) -> int:
+    if report.stopped_by:
+        done = f"{report.files} of {report.total_files} files done" if report.total_files > 1 else ""
+        if done:
+            print(f"nightvision: {done} ({report.frames} frames)", file=sys.stderr)
+        return _stopped(report.stopped_by, report.stopped_at, report.partial)
+    skipped = f" (skipped {report.skipped} file(s) inside the output folder)" if report.skipped else ""
     print(
         f"enhanced {report.files} file(s), {report.frames} frame(s) in {report.seconds:.1f} s "
-        f"({report.fps:.1f} FPS); mean luma {report.luma_in:.1f} -> {report.luma_out:.1f} -> {args.output}"
+        f"({report.fps:.1f} FPS); mean luma {report.luma_in:.1f} -> {report.luma_out:.1f} -> {output}{skipped}"
     )
+    for path, reason in report.failures:
+        print(f"nightvision: failed: {path}: {reason}", file=sys.stderr)
+    if report.failures:
+        print(f"nightvision: error: {len(report.failures)} of {report.total_files} files failed", file=sys.stderr)
+        return EXIT_FAILURES
     return 0
+
+
+# --- commands ------------------------------------------------------------------------------------------------
+def cmd_enhance(args: argparse.Namespace) -> int:
+    from nightvision.stream.jobs import enhance_path
+    from nightvision.stream.pipeline import stop_on_signals
+
+    status = _Status(args.quiet, only_tty=True)
+    with stop_on_signals() as stop:
+        report = enhance_path(
+            args.input,
+            args.output,
+            enhancer=_enhancer(args),
+            crf=args.crf,
+            overwrite=args.overwrite,
+            stop=stop,
+            on_progress=_progress(status),
+            **_stages(args),
+        )
+    status.end()
+    return _finish_job(report, args.output)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from nightvision.demo import run_demo
+    from nightvision.stream.pipeline import stop_on_signals
 
-    result = run_demo(args.video, args.output, enhancer=_enhancer(args), progress=not args.quiet)
+    status = _Status(args.quiet, only_tty=True)
+    with stop_on_signals() as stop:
+        result = run_demo(
+            args.video,
+            args.output,
+            enhancer=_enhancer(args),
+            overwrite=args.overwrite,
+            stop=stop,
+            on_progress=_progress(status),
+            **_stages(args),
+        )
+    status.end()
     r = result.report
+    if r.stopped_by:
+        return _stopped(r.stopped_by, r.stopped_at, r.partial)
     print(f"input:         {result.source}")
     print(f"enhanced:      {result.enhanced}  ({r.frames} frames, {r.fps:.1f} FPS)")
     print(f"side by side:  {result.picture}")
@@ -83,61 +321,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import signal
+    from nightvision.stream.jobs import run_stream
+    from nightvision.stream.pipeline import stop_on_signals
 
-    from nightvision.stream.pipeline import Pipeline, write_stats
-    from nightvision.stream.sinks import open_sink
-    from nightvision.stream.sources import open_source
+    size = args.size
+    if args.width or args.height:  # the old spelling, still accepted
+        if not (args.width and args.height) or size:
+            raise InputError("give the camera size once, as --size WIDTHxHEIGHT (e.g. --size 1280x720)")
+        size = f"{args.width}x{args.height}"
+    status = _Status(args.quiet)
 
-    outputs = list(args.output) or (["null://"] if args.headless else ["display://"])
-    if args.headless and "display://" in outputs:
-        raise InputError("--headless and a display:// output contradict each other")
-    enhancer = _enhancer(args)
-    source = open_source(args.source, loop=args.loop, width=args.width, height=args.height, fps=args.fps)
-    sinks = []
-    try:
-        for uri in outputs:
-            sinks.append(open_sink(uri, fps=source.fps or 30.0, time_base=source.time_base))
-        tty = sys.stderr.isatty()
+    def on_status(stats: PipelineStats) -> None:
+        status(stats.status_line())
 
-        def status(stats: Any) -> None:
-            if not args.quiet:
-                print(("\r" if tty else "") + stats.status_line(), end="" if tty else "\n", file=sys.stderr, flush=True)
-
-        pipeline = Pipeline(
-            source, enhancer, sinks, policy=args.policy, smooth=args.smooth, hud=args.hud, on_status=status
+    with stop_on_signals() as stop:
+        stats = run_stream(
+            args.source,
+            args.output,
+            enhancer=_enhancer(args),
+            headless=args.headless,
+            policy=args.policy,
+            smooth=args.smooth,
+            hud=args.hud,
+            loop=args.loop,
+            size=size,
+            fps=args.fps or 0.0,
+            crf=args.crf,
+            overwrite=args.overwrite,
+            stats_json=args.stats_json,
+            stop=stop,
+            on_status=on_status,
+            **_stages(args),
         )
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda signum, frame: pipeline.stop(signal.Signals(signum).name))
-        stats = pipeline.run()
-    finally:
-        source.close()
-        for sink in sinks:
-            sink.close()
-    if tty and not args.quiet:
-        print(file=sys.stderr)
-    if args.stats_json:
-        write_stats(args.stats_json, stats)
+    status.end()
     s = stats.stage_ms
     print(
         f"{stats.frames_out} frames out of {stats.frames_in} in {stats.seconds:.1f} s ({stats.fps_out:.1f} FPS), "
-        f"dropped {stats.dropped}; latency p50 {stats.latency_ms.get('p50', 0):.1f} ms, "
-        f"p95 {stats.latency_ms.get('p95', 0):.1f} ms; infer p50 {s.get('infer', {}).get('p50', 0):.1f} ms; "
-        f"stopped by {stats.stopped_by}"
+        f"dropped {stats.dropped} ({stats.dropped_stale} stale, {stats.dropped_at_stop} at the stop); "
+        f"latency p50 {stats.latency_ms.get('p50', 0):.1f} ms, p95 {stats.latency_ms.get('p95', 0):.1f} ms; "
+        f"infer p50 {s.get('infer', {}).get('p50', 0):.1f} ms; stopped by {stats.stopped_by}"
     )
+    if stats.stopped_by in EXIT_SIGNAL:
+        partial = next((Path(o) for o in stats.outputs if ".partial." in Path(o).name), None)
+        where = f"frame {stats.frames_out}" + (f" of {stats.frame_count}" if stats.frame_count else "")
+        kept = f"; kept {partial} (playable)" if partial else ""
+        print(f"nightvision: interrupted by {stats.stopped_by} at {where} of {stats.source}{kept}", file=sys.stderr)
+        return EXIT_SIGNAL[stats.stopped_by]
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     import socket
 
-    from nightvision.evaluation.bench import bench_models, bench_pipeline, save_results
+    from nightvision.evaluation.bench import RESULT_FILES, bench_models, bench_pipeline, save_results
+    from nightvision.io.outputs import check_outputs
 
-    backends = args.backends.split(",")
+    out = Path(args.output or f"benchmarks/results/{socket.gethostname()}")
+    check_outputs([], [out / name for name in RESULT_FILES], overwrite=args.overwrite)
     cells = bench_models(
         args.models.split(","),
-        backends,
-        args.sizes.split(","),
+        args.backends.split(","),
+        args.sizes,
         seconds=args.seconds,
         warmup=args.warmup,
         threads=args.threads,
@@ -146,7 +390,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     pipeline = None
     if args.pipeline is not None:
         pipeline = bench_pipeline(args.pipeline or None, threads=args.threads)
-    out = args.out or f"benchmarks/results/{socket.gethostname()}"
     settings = {k: v for k, v in vars(args).items() if k != "func"}
     paths = save_results(out, cells, settings, pipeline)
     print(paths[2].read_text())
@@ -156,8 +399,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from nightvision.backends.tensorrt import Profile, ensure_plan
+    from nightvision.cache import ENGINES, cache_dir
+    from nightvision.io.sizes import parse_size
     from nightvision.specs import get_spec, sha256_of
 
+    engines = Path(args.engines) if args.engines else cache_dir(ENGINES)
     source = None
     if args.model.endswith(".onnx"):
         onnx, model = Path(args.model), Path(args.model).stem
@@ -170,11 +416,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         if args.precision == "fp16":  # strongly typed: the graph decides, so build from the fp16 graph
             from nightvision.export import convert_to_fp16
 
-            onnx = convert_to_fp16(onnx, Path(args.engines) / f"{model}-fp16.onnx")
-    profile = Profile(Profile.parse(args.min), Profile.parse(args.opt), Profile.parse(args.max))
+            onnx = convert_to_fp16(onnx, engines / f"{model}-fp16.onnx")
+    profile = Profile(parse_size(args.min), parse_size(args.opt), parse_size(args.max))
     plan = ensure_plan(
         onnx,
-        args.engines,
+        engines,
         model=model,
         precision=args.precision,
         profile=profile,
@@ -191,13 +437,34 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     for spec in list_specs():
         ready = "onnx" if spec.has_onnx else "missing" if spec.onnx else "train it"
-        print(f"{spec.name:<12} {spec.family:<11} {'[' + ready + ']':<10} {spec.summary}")
+        default = " (default)" if spec.name == DEFAULT_MODEL else ""
+        print(f"{spec.name:<12} {spec.family:<11} {'[' + ready + ']':<10} {spec.summary}{default}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from nightvision.io.outputs import check_outputs
+
+    if args.format == "triton":
+        from nightvision.triton import write_triton_repository
+
+        repo = write_triton_repository(
+            args.model,
+            args.output,
+            onnx=args.onnx,
+            plan=args.plan,
+            kind=args.triton_kind,
+            instances=args.instances,
+            max_batch_size=args.max_batch,
+            tensorrt_accelerator=args.trt_accelerator,
+            fp16=args.fp16,
+            overwrite=args.overwrite,
+        )
+        print(f"wrote the Triton model repository {repo.root}: " + ", ".join(p.name for p in repo.models))
+        return 0
     from nightvision.export import convert_to_fp16, export_onnx, record_in_manifest
 
+    check_outputs([args.weights] if args.weights else [], [args.output], overwrite=args.overwrite)
     kwargs = {"downscale": args.downscale} if args.downscale else {}
     path = export_onnx(args.model, args.output, weights=args.weights, opset=args.opset, **kwargs)
     if args.fp16:
@@ -207,10 +474,55 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from nightvision.cluster.serve import serve, status_line
+    from nightvision.stream.pipeline import stop_on_signals
+
+    status = _Status(args.quiet)
+
+    def ready(url: str) -> None:
+        print(f"nightvision: serving on {url} (Ctrl-C stops)", file=sys.stderr)
+
+    with stop_on_signals() as stop:
+        report = serve(
+            args.config,
+            address=args.address,
+            host=args.host,
+            port=args.port,
+            in_process=args.in_process,
+            stop=stop,
+            on_ready=ready,
+            on_status=lambda views: status(status_line(views)),
+        )
+    status.end()
+    for v in report.cameras:
+        why = f" ({v.reason})" if v.reason else ""
+        print(f"{v.name}: {v.frames_out} frames out, {v.restarts} restarts, {v.state}{why}")
+    if report.stopped_by in EXIT_SIGNAL:
+        print(f"nightvision: stopped by {report.stopped_by} after {report.seconds:.0f} s", file=sys.stderr)
+        return EXIT_SIGNAL[report.stopped_by]
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import json
+
+    from nightvision.doctor import diagnose, format_report
+
+    report = diagnose()
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+EVAL_FILES = ("per_image.csv", "summary.md", "summary.json", "grid.png")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from nightvision.evaluation.evaluate import classical_methods, evaluate, find_inputs, our_methods, reference_methods
+    from nightvision.io.outputs import check_outputs
     from nightvision.specs import get_spec, list_specs
 
+    check_outputs([], [Path(args.output) / name for name in EVAL_FILES], overwrite=args.overwrite)
     names = args.models.split(",") if args.models else [s.name for s in list_specs() if s.has_onnx]
     for name in names:
         if not get_spec(name).has_onnx:
@@ -223,7 +535,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         methods += reference_methods(args.references)
     kind = "pairs" if targets else "unpaired images"
     print(f"scoring {len(methods)} methods on {len(inputs)} {kind} from {args.data}", file=sys.stderr)
-    result = evaluate(methods, inputs, targets, args.out)
+    result = evaluate(methods, inputs, targets, args.output)
     print(result.markdown(), end="")
     print("wrote " + ", ".join(str(p) for p in result.paths))
     return 0
@@ -233,7 +545,7 @@ def _recipe_model(rest: list[str]) -> str:
     """The model a training command line names (``--model`` wins over the recipe's ``model``)."""
     from nightvision.training.config import tomllib  # tomllib, or tomli on Python 3.10
 
-    model = "zero-dce++"
+    model = DEFAULT_MODEL
     for i, arg in enumerate(rest):
         key, eq, value = arg.partition("=")
         value = value if eq else (rest[i + 1] if i + 1 < len(rest) else "")
@@ -250,102 +562,196 @@ def _recipe_model(rest: list[str]) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     import importlib
 
-    from nightvision.specs import get_spec
+    from nightvision.training.config import help_text, trainer_for
 
+    names_model = any(a.split("=")[0] in ("--config", "--model") for a in args.rest)
+    if any(a in ("-h", "--help") for a in args.rest):  # torch-free: the recipe keys of one or every trainer
+        print(help_text(_recipe_model(args.rest) if names_model else None), end="")
+        return 0
+    trainer = trainer_for(_recipe_model(args.rest))
     try:
-        spec = get_spec(_recipe_model(args.rest))
-    except ImportError as err:
-        raise NightvisionError(
-            f"training needs torch and the repository's training/ package ({err}); "
-            "from a clone: pip install -e '.[train]'"
-        ) from err
-    module = (
-        "nightvision.training.zero_reference"
-        if spec.family == "curve"
-        else "nightvision.training.retinex"
-        if spec.name == "retinexnet"
-        else "nightvision.training.supervised"
-    )
-    try:
-        train_main = importlib.import_module(module).main
+        train_main = importlib.import_module(trainer.module).main
     except ImportError as err:
         raise NightvisionError(f"training needs torch: pip install -e '.[train]' ({err})") from err
     train_main(args.rest)
     return 0
 
 
+# --- the parser ----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from nightvision import __version__
 
-    parser = argparse.ArgumentParser(prog="nightvision", description="Real-time low-light video enhancement.")
+    m = DEFAULT_MODEL
+    parser = _Parser(
+        prog="nightvision",
+        description="Real-time low-light video enhancement.",
+        formatter_class=_Formatter,
+        epilog=_examples(
+            "nightvision enhance dark.mp4 -o bright.mp4",
+            "nightvision run 0 --hud",
+            "nightvision COMMAND --help      (every command lists its options and examples)",
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"nightvision {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: info logging, -vv: debug")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("enhance", help="enhance an image, a folder or a video file")
-    p.add_argument("input", help="image, video (mp4/mkv/avi/mov) or folder (recursive)")
+    def command(name: str, help: str, description: str, examples: Sequence[str], **kw: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help,
+            description=description,
+            epilog=_examples(*examples),
+            formatter_class=_Formatter,
+            **kw,
+        )
+
+    p = command(
+        "enhance",
+        "enhance an image, a video or a folder of them (lossless, audio kept)",
+        "Enhance an image, a video or a folder (recursively) into new files. Videos keep their size, frame "
+        "count, timestamps and audio; images keep grey, alpha and 16 bits where the output format holds them "
+        "(16-bit to JPEG is scaled to 8 bits). Inputs are never overwritten; existing outputs only with "
+        "--overwrite. A folder job goes on past a file that fails, lists every failure and exits with 1.\n\n"
+        "Ctrl-C (exit 130) or SIGTERM (exit 143) stops within about a second: finished files stay, the video "
+        "in progress is kept, playable, as NAME.partial.mp4 (an image in progress is left out), and the "
+        "command says where it stopped.",
+        [
+            "nightvision enhance dark.mp4 -o bright.mp4",
+            "nightvision enhance photo.png -o photo-bright.jpg",
+            "nightvision enhance photos/ -o bright-photos/",
+            "nightvision enhance night.mp4 -o clean.mp4 --model nafnet-s --overwrite",
+        ],
+    )
+    p.add_argument("input", help="image, video (mp4/mkv/avi/mov/m4v/webm) or folder (recursive)")
     p.add_argument("-o", "--output", required=True, help="output file, or folder for a folder input")
-    p.add_argument("--crf", type=int, default=18, help="x264 quality of video outputs (lower is better)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--crf", type=CRF, default=18, metavar="0-51", help="x264 quality of video outputs (lower is better)"
+    )
+    _add_overwrite(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     _add_model_args(p)
+    _add_picture_args(p)
     p.set_defaults(func=cmd_enhance)
 
-    p = sub.add_parser("demo", help="enhance a clip (or a synthetic one) and save a side-by-side picture")
-    p.add_argument("video", nargs="?", help="a low-light video; default: a synthetic dark clip")
-    p.add_argument("-o", "--output", default="demo", help="output folder (default: demo/)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p = command(
+        "demo",
+        "enhance a clip (or a synthetic one) and save a side-by-side picture",
+        "Enhance VIDEO (default: a synthetic dark street, made on the spot) into OUTPUT/enhanced.mp4 and save "
+        "OUTPUT/side-by-side.png from its middle frame.",
+        ["nightvision demo", "nightvision demo night.mp4 -o demo-night --overwrite"],
+    )
+    p.add_argument("video", nargs="?", help="a low-light video (default: a synthetic dark clip)")
+    p.add_argument("-o", "--output", default="demo", help="output folder")
+    _add_overwrite(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     _add_model_args(p)
+    _add_picture_args(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("run", help="enhance a live camera, stream or file in real time")
+    p = command(
+        "run",
+        "enhance a live camera, stream or file in real time (window, MJPEG, files)",
+        "Enhance a camera, network stream, file or folder of images into one or more outputs. Live sources "
+        "keep only the newest frame (latency stays low; stale frames are dropped and counted); files run "
+        "lossless, in order, audio kept. The status line shows the current FPS and says when a stream is "
+        "down (it is reopened with backoff).\n\n"
+        "Ctrl-C (exit 130) or SIGTERM (exit 143) stops within about a second. A file output of a finite input "
+        "stopped early is kept, playable, as NAME.partial.mp4; for a live source the recording up to the stop "
+        "is the output. q in the window stops and exits 0.",
+        [
+            "nightvision run 0 --hud",
+            "nightvision run rtsp://user:pass@cam/stream --headless -o http://127.0.0.1:8090/ -o night.mp4",
+            "nightvision run clip.mp4 --headless -o out.mp4 --stats-json stats.json",
+            "nightvision run /dev/video0 --size 1280x720 --fps 30",
+            "nightvision run synthetic://?fps=30&size=1280x720 --headless",
+        ],
+    )
     p.add_argument("source", help="camera (0, /dev/video0), file, folder, rtsp://, http://, gst://, synthetic://")
     p.add_argument(
-        "--output",
         "-o",
+        "--output",
         action="append",
         default=[],
-        help="repeatable: out.mp4, frames/, http://127.0.0.1:8090/, display://, null:// (default: display)",
+        help="repeatable: out.mp4, frames/, http://127.0.0.1:8090/, display://, null:// (default: a window; "
+        "null:// with --headless)",
     )
-    p.add_argument("--headless", action="store_true", help="no window (default output becomes null://)")
+    p.add_argument("--headless", action="store_true", help="no window")
     p.add_argument("--policy", choices=["latest", "lossless"], help="default: latest for live sources, else lossless")
     p.add_argument(
         "--smooth",
         action="store_true",
         help="smooth the curve map over time (off by default: measured to add pumping on real clips)",
     )
-    p.add_argument("--hud", action="store_true", help="draw FPS and latency on the output")
-    p.add_argument("--stats-json", help="write the final summary to this JSON file")
-    p.add_argument("--loop", type=int, default=0, help="files and folders: extra passes (-1: forever)")
-    p.add_argument("--width", type=int, default=0, help="camera: requested width")
-    p.add_argument("--height", type=int, default=0, help="camera: requested height")
-    p.add_argument("--fps", type=float, default=0.0, help="camera: requested frame rate")
+    p.add_argument("--hud", action="store_true", help="draw the current FPS and latency on the output")
+    p.add_argument("--stats-json", metavar="FILE", help="write the final summary to this JSON file")
+    p.add_argument(
+        "--loop", type=_int_in(-1, 1_000_000), default=0, help="files and folders: extra passes (-1: forever)"
+    )
+    p.add_argument(
+        "--size", type=_size, metavar="WxH", help="camera: requested size, WIDTHxHEIGHT or 480p/720p/1080p/4k"
+    )
+    p.add_argument("--fps", type=_float_in(0, 1000), help="camera: requested frame rate")
+    p.add_argument("--width", type=_int_in(1, 65536), help=argparse.SUPPRESS)  # old spelling of --size
+    p.add_argument("--height", type=_int_in(1, 65536), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--crf", type=CRF, default=18, metavar="0-51", help="x264 quality of video outputs (lower is better)"
+    )
+    _add_overwrite(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no status line")
     _add_model_args(p)
+    _add_picture_args(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("bench", help="measure latency and FPS per model, backend and size (and the pipeline)")
-    p.add_argument("--models", default="zero-dce++,zero-dce", help="comma-separated models")
+    p = command(
+        "bench",
+        "measure latency and FPS per model, backend and size (and the pipeline)",
+        "Measure model latency (p50/p95/p99) and FPS for every model x backend x size, with an eager-PyTorch "
+        "reference row and CLAHE as the classical floor; --pipeline also measures the whole file and live "
+        "path. Results (JSON, CSV, markdown, a chart) carry the versions, hardware and settings.",
+        [
+            "nightvision bench",
+            "nightvision bench --pipeline --overwrite",
+            "nightvision bench --models nafnet-s --backends torch,torch:fp16+graphs --sizes 720p,1920x1080 -o gpu/",
+        ],
+    )
+    p.add_argument("--models", default=f"{m},zero-dce", help="comma-separated models")
     p.add_argument(
         "--backends",
         default="onnxruntime",
         help="comma-separated: onnxruntime, torch, tensorrt; GPU: torch:fp16, torch:fp16+graphs, torch:fp16+cl+graphs",
     )
-    p.add_argument("--sizes", default="480p,720p,1080p", help="comma-separated: 480p,720p,1080p,4k or WxH")
-    p.add_argument("--seconds", type=float, default=2.0, help="measuring time per cell")
-    p.add_argument("--warmup", type=int, default=3, help="warm-up calls per cell")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: one per core)")
+    p.add_argument(
+        "--sizes", type=_sizes, default="480p,720p,1080p", help="comma-separated: 480p/720p/1080p/4k or WIDTHxHEIGHT"
+    )
+    p.add_argument("--seconds", type=_float_in(0, 3600), default=2.0, help="measuring time per cell")
+    p.add_argument("--warmup", type=_int_in(0, 1000), default=3, help="warm-up calls per cell")
+    p.add_argument("--threads", type=THREADS, default=0, help="ONNX Runtime threads (0: one per core)")
     p.add_argument("--no-reference", action="store_true", help="skip the eager-PyTorch reference rows")
     p.add_argument(
         "--pipeline",
         nargs="?",
         const="",
         default=None,
-        help="also benchmark the pipeline on VIDEO (no value: a synthetic 720p clip)",
+        metavar="VIDEO",
+        help="also benchmark the pipeline on VIDEO (no value: a synthetic 1280x720 clip)",
     )
-    p.add_argument("--out", help="output folder (default: benchmarks/results/HOSTNAME)")
+    p.add_argument("-o", "--output", help="output folder (default: benchmarks/results/HOSTNAME)")
+    p.add_argument("--out", dest="output", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old name
+    _add_overwrite(p)
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("build", help="build (or reuse) a TensorRT plan for a model or ONNX file")
+    p = command(
+        "build",
+        "build (or reuse) a TensorRT plan for a model or ONNX file",
+        "Build a TensorRT plan for the sizes given (or reuse the cached one built from the same graph, "
+        "settings, TensorRT and GPU). Needs TensorRT and a CUDA GPU.",
+        [
+            f"nightvision build {m}",
+            f"nightvision build {m} --precision fp16 --opt 1280x720 --max 1920x1080",
+            "nightvision build engines/mine.onnx --max 4k",
+        ],
+    )
     p.add_argument("model", help="registered model or an .onnx file")
     p.add_argument(
         "--precision",
@@ -353,34 +759,121 @@ def build_parser() -> argparse.ArgumentParser:
         default="fp32",
         help="fp16 builds from an fp16 copy of the graph (for an .onnx argument: a label; the graph decides)",
     )
-    p.add_argument("--min", default="64x64", help="smallest input, HEIGHTxWIDTH")
-    p.add_argument("--opt", default="720x1280", help="input size to optimise for, HEIGHTxWIDTH")
-    p.add_argument("--max", default="1080x1920", help="largest input, HEIGHTxWIDTH")
-    p.add_argument("--workspace", type=float, default=2.0, help="builder workspace in GiB")
+    p.add_argument("--min", type=_size, default="64x64", help="smallest input, WIDTHxHEIGHT or 720p")
+    p.add_argument("--opt", type=_size, default="720p", help="input size to optimise for, WIDTHxHEIGHT or 720p")
+    p.add_argument("--max", type=_size, default="1080p", help="largest input, WIDTHxHEIGHT or 1080p")
+    p.add_argument("--workspace", type=_float_in(0, 1024), default=2.0, help="builder workspace in GiB")
     p.add_argument("--version-compatible", action="store_true", help="plan that runs on later TensorRT versions")
-    p.add_argument("--engines", default="engines", help="plan cache folder (default: engines/)")
+    p.add_argument(
+        "--engines",
+        metavar="DIR",
+        default=None,
+        help="plan folder (default: the user cache, $NIGHTVISION_CACHE or ~/.cache/nightvision/engines, "
+        "where --backend auto looks)",
+    )
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("eval", help="score models, classical baselines and reference models on a folder")
+    p = command(
+        "eval",
+        "score models, classical baselines and reference models on a folder",
+        "Score the shipped models (and CLAHE, gamma, and the official weights with --references) on paired "
+        "data (PSNR, SSIM) or unpaired images (no-reference figures); writes per_image.csv, summary.md, "
+        "summary.json and grid.png.",
+        [
+            "nightvision eval --data ../shared/data/lol",
+            "nightvision eval --data ../shared/data/sice --brackets --references ../shared/reference-weights",
+            f"nightvision eval --data photos/ --models {m} -o eval-photos --overwrite",
+        ],
+    )
     p.add_argument("--data", required=True, help="LOL-style folder (low/, high/), brackets (--brackets) or images")
     p.add_argument("--models", help="comma-separated shipped models (default: all of them)")
     p.add_argument("--brackets", action="store_true", help="DATA is exposure brackets: score their test split")
     p.add_argument("--references", help="folder of the official weights (zero-dce/, zero-dce-pp/, sci/); needs torch")
-    p.add_argument("--out", default="eval-results", help="folder for per_image.csv, summary.md/json, grid.png")
-    p.add_argument("--limit", type=int, default=0, help="score only the first N images")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = its default)")
+    p.add_argument("-o", "--output", default="eval-results", help="folder for per_image.csv, summary.md/json, grid.png")
+    p.add_argument("--out", dest="output", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old name
+    p.add_argument("--limit", type=_int_in(0, 10**9), default=0, help="score only the first N images (0: all)")
+    p.add_argument("--threads", type=THREADS, default=0, help="ONNX Runtime threads (0: one per core)")
+    _add_overwrite(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("models", help="list the registered models")
+    p = command(
+        "models",
+        "list the registered models",
+        "List the registered models: family, whether an ONNX graph ships, and what each is for.",
+        ["nightvision models"],
+    )
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("export", help="export a model to ONNX (needs the train extra)")
+    p = command(
+        "doctor",
+        "print what a bug report needs and what will be used here",
+        "Print versions (Python, numpy, OpenCV with its FFmpeg/GStreamer/CUDA, PyAV codecs, ONNX Runtime "
+        "providers, torch and CUDA, TensorRT, pycuda, Ray), GPUs, cameras, the backend `auto` would pick and "
+        "why, and the cache folders. Paste it into bug reports.",
+        ["nightvision doctor", "nightvision doctor --json > doctor.json"],
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_doctor)
+
+    p = command(
+        "serve",
+        "serve many cameras live: one pipeline per camera on a Ray cluster, one HTTP port",
+        "Run every camera of CONFIG (TOML or YAML: see examples/serve.toml) in its own pipeline actor on a Ray "
+        "cluster (a local Ray instance without --address; threads with --in-process or without Ray), restart a "
+        "camera that fails or stalls with backoff without touching the others, and serve on one port: an index "
+        "page, /cam/NAME/stream.mjpg and /snapshot.jpg, /health (200 when every camera is up, else 503) and "
+        "/metrics (Prometheus). Ctrl-C (exit 130) or SIGTERM (exit 143) stops every camera, finalising recordings.",
+        [
+            "nightvision serve examples/serve.toml",
+            "nightvision serve site.toml --address auto --host 0.0.0.0 --port 9000",
+            "nightvision serve cams.yaml --in-process",
+        ],
+    )
+    p.add_argument("config", help="TOML (or YAML) file listing the cameras")
+    p.add_argument(
+        "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: the config's, else local Ray)"
+    )
+    p.add_argument("--host", help="address to serve on (default: the config's, else 127.0.0.1, this machine only)")
+    p.add_argument(
+        "--port", type=_int_in(0, 65535), help="HTTP port (default: the config's, else 8080; 0: any free port)"
+    )
+    p.add_argument("--in-process", action="store_true", help="run the cameras in threads of this process")
+    p.add_argument("-q", "--quiet", action="store_true", help="no status line")
+    p.set_defaults(func=cmd_serve)
+
+    p = command(
+        "export",
+        "export a model to ONNX (needs the train extra)",
+        "Export a model (the shipped weights or a checkpoint) to ONNX and record it in engines/manifest.json; "
+        "or, with --format triton, write a Triton Inference Server model repository (torch-free).",
+        [
+            f"nightvision export {m} -o engines/{m}.onnx",
+            f"nightvision export {m} --fp16 -o engines/{m}-fp16.onnx",
+            f"nightvision export {m} --weights runs/{m}/final.pt -o engines/mine.onnx",
+            f"nightvision export {m} --format triton -o triton-models/",
+            f"nightvision export {m} --format triton --plan ~/.cache/nightvision/engines/PLAN.plan -o repo/",
+        ],
+    )
     p.add_argument("model", help="registered model")
-    p.add_argument("-o", "--output", required=True, help="destination .onnx file")
+    p.add_argument("-o", "--output", required=True, help="destination .onnx file (triton: the repository folder)")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "triton"],
+        default="onnx",
+        help="onnx: one graph; triton: a Triton model repository (config.pbtxt with dynamic H and W)",
+    )
+    t = p.add_argument_group("triton")
+    t.add_argument("--onnx", metavar="FILE", help="serve this graph instead of the shipped one")
+    t.add_argument("--plan", metavar="FILE", help="also a tensorrt_plan model from this plan (built on the server)")
+    t.add_argument("--triton-kind", choices=["gpu", "cpu"], default="gpu", help="instance kind")
+    t.add_argument("--instances", type=_int_in(1, 64), default=1, help="model instances per device")
+    t.add_argument("--max-batch", type=_int_in(0, 256), default=4, help="Triton's max_batch_size (0: none)")
+    t.add_argument("--trt-accelerator", action="store_true", help="ONNX Runtime model: TensorRT acceleration")
     p.add_argument("--weights", help="checkpoint to export instead of the shipped weights")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17)")
-    p.add_argument("--downscale", type=int, default=0, help="zero-dce++: curve-estimation downscale override")
+    p.add_argument("--opset", type=_int_in(17, 30), default=18, help="ONNX opset")
+    p.add_argument("--downscale", type=_int_in(1, 64), metavar="N", help="zero-dce++: curve-estimation downscale")
     p.add_argument("--fp16", action="store_true", help="fp16 weights and activations; fp32 I/O and normalisation")
+    _add_overwrite(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
@@ -389,6 +882,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="--config FILE.toml and --key value overrides")
     p.set_defaults(func=cmd_train)
     return parser
+
+
+def _configure_logging(verbose: int) -> None:
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # the exporter's own progress chatter
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # OpenCV's and FFmpeg's own messages ("[ WARN:0@0.03] ...", "moov atom not found") would land around our
+    # one-line errors; they stay quiet unless asked for with -vv.
+    import cv2
+
+    cv_levels = cv2.utils.logging
+    cv_levels.setLogLevel(cv_levels.LOG_LEVEL_INFO if verbose > 1 else cv_levels.LOG_LEVEL_SILENT)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "32" if verbose > 1 else "-8")  # AV_LOG_INFO / AV_LOG_QUIET
+    if verbose > 1:
+        import av.logging
+
+        av.logging.set_level(av.logging.INFO)  # through Python logging (logger "libav")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -402,21 +913,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.rest = argv[cut + 1 :]
     else:
         args = parser.parse_args(argv)
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # the exporter's own progress chatter
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    _configure_logging(args.verbose)
     try:
         code: int = args.func(args)
         return code
-    except KeyboardInterrupt:
-        print("nightvision: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # a second Ctrl-C / SIGTERM, or one outside a job
+        name = getattr(err, "signal", "SIGINT")
+        print(f"nightvision: interrupted by {name}", file=sys.stderr)
+        return EXIT_SIGNAL.get(name, 130)
     except (NightvisionError, OSError) as err:
         if args.verbose > 1:
             log.exception("failed")
         print(f"nightvision: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

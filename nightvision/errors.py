@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "ModelNotFoundError",
     "NightvisionError",
+    "OutputError",
     "ShapeError",
     "SourceError",
 ]
@@ -31,6 +32,13 @@ class InputError(NightvisionError, ValueError):
 
 class SourceError(NightvisionError, OSError):
     """A frame source (file, camera, stream) cannot be opened or read."""
+
+
+class OutputError(NightvisionError, OSError):
+    """An output (a file, a folder, a server, a window) cannot be written, opened, or would destroy data.
+
+    The message names the real output path (never a temporary name) and the cause in words.
+    """
 
 
 class EngineError(NightvisionError, RuntimeError):

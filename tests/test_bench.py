@@ -68,3 +68,22 @@ def test_torch_variants_are_named_cells_and_gpu_only_options_say_why() -> None:
         assert fp16.status == "ok"
     else:
         assert fp16.status.startswith("unavailable:") and "need a CUDA device" in fp16.status
+
+
+def test_pipeline_bench_measures_the_one_pipeline(tmp_path: Path) -> None:
+    from nightvision.evaluation.bench import bench_pipeline
+    from nightvision.io.video import VideoWriter
+    from tests.conftest import dark_frame
+
+    clip = tmp_path / "c.mp4"
+    with VideoWriter(clip, 96, 64, 25) as w:
+        for i in range(20):
+            w.write(dark_frame(64, 96, seed=i))
+    result = bench_pipeline(clip, threads=1, live_seconds=1.0, live_size="160x90")
+    assert result.frames == 20 and (result.width, result.height) == (96, 64)
+    assert result.decode_fps > 0 and result.passthrough_fps > 0 and result.enhanced_fps > 0
+    assert {"capture", "preprocess", "infer", "postprocess", "output"} <= set(result.enhanced_stage_busy_s)
+    live = result.live
+    assert live["frames_in"] == live["frames_out"] + live["dropped"] and live["frames_out"] > 0
+    paths = save_results(tmp_path / "r", [Cell("m", "b", "480p")], {}, result)
+    assert "Pipeline on" in paths[2].read_text()

@@ -134,3 +134,43 @@ def test_train_picks_the_trainer_from_the_recipe(tmp_path: Path) -> None:
                  "--out-dir", str(out)]) == 0  # fmt: skip
     assert (out / "final.pt").is_file()
     assert main(["train", "--model", "nafnet-s", "--bogus", "1"]) == 2
+
+
+COMMANDS = ["enhance", "demo", "run", "bench", "build", "eval", "models", "export"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_explains_itself(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one option per line, whatever the terminal
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:\n  nightvision " + command in text
+    assert "HEIGHTxWIDTH" not in text and "(default: None)" not in text
+    if command in ("enhance", "demo", "run", "bench", "eval", "export"):
+        assert "-o" in text and "--output" in text and "--overwrite" in text
+    if command in ("enhance", "run", "demo"):
+        assert "(default: 18)" in text or command == "demo"
+        from nightvision.enhancer import DEFAULT_MODEL
+
+        assert f"(default: {DEFAULT_MODEL})" in text
+    if command in ("run", "bench", "build"):
+        assert "WIDTHxHEIGHT" in text
+
+
+def test_the_cli_names_no_model_itself() -> None:
+    source = (ROOT / "nightvision" / "cli.py").read_text()
+    assert '"zero-dce++"' not in source and "'zero-dce++'" not in source
+
+
+def test_eval_and_bench_take_dash_o(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench"
+    args = ["bench", "--models", "zero-dce", "--sizes", "32x24", "--seconds", "0.05", "--warmup", "0", "--no-reference"]
+    assert main([*args, "--backends", "onnxruntime", "--threads", "1", "-o", str(out)]) == 0
+    assert (out / "results.md").is_file()
+    capsys.readouterr()
+    assert main([*args, "-o", str(out)]) == 2  # results there: refused without --overwrite
+    assert "pass --overwrite" in capsys.readouterr().err

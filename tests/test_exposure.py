@@ -103,3 +103,26 @@ def test_neutral_greys_stay_neutral_for_colour_sources() -> None:
 def test_out_of_range_target_is_refused(target: float) -> None:
     with pytest.raises(InputError, match="exposure target"):
         ExposureControl(target=target)
+
+
+def test_sixteen_bit_stills_keep_their_depth_and_reach_the_target() -> None:
+    control = ExposureControl(target=110, momentum=0.0)
+    dark16 = _scene(6).astype(np.uint16) * 257
+    model16 = _scene(50, seed=5).astype(np.uint16) * 257
+    out = control(model16, dark16)
+    assert out.dtype == np.uint16
+    assert mean_luma((out // 257).astype(np.uint8)) == pytest.approx(110, abs=5)
+
+
+def test_in_the_pipeline_it_sees_the_models_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """As a post stage of a real pipeline run on a dark clip: the output reaches the target brightness."""
+    from nightvision import Enhancer
+    from nightvision.sample import make_sample_video
+    from nightvision.stream.jobs import enhance_path
+
+    clip = make_sample_video(tmp_path / "dark.mp4", width=160, height=96, seconds=1)
+    report = enhance_path(
+        clip, tmp_path / "out.mp4", enhancer=Enhancer("zero-dce++"), post_stages=[ExposureControl()]
+    )
+    assert report.luma_in < 10
+    assert report.luma_out == pytest.approx(110, abs=8)

@@ -4,6 +4,7 @@ SIGINT leaving a playable file, and temporal smoothing."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -19,11 +20,11 @@ import pytest
 
 from nightvision import Enhancer
 from nightvision.enhancer import FrameJob
-from nightvision.errors import InputError, SourceError
+from nightvision.errors import InputError, OutputError, SourceError
 from nightvision.io.video import VideoReader, VideoWriter
 from nightvision.stream.pipeline import Pipeline
-from nightvision.stream.sinks import MjpegSink, NullSink, Sink, open_sink
-from nightvision.stream.sources import SyntheticSource, open_source, redact
+from nightvision.stream.sinks import MjpegSink, NullSink, Sink, VideoFileSink, open_sink
+from nightvision.stream.sources import FileSource, SyntheticSource, open_source, redact
 from nightvision.stream.temporal import CurveSmoother, flicker, motion
 from tests.conftest import dark_frame
 
@@ -35,7 +36,7 @@ class RecordingSink(Sink):
         self.originals: list[np.ndarray] = []
         self.frames: list[np.ndarray] = []
 
-    def write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
+    def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
         self.pts.append(pts)
         self.originals.append(original)
         self.frames.append(frame)
@@ -105,7 +106,7 @@ def test_video_output_keeps_every_frame(tmp_path: Path, enhancer: Enhancer) -> N
 
 
 def test_mjpeg_sink_is_read_by_an_http_client(enhancer: Enhancer) -> None:
-    sink = MjpegSink("127.0.0.1", 0)
+    sink = MjpegSink("127.0.0.1", 0).open()
     source = SyntheticSource(fps=30, width=160, height=90, frames=60).open()
     pipeline = Pipeline(source, enhancer, [sink])
     runner = threading.Thread(target=pipeline.run)
@@ -126,7 +127,7 @@ def test_mjpeg_sink_is_read_by_an_http_client(enhancer: Enhancer) -> None:
 
 
 def _serve(port: int, stop: threading.Event) -> MjpegSink:
-    server = MjpegSink("127.0.0.1", port)
+    server = MjpegSink("127.0.0.1", port).open()
 
     def feed() -> None:
         i = 0
@@ -170,7 +171,8 @@ def test_network_source_survives_a_server_restart(enhancer: Enhancer) -> None:
         source.close()
 
 
-def test_sigint_mid_file_leaves_a_playable_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_file_keeps_a_playable_partial_file_and_exits_non_zero(tmp_path: Path, sig: int) -> None:
     src = tmp_path / "long.mp4"
     frames = [dark_frame(180, 320, seed=i) for i in range(7)]
     with VideoWriter(src, 320, 180, 30, preset="ultrafast") as w:
@@ -186,22 +188,29 @@ def test_sigint_mid_file_leaves_a_playable_file(tmp_path: Path) -> None:
         "-o",
         str(out),
         "--headless",
-        "-q",
         "--stats-json",
         str(tmp_path / "s.json"),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)
-    assert proc.poll() is None, proc.communicate()
+    assert proc.stderr is not None
+    line = proc.stderr.readline()  # the first status line (not a tty: one a second): frames are flowing
+    assert line.startswith("out ") and proc.poll() is None, line + str(proc.communicate())
     t0 = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=10)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=10)
     assert time.monotonic() - t0 < 3.0
-    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-    with VideoReader(out) as r:
+    name = signal.Signals(sig).name
+    assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[name], err
+    assert not out.exists()  # the input was not finished: the output says so in its name
+    partial = tmp_path / "out.partial.mp4"
+    assert f"interrupted by {name} at frame" in err and "of 1500" in err and str(partial) in err, err
+    with VideoReader(partial) as r:
         n = len(list(r.frames()))
     assert 0 < n < 1500
-    assert '"stopped_by": "SIGINT"' in (tmp_path / "s.json").read_text()
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["stopped_by"] == name and stats["frames_out"] == n
+    assert stats["frames_in"] == stats["frames_out"] + stats["dropped"]
+    assert not list(tmp_path.glob(".*tmp*"))
 
 
 def test_smoothing_steadies_the_curve_keeps_motion_and_resets_on_cuts(enhancer: Enhancer) -> None:
@@ -256,7 +265,7 @@ def test_bad_sources_and_sinks() -> None:
 
 def test_display_without_a_screen_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
-    with pytest.raises(SourceError, match="cannot open a window"):
+    with pytest.raises(OutputError, match="cannot open a window"):
         open_sink("display://")
 
 
@@ -345,3 +354,86 @@ def test_a_camera_that_disappears_ends_with_a_clear_error(tmp_path: Path, enhanc
         pipeline.run()
     assert len(sink.pts) <= 10  # the clip reads faster than a camera delivers: the error may come first
     assert not {t.name for t in threading.enumerate()} & {"source", "preprocess", "infer", "postprocess", "output"}
+
+
+def test_the_status_shows_the_current_rate_not_the_average() -> None:
+    class SlowsDown(NullSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.slow_after = 0.0
+
+        def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
+            super()._write(frame, original, pts)
+            if self.slow_after and time.monotonic() > self.slow_after:
+                time.sleep(0.2)  # 5 frames a second from now on
+
+    sink = SlowsDown()
+    seen: list = []
+    source = SyntheticSource(fps=40, width=64, height=36, frames=0)
+    pipeline = Pipeline(source, None, [sink], on_status=seen.append)
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    time.sleep(1.5)
+    sink.slow_after = time.monotonic()
+    time.sleep(3.2)
+    pipeline.stop()
+    runner.join(5)
+    last = seen[-1]
+    assert last.fps_out_now < 7 and last.fps_out > 10, (last.fps_out_now, last.fps_out)
+    assert f"out {last.fps_out_now:5.1f} fps" in last.status_line()
+
+
+def test_frames_in_equal_out_plus_dropped_when_a_file_run_is_stopped(tmp_path: Path) -> None:
+    src = tmp_path / "in.mp4"
+    with VideoWriter(src, 96, 64, 25) as w:
+        for i in range(200):
+            w.write(dark_frame(64, 96, seed=i % 5))
+    out = tmp_path / "out.mp4"
+    source = FileSource(src).open()
+    assert source.time_base is not None
+    sink = VideoFileSink(out, fps=source.fps, time_base=source.time_base)
+    pipeline = Pipeline(source, SlowEnhancer(0.02), [sink], depth=4)
+    threading.Timer(1.0, pipeline.stop, args=("SIGINT",)).start()
+    stats = pipeline.run()
+    assert stats.stopped_by == "SIGINT" and not stats.complete and stats.frame_count == 200
+    assert stats.frames_in == stats.frames_out + stats.dropped and stats.dropped == stats.dropped_at_stop > 0
+    assert not out.exists() and sink.written == tmp_path / "out.partial.mp4"
+    with VideoReader(sink.written) as r:
+        assert len(list(r.frames())) == stats.frames_out
+
+
+def test_a_slow_model_call_does_not_hold_up_a_stop(tmp_path: Path) -> None:
+    source = SyntheticSource(fps=30, width=64, height=36, frames=0)
+    pipeline = Pipeline(source, SlowEnhancer(3.0), [NullSink()], grace=0.5)
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    pipeline.stop()
+    runner.join(5)
+    assert not runner.is_alive() and time.monotonic() - t0 < 1.5
+    stats = pipeline.stats()
+    assert stats.frames_in == stats.frames_out + stats.dropped
+    for t in threading.enumerate():  # the model call left behind ends on its own, its result discarded
+        if t.name == "infer":
+            t.join(5)
+    assert pipeline.stats().frames_out == stats.frames_out
+
+
+def test_signals_ask_a_listening_job_to_stop_and_interrupt_anything_else() -> None:
+    from nightvision.stream.pipeline import Interrupted, stop_on_signals
+
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_on_signals() as request:
+        with pytest.raises(Interrupted) as nobody:  # e.g. a model still loading: stop at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        assert nobody.value.signal == "SIGTERM" and not request.is_set()
+        with request.listening():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+            assert request.reason == "SIGINT"  # asked, not forced
+            with pytest.raises(Interrupted):  # a second signal does not wait
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+    assert signal.getsignal(signal.SIGTERM) is before

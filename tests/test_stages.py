@@ -66,3 +66,25 @@ def test_stop_ends_an_endless_source_quickly() -> None:
     chain.stop()  # idempotent
     chain.join(timeout=5)
     assert time.monotonic() - t0 < 2
+
+
+def test_a_stop_leaves_a_busy_compute_stage_behind_after_the_grace() -> None:
+    started = threading.Event()
+
+    def slow(i: int) -> int:
+        started.set()
+        time.sleep(2.0)
+        return i
+
+    polls: list[float] = []
+    chain = Chain(iter(range(100)), [("compute", slow), ("sink", lambda i: None)]).start()
+    started.wait(5)
+    chain.stop()
+    t0 = time.monotonic()
+    chain.join(grace=0.3, leave=frozenset({"compute"}), poll=lambda: polls.append(time.monotonic()))
+    assert time.monotonic() - t0 < 1.0  # not the 2 s the compute stage still needs
+    assert polls  # the caller's check ran while waiting
+    assert not any(t.is_alive() for t in threading.enumerate() if t.name in ("source", "sink"))
+    for t in threading.enumerate():
+        if t.name == "compute":
+            t.join(5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import numpy as np
 import pytest
 
 from nightvision import Enhancer
-from nightvision.enhance import enhance_video
 from nightvision.errors import InputError, SourceError
 from nightvision.io.video import VideoReader, VideoWriter
+from nightvision.stream.jobs import Progress, enhance_path, run_stream
+from nightvision.stream.pipeline import StopRequest
 from tests.conftest import dark_frame, shared_path
 
 
@@ -77,7 +79,7 @@ def enhancer() -> Enhancer:
 
 def test_enhanced_video_keeps_frames_timing_and_audio(tmp_path: Path, enhancer: Enhancer) -> None:
     src = make_clip(tmp_path / "in.mp4")
-    report = enhance_video(src, tmp_path / "out.mp4", enhancer=enhancer, progress=False)
+    report = enhance_path(src, tmp_path / "out.mp4", enhancer=enhancer)
     a, b = probe(src), probe(tmp_path / "out.mp4")
     assert b["size"] == a["size"] and b["codec"] == "h264"
     assert b["pts"] == a["pts"] and len(b["pts"]) == 24 == report.frames
@@ -91,7 +93,7 @@ def test_odd_size_is_kept(tmp_path: Path, enhancer: Enhancer) -> None:
     with VideoWriter(src, 33, 17, 10) as w:
         for i in range(5):
             w.write(dark_frame(17, 33, seed=i))
-    enhance_video(src, tmp_path / "odd-out.mkv", enhancer=enhancer, progress=False)
+    enhance_path(src, tmp_path / "odd-out.mkv", enhancer=enhancer)
     with VideoReader(tmp_path / "odd-out.mkv") as r:
         assert (r.info.width, r.info.height) == (33, 17)
         assert len(list(r.frames())) == 5
@@ -106,7 +108,7 @@ def test_truncated_video_leaves_no_output(tmp_path: Path, enhancer: Enhancer) ->
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises((SourceError, InputError), match=r"truncated|damaged|cannot"):
-        enhance_video(cut, tmp_path / "out.mp4", enhancer=enhancer, progress=False)
+        enhance_path(cut, tmp_path / "out.mp4", enhancer=enhancer)
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*tmp*"))
 
 
@@ -118,9 +120,45 @@ def test_writer_refuses_unknown_suffix(tmp_path: Path) -> None:
 @pytest.mark.shared
 def test_real_clip_with_audio(tmp_path: Path, enhancer: Enhancer) -> None:
     src = shared_path("videos", "dim-room-audio.mp4")
-    report = enhance_video(src, tmp_path / "room.mp4", enhancer=enhancer, progress=False)
+    report = enhance_path(src, tmp_path / "room.mp4", enhancer=enhancer)
     a, b = probe(src), probe(tmp_path / "room.mp4")
     assert report.frames == len(a["pts"]) == len(b["pts"]) == 205
     assert b["pts"] == a["pts"] and b["size"] == a["size"]
     assert b["audio_packets"] == a["audio_packets"] > 0
     assert report.luma_out > report.luma_in
+
+
+def test_run_on_a_file_keeps_its_timing_and_audio_too(tmp_path: Path, enhancer: Enhancer) -> None:
+    src = make_clip(tmp_path / "in.mp4")
+    out = tmp_path / "out.mp4"
+    stats = run_stream(str(src), [str(out)], enhancer=enhancer, headless=True)
+    assert stats.policy == "lossless" and stats.complete and stats.frames_out == 24 == stats.frame_count
+    a, b = probe(src), probe(out)
+    assert b["pts"] == a["pts"] and b["audio_codec"] == "aac" and b["audio_packets"] == a["audio_packets"] > 0
+
+
+def test_an_interrupted_job_keeps_a_playable_partial_file_with_its_audio(tmp_path: Path, enhancer: Enhancer) -> None:
+    src = make_clip(tmp_path / "in.mp4")
+    stop = StopRequest()
+
+    def stop_midway(progress: Progress) -> None:
+        stop.set("SIGTERM")
+
+    class Slow:
+        name = "slow"
+
+        def __call__(self, frame: np.ndarray) -> np.ndarray:
+            time.sleep(0.2)  # the first progress report (after a second) comes at about frame 5
+            return frame
+
+        def reset(self) -> None:
+            pass
+
+    report = enhance_path(src, tmp_path / "out.mp4", enhancer=enhancer, stop=stop, on_progress=stop_midway,
+                          pre_stages=[Slow()])  # fmt: skip
+    assert report.stopped_by == "SIGTERM" and report.files == 0 and "of 24 of" in report.stopped_at
+    assert report.partial == tmp_path / "out.partial.mp4" and not (tmp_path / "out.mp4").exists()
+    b = probe(report.partial)
+    assert 0 < len(b["pts"]) == report.frames < 24 and b["audio_packets"] > 0
+    assert b["pts"] == probe(src)["pts"][: len(b["pts"])]
+    assert not list(tmp_path.glob(".*tmp*"))

@@ -27,11 +27,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from nightvision.enhancer import Enhancer
+from nightvision.enhancer import DEFAULT_MODEL, Enhancer
 from nightvision.errors import EngineError, InputError
+from nightvision.io.atomic import atomic_path
+from nightvision.io.images import write_image
+from nightvision.io.sizes import SIZES, parse_size
 from nightvision.specs import get_spec
 
 __all__ = [
+    "RESULT_FILES",
     "SIZES",
     "Cell",
     "bench_models",
@@ -44,7 +48,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SIZES = {"480p": (480, 854), "720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
+RESULT_FILES = ("results.json", "results.csv", "results.md", "fps.png")
+"""What :func:`save_results` writes into its folder."""
 
 
 @dataclass
@@ -66,16 +71,6 @@ class Cell:
     peak_gpu_mb: float | None = None
     speedup_vs_reference: float | None = None
     note: str = ""
-
-
-def parse_size(size: str) -> tuple[int, int]:
-    """``"720p"`` (see :data:`SIZES`) or ``"WIDTHxHEIGHT"`` → ``(height, width)``."""
-    if size in SIZES:
-        return SIZES[size]
-    w, sep, h = size.lower().partition("x")
-    if sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0:
-        return int(h), int(w)
-    raise InputError(f"unknown size {size!r}: use {', '.join(SIZES)} or WIDTHxHEIGHT")
 
 
 def latency_stats(seconds: list[float]) -> dict[str, float]:
@@ -276,13 +271,15 @@ def _run_cell(
 
 @dataclass
 class PipelineResult:
+    """The pipeline measured on one clip, every figure through :class:`~nightvision.stream.pipeline.Pipeline`."""
+
     video: str
     frames: int
     width: int
     height: int
-    decode_fps: float
-    passthrough_fps: float
-    enhanced_fps: float
+    decode_fps: float  # file → nothing (decode and the pipeline's own cost)
+    passthrough_fps: float  # file → H.264 file, no model
+    enhanced_fps: float  # `nightvision enhance`: file → model → H.264 file (audio kept)
     ratio_enhanced_over_passthrough: float
     enhanced_passthrough_fps: float  # decode→encode of the enhanced clip: the encoder's cost on bright content
     ratio_over_enhanced_passthrough: float
@@ -291,38 +288,42 @@ class PipelineResult:
 
 
 def bench_pipeline(
-    video: str | Path | None, *, model: str = "zero-dce++", threads: int = 0, live_seconds: float = 5.0
+    video: str | Path | None,
+    *,
+    model: str = DEFAULT_MODEL,
+    threads: int = 0,
+    live_seconds: float = 5.0,
+    live_size: str = "720p",
 ) -> PipelineResult:
-    """The same clip three ways (decode; decode→encode; decode→enhance→encode), then a live 30 FPS run."""
-    from nightvision.enhance import enhance_video
-    from nightvision.io.video import VideoReader
+    """The same clip four ways through the one pipeline (decode; decode→encode; the enhance job; the enhanced
+    clip re-encoded), then a live synthetic source of ``live_size`` (WIDTHxHEIGHT or 720p) at 30 FPS."""
     from nightvision.sample import make_sample_video
+    from nightvision.stream.jobs import enhance_path
     from nightvision.stream.pipeline import Pipeline
     from nightvision.stream.sinks import NullSink
-    from nightvision.stream.sources import SyntheticSource
+    from nightvision.stream.sources import FileSource, SyntheticSource
 
     with tempfile.TemporaryDirectory() as tmp:
         label = str(video)
         if video is None:
             video = make_sample_video(Path(tmp) / "sample-720p.mp4", width=1280, height=720, seconds=10)
             label = "the synthetic 720p night clip (nightvision.sample)"
-        with VideoReader(video) as r:
-            info = r.info
-            t0 = time.perf_counter()
-            frames = sum(1 for _ in r.frames())
-            decode = frames / (time.perf_counter() - t0)
+        decode = Pipeline(FileSource(video), None, [NullSink()]).run()
+        with FileSource(video) as probe:
+            width, height = probe.info.width, probe.info.height
         passthrough = _passthrough_fps(video, Path(tmp) / "pass.mp4")
         enhancer = Enhancer(model, threads=threads)
-        report = enhance_video(video, Path(tmp) / "enh.mp4", enhancer=enhancer, progress=False)
+        report = enhance_path(video, Path(tmp) / "enh.mp4", enhancer=enhancer)
         enhanced_passthrough = _passthrough_fps(Path(tmp) / "enh.mp4", Path(tmp) / "pass2.mp4")
-        live_src = SyntheticSource(fps=30, width=1280, height=720, frames=int(30 * live_seconds)).open()
+        live_h, live_w = parse_size(live_size)
+        live_src = SyntheticSource(fps=30, width=live_w, height=live_h, frames=int(30 * live_seconds))
         stats = Pipeline(live_src, enhancer, [NullSink()]).run()
     return PipelineResult(
         video=label,
-        frames=frames,
-        width=info.width,
-        height=info.height,
-        decode_fps=decode,
+        frames=decode.frames_out,
+        width=width,
+        height=height,
+        decode_fps=decode.fps_out,
         passthrough_fps=passthrough,
         enhanced_fps=report.fps,
         ratio_enhanced_over_passthrough=report.fps / passthrough,
@@ -330,10 +331,11 @@ def bench_pipeline(
         ratio_over_enhanced_passthrough=report.fps / enhanced_passthrough,
         enhanced_stage_busy_s=report.stage_seconds,
         live={
-            "source": "synthetic 1280x720 at 30 fps",
+            "source": f"synthetic {live_w}x{live_h} at 30 fps",
             "frames_in": stats.frames_in,
             "frames_out": stats.frames_out,
             "dropped": stats.dropped,
+            "source_dropped": stats.source_dropped,
             "latency_ms": stats.latency_ms,
             "stage_ms": stats.stage_ms,
         },
@@ -341,17 +343,15 @@ def bench_pipeline(
 
 
 def _passthrough_fps(video: str | Path, out: Path) -> float:
-    """Decode and re-encode a video (two threads, as the enhanced path uses), frames per second."""
-    from nightvision.io.video import VideoReader, VideoWriter
-    from nightvision.stream.stages import Chain
+    """Decode and re-encode a video through the pipeline with no model, frames per second."""
+    from nightvision.stream.pipeline import Pipeline
+    from nightvision.stream.sinks import VideoFileSink
+    from nightvision.stream.sources import FileSource
 
-    with VideoReader(video) as r:
-        info = r.info
-        writer = VideoWriter(out, info.width, info.height, info.fps, time_base=info.time_base)
-        t0 = time.perf_counter()
-        Chain(r.frames(), [("write", lambda f: writer.write(f.image, f.pts))], depth=8).start().join()
-        writer.close()
-        return writer.frames_written / (time.perf_counter() - t0)
+    source = FileSource(video).open()
+    assert source.time_base is not None
+    sink = VideoFileSink(out, fps=source.fps, time_base=source.time_base, overwrite=True)
+    return Pipeline(source, None, [sink]).run().fps_out
 
 
 def environment() -> dict[str, Any]:
@@ -434,38 +434,42 @@ def _chart(cells: list[Cell], path: Path) -> None:
         cv2.putText(
             img, f"{c.fps:.1f}", (left + length + 6, y + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
         )
-    cv2.imwrite(str(path), img)
+    write_image(path, img)
 
 
 def save_results(
     out_dir: str | Path, cells: list[Cell], settings: dict[str, Any], pipeline: PipelineResult | None = None
 ) -> list[Path]:
-    """Write ``results.json``, ``results.csv``, ``results.md`` and ``fps.png`` into ``out_dir``."""
+    """Write ``results.json``, ``results.csv``, ``results.md`` and ``fps.png`` into ``out_dir`` (atomically;
+    existing ones are replaced: the CLI checks ``--overwrite`` first)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / name for name in RESULT_FILES]
     doc = {"environment": environment(), "settings": settings, "cells": [asdict(c) for c in cells]}
     if pipeline is not None:
         doc["pipeline"] = asdict(pipeline)
-    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    with atomic_path(paths[0]) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(asdict(cells[0]).keys()) if cells else ["model"])
     writer.writeheader()
     for c in cells:
         writer.writerow(asdict(c))
-    (out / "results.csv").write_text(buf.getvalue())
+    with atomic_path(paths[1]) as tmp:
+        tmp.write_text(buf.getvalue())
     md = _markdown(cells)
     if pipeline is not None:
         p = pipeline
         busy = {k: round(v, 1) for k, v in p.enhanced_stage_busy_s.items()}
         md += (
-            f"\nPipeline on {p.video} ({p.width}×{p.height}, {p.frames} frames): decode {p.decode_fps:.1f} FPS, "
+            f"\nPipeline on {p.video} ({p.width}x{p.height}, {p.frames} frames): decode {p.decode_fps:.1f} FPS, "
             f"decode→encode {p.passthrough_fps:.1f} FPS, decode→enhance→encode {p.enhanced_fps:.1f} FPS, "
             f"ratio {p.ratio_enhanced_over_passthrough:.2f}; re-encoding the enhanced clip alone runs at "
             f"{p.enhanced_passthrough_fps:.1f} FPS (ratio {p.ratio_over_enhanced_passthrough:.2f}); busy seconds "
-            f"{busy}. Live 720p at 30 FPS: {p.live['frames_out']} of "
+            f"{busy}. Live {p.live['source']}: {p.live['frames_out']} of "
             f"{p.live['frames_in']} frames out, {p.live['dropped']} dropped, capture→output latency p50 "
             f"{p.live['latency_ms'].get('p50', 0):.1f} ms, p95 {p.live['latency_ms'].get('p95', 0):.1f} ms.\n"
         )
-    (out / "results.md").write_text(md)
-    _chart(cells, out / "fps.png")
-    return [out / n for n in ("results.json", "results.csv", "results.md", "fps.png")]
+    with atomic_path(paths[2]) as tmp:
+        tmp.write_text(md)
+    _chart(cells, paths[3])
+    return paths

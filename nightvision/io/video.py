@@ -3,15 +3,14 @@
 :class:`VideoReader` demuxes a file into :class:`VideoFrame` items (BGR pixels and presentation time) and,
 when asked, the audio packets, in file order. :class:`VideoWriter` encodes frames to H.264 (libx264) with
 the reader's time base and timestamps, so frame count, rate and timing survive, and remuxes the audio
-packets unchanged. It writes to a temporary name and renames on :meth:`VideoWriter.close`; :meth:`abort`
-deletes the partial file.
+packets unchanged. It writes to a temporary name and renames on :meth:`VideoWriter.close` (optionally to
+another name, for a partial output); :meth:`abort` deletes the partial file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,7 +20,8 @@ from typing import Any
 import av
 import numpy as np
 
-from nightvision.errors import InputError, SourceError
+from nightvision.errors import InputError, OutputError, SourceError
+from nightvision.io.atomic import AtomicFile, describe_os_error
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -153,7 +153,7 @@ class VideoReader:
 
 
 class VideoWriter:
-    """Encode BGR frames to an H.264 file, written atomically.
+    """Encode BGR frames to an H.264 file, written atomically (:class:`~nightvision.io.atomic.AtomicFile`).
 
     Args:
         path: destination (.mp4, .mkv, .mov, .avi).
@@ -161,9 +161,12 @@ class VideoWriter:
         fps: nominal frame rate.
         time_base: time base of the pts given to :meth:`write` (use the reader's to keep timestamps).
         audio_template: an input audio stream whose packets :meth:`write_audio` will remux unchanged.
-        crf: x264 quality (lower is better; 18 is visually lossless for most content).
+        crf: x264 quality, 0-51 (lower is better; 18 is visually lossless for most content).
         preset: x264 speed preset.
         faststart: for .mp4/.mov, put the index first so that browsers can start playing before the end.
+
+    Failures to write (permission denied, disk full, ...) are :class:`~nightvision.errors.OutputError` naming
+    ``path``, never the temporary file.
     """
 
     def __init__(
@@ -182,12 +185,17 @@ class VideoWriter:
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise InputError(f"unsupported video suffix {self.path.suffix!r} (use one of {sorted(VIDEO_SUFFIXES)})")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.stem}.tmp-{os.getpid()}{self.path.suffix}")
+        if not 0 <= crf <= 51:
+            raise InputError(f"crf must be in 0-51 (lower is better), got {crf}")
+        self._file = AtomicFile(self.path)
         options = (
             {"movflags": "+faststart"} if faststart and self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
         )
-        self._container = av.open(str(self._tmp), mode="w", container_options=options)
+        try:
+            self._container = av.open(str(self._file.tmp), mode="w", container_options=options)
+        except (av.error.FFmpegError, OSError) as err:
+            self._file.discard()
+            raise OutputError(f"cannot write {self.path}: {describe_os_error(err)}") from err
         fps = Fraction(fps).limit_denominator(1001 * 1000)
         self._stream = self._container.add_stream("libx264", rate=fps)
         self._stream.width, self._stream.height = width, height
@@ -213,6 +221,10 @@ class VideoWriter:
     def frames_written(self) -> int:
         return self._frames
 
+    def _fail(self, err: BaseException) -> OutputError:
+        self.abort()
+        return OutputError(f"cannot write {self.path}: {describe_os_error(err)}")
+
     def write(self, image: np.ndarray, pts: int | None = None) -> None:
         """Encode one ``(H, W, 3)`` uint8 BGR frame at ``pts`` (time-base units; default: frame index)."""
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
@@ -221,8 +233,11 @@ class VideoWriter:
         frame.pts = pts
         frame.time_base = self._time_base
         self._last_pts = pts
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except (av.error.FFmpegError, OSError) as err:
+            raise self._fail(err) from err
         self._frames += 1
 
     def write_audio(self, packet: AudioPacket) -> None:
@@ -231,24 +246,35 @@ class VideoWriter:
             return
         pkt = packet.packet
         pkt.stream = self._audio
-        self._container.mux(pkt)
+        try:
+            self._container.mux(pkt)
+        except (av.error.FFmpegError, OSError) as err:
+            raise self._fail(err) from err
 
-    def close(self) -> None:
-        """Flush the encoder, finish the file and rename it into place (idempotent)."""
+    def close(self, path: str | Path | None = None) -> Path:
+        """Flush the encoder, finish the file and rename it into place (idempotent); return where it went.
+
+        Args:
+            path: finish under this name instead of ``path`` (e.g. ``out.partial.mp4`` for an interrupted job).
+        """
+        dest = Path(path) if path is not None else self.path
         if self._closed:
-            return
+            return dest
         self._closed = True
         try:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
             self._container.close()
+        except (av.error.FFmpegError, OSError) as err:
+            self._file.discard()
+            raise OutputError(f"cannot write {dest}: {describe_os_error(err)}") from err
         except BaseException:
-            self._discard()
+            self._file.discard()
             raise
         if self._frames == 0:
-            self._discard()
-            raise SourceError(f"no frame was written to {self.path}")
-        os.replace(self._tmp, self.path)
+            self._file.discard()
+            raise OutputError(f"no frame was written to {dest}")
+        return self._file.commit(dest)
 
     def abort(self) -> None:
         """Stop without producing the output file (idempotent)."""
@@ -257,11 +283,7 @@ class VideoWriter:
         self._closed = True
         with contextlib.suppress(Exception):
             self._container.close()
-        self._discard()
-
-    def _discard(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._tmp.unlink()
+        self._file.discard()
 
     def __enter__(self) -> VideoWriter:
         return self

@@ -31,7 +31,10 @@ import numpy as np
 
 from nightvision.errors import InputError, ShapeError
 
-__all__ = ["ExposureControl", "target_luma", "tone_curve"]
+__all__ = ["DEFAULT_TARGET", "ExposureControl", "target_luma", "tone_curve"]
+
+DEFAULT_TARGET = 110.0
+"""The mean luma (0-255) dark input is brought to unless told otherwise: a normally exposed picture."""
 
 _BT601 = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # B, G, R
 _ITERATIONS = 4
@@ -83,10 +86,11 @@ class ExposureControl:
     """
 
     name = "exposure"
+    takes_input = True  # the pipeline calls it as control(output, model_input)
 
     def __init__(
         self,
-        target: float = 110.0,
+        target: float = DEFAULT_TARGET,
         *,
         dark: float = 30.0,
         visible: float = 60.0,
@@ -114,25 +118,36 @@ class ExposureControl:
         self._thumb = None
 
     def __call__(self, output: np.ndarray, original: np.ndarray) -> np.ndarray:
-        if output.ndim != 3 or output.shape[2] != 3 or output.dtype != np.uint8:
-            raise ShapeError(f"expected (H, W, 3) uint8 BGR, got {output.shape} {output.dtype}")
+        """``output`` brought to the wanted brightness; ``original`` is the frame the model enhanced.
+
+        Both ``(H, W, 3)`` BGR (or ``(H, W)`` grey), uint8 or uint16 (16-bit still images); the result has the
+        layout and dtype of ``output``.
+        """
+        if output.ndim not in (2, 3) or output.dtype not in (np.uint8, np.uint16):
+            raise ShapeError(f"expected (H, W, 3) uint8 or uint16 BGR, got {output.shape} {output.dtype}")
         if original.shape[:2] != output.shape[:2]:
-            raise ShapeError(f"expected the original at {output.shape[:2]}, got {original.shape[:2]}")
-        thumb_in = _thumbnail(original)
-        grey = original.ndim == 2 or _is_grey(thumb_in)
+            raise ShapeError(f"expected the model's input at {output.shape[:2]}, got {original.shape[:2]}")
+        thumb_in = _as8(_thumbnail(original))
+        thumb_out = _as8(_thumbnail(output))
+        grey = thumb_in.ndim == 2 or _is_grey(thumb_in)
         wanted = target_luma(_luma(thumb_in), target=self.target, dark=self.dark, visible=self.visible)
         self._smooth(math.log(wanted), thumb_in)
         assert self._log_level is not None
-        if grey:
-            out_luma = cv2.cvtColor(output, cv2.COLOR_BGR2GRAY)
-            hist = cv2.calcHist([_thumbnail(out_luma)], [0], None, [256], [0, 256]).ravel().astype(np.float64)
-        else:
-            hist = cv2.calcHist([_luma_u8(_thumbnail(output))], [0], None, [256], [0, 256]).ravel().astype(np.float64)
+        hist = cv2.calcHist([_luma_u8(thumb_out)], [0], None, [256], [0, 256]).ravel().astype(np.float64)
         a = _solve(hist, math.exp(self._log_level))
         self.last_a = a
+        if output.dtype == np.uint16:  # still images: the curve itself, no 8-bit table
+            x = output.astype(np.float32) / 65535.0
+            if grey and x.ndim == 3:
+                x = np.repeat(cv2.cvtColor(x, cv2.COLOR_BGR2GRAY)[:, :, None], 3, axis=2)
+            for _ in range(_ITERATIONS):
+                x = x + a * (x * x - x)
+            return np.clip(np.rint(x * 65535.0), 0, 65535).astype(np.uint16)
         lut = tone_curve(a)
+        if output.ndim == 2:
+            return cv2.LUT(output, lut)
         if grey:
-            y = cv2.LUT(out_luma, lut)
+            y = cv2.LUT(cv2.cvtColor(output, cv2.COLOR_BGR2GRAY), lut)
             return cv2.merge([y, y, y])
         return cv2.LUT(output, lut)
 
@@ -161,6 +176,11 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
     scale = min(1.0, 64.0 / max(w, 1))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1.0 else image
+
+
+def _as8(image: np.ndarray) -> np.ndarray:
+    """uint16 → uint8 (levels scaled), uint8 unchanged."""
+    return (image // 257).astype(np.uint8) if image.dtype == np.uint16 else image
 
 
 def _luma_u8(bgr: np.ndarray) -> np.ndarray:

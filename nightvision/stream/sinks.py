@@ -1,14 +1,21 @@
-"""Frame sinks named by URI, with one lifecycle: ``open``, ``write(frame)``, ``close()`` (or ``with``).
+"""Frame sinks named by URI, with one lifecycle: ``open()``, ``write(frame)``, ``close()`` (or ``with``),
+each done exactly once (see :class:`Sink`).
 
 =================================  ===============================================================
 URI                                 sink
 =================================  ===============================================================
-``out.mp4`` (any video suffix)      an H.264 file, finalised (playable) on close, even after Ctrl-C
+``out.mp4`` (any video suffix)      an H.264 file (audio remuxed when the source has it), finalised on close
+``photo.png`` (an image suffix)     one image, in the depth its format holds (16-bit PNG/TIFF kept)
 ``frames/`` or ``frames/%06d.png``  an image sequence
 ``http://127.0.0.1:8090/``          an MJPEG viewer page for headless boxes (loopback unless a host is given)
 ``display://``                      a window (Tk; keys q / Esc, space, c, s)
 ``null://``                         discards frames (benchmarks)
 =================================  ===============================================================
+
+Files are written under a temporary name and renamed when complete. A sink stopped before its input ended
+(:meth:`Sink.abort` with ``keep_partial=True``, what the pipeline does when a file job is interrupted)
+finalises a video under a name that says so, ``out.partial.mp4``; image outputs are then left out. An
+existing output is replaced only with ``overwrite=True``.
 """
 
 from __future__ import annotations
@@ -23,97 +30,311 @@ import urllib.parse
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
 
-from nightvision.errors import InputError, SourceError
-from nightvision.io.images import write_image
-from nightvision.io.video import VideoWriter, is_video
+from nightvision.errors import InputError, OutputError
+from nightvision.io.atomic import describe_os_error, ensure_parent
+from nightvision.io.images import IMAGE_SUFFIXES, to_uint8, write_image
+from nightvision.io.video import AudioPacket, VideoWriter, is_video
 
-__all__ = ["DisplaySink", "ImageSequenceSink", "MjpegSink", "NullSink", "Sink", "VideoFileSink", "open_sink"]
+__all__ = [
+    "DisplaySink",
+    "ImageFileSink",
+    "ImageSequenceSink",
+    "MjpegSink",
+    "NullSink",
+    "Sink",
+    "VideoFileSink",
+    "make_sink",
+    "open_sink",
+    "partial_path",
+]
 
 log = logging.getLogger(__name__)
 
+K = TypeVar("K", bound="Sink")
+
+
+def partial_path(path: str | Path) -> Path:
+    """Where an interrupted job keeps its output: ``out.mp4`` → ``out.partial.mp4``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def as_bgr8(frame: np.ndarray) -> np.ndarray:
+    """Any frame the pipeline makes (grey, BGR, BGRA; uint8 or uint16) as ``(H, W, 3)`` uint8 BGR."""
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    frame = to_uint8(frame)
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return np.ascontiguousarray(frame[:, :, :3])
+    return frame
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} already exists; pass --overwrite to replace it")
+
 
 class Sink:
-    """Base class. ``write`` gets the enhanced frame, the original, and the pts in ``time_base`` units."""
+    """Base class: one lifecycle.
+
+    A sink is created closed (a constructor starts no server, window or file), :meth:`open` acquires it
+    exactly once (again, or ``with`` on an opened sink, does nothing), :meth:`write` takes the enhanced frame,
+    the original and the pts in the source's time base, and the sink ends exactly once, either by
+    :meth:`close` (the output is complete) or by :meth:`abort` (it is not); the first of the two wins.
+    Subclasses implement ``_open``, ``_write``, ``_close`` and ``_abort``.
+
+    Attributes:
+        uri: where frames go.
+        written: the file a file sink produced once it ended (``out.mp4``, or ``out.partial.mp4`` after an
+            aborted run that kept its partial output), else None.
+    """
 
     uri: str = ""
+    written: Path | None = None
+    _state: str = "new"
+
+    @property
+    def is_open(self) -> bool:
+        return self._state == "open"
+
+    def open(self: K) -> K:
+        """Acquire the sink (once; a no-op when open). :class:`OutputError` if it cannot, or after it ended."""
+        if self._state == "open":
+            return self
+        if self._state == "ended":
+            raise OutputError(f"{self.uri} was closed; open a new sink instead of reopening this one")
+        self._open()
+        self._state = "open"
+        return self
 
     def write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
-        raise NotImplementedError
+        """Write one enhanced frame (``original``: the input frame; ``pts``: in the source's time base)."""
+        if self._state != "open":
+            raise OutputError(f"{self.uri} is not open: call open() or use it in a `with` block")
+        self._write(frame, original, pts)
+
+    def write_audio(self, packet: AudioPacket) -> None:
+        """Remux an audio packet of the source (video files; the others ignore it)."""
 
     def close(self) -> None:
-        pass
+        """End the sink with a complete output (idempotent)."""
+        if self._state == "open":
+            self._state = "ended"
+            self._close()
+        self._state = "ended"
+
+    def abort(self, *, keep_partial: bool = False) -> None:
+        """End the sink without a complete output (idempotent): discard it, or with ``keep_partial`` finalise
+        what was written under a partial name (:func:`partial_path`; video files only)."""
+        if self._state == "open":
+            self._state = "ended"
+            self._abort(keep_partial)
+        self._state = "ended"
 
     @property
     def wants_stop(self) -> bool:
         """True when the user asked this sink to stop the pipeline (a window's q / Esc)."""
         return False
 
-    def __enter__(self) -> Sink:
-        return self
+    def _open(self) -> None:
+        pass
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+    def _abort(self, keep_partial: bool) -> None:
+        self._close()
+
+    def __enter__(self: K) -> K:
+        return self.open()
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
 
 
 class NullSink(Sink):
+    """Discards frames, counting them."""
+
     def __init__(self) -> None:
         self.uri = "null://"
         self.frames = 0
 
-    def write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
+    def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
         self.frames += 1
 
 
 class VideoFileSink(Sink):
-    """An H.264 video; the writer opens on the first frame (its size) and is finalised on close."""
+    """An H.264 video; the writer starts on the first frame (its size) and is finalised on close.
 
-    def __init__(self, path: str | Path, *, fps: float, time_base: Fraction) -> None:
+    Args:
+        path: the file (.mp4, .mkv, .mov, .avi, ...).
+        fps: nominal rate (0: 30).
+        time_base: the unit of the pts given to :meth:`write`.
+        audio_template: the source's audio stream; its packets (:meth:`write_audio`) are remuxed unchanged.
+        crf: x264 quality, 0-51.
+        overwrite: replace an existing file (else :meth:`open` refuses).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        fps: float,
+        time_base: Fraction,
+        audio_template: Any = None,
+        crf: int = 18,
+        overwrite: bool = False,
+    ) -> None:
         self.uri = str(path)
         self.path = Path(path)
         self._fps, self._time_base = fps or 30.0, time_base
+        self._audio_template = audio_template
+        self._crf = crf
+        self._overwrite = overwrite
         self._writer: VideoWriter | None = None
+        self._size: tuple[int, ...] = ()
+        self._audio_waiting: list[AudioPacket] = []
 
-    def write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
+    @property
+    def frames_written(self) -> int:
+        return self._writer.frames_written if self._writer is not None else 0
+
+    def _open(self) -> None:
+        _refuse_existing(self.path, self._overwrite)
+        ensure_parent(self.path)
+
+    def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
+        frame = as_bgr8(frame)
         if self._writer is None:
             h, w = frame.shape[:2]
             self._writer = VideoWriter(
-                self.path, w, h, Fraction(self._fps).limit_denominator(1001), time_base=self._time_base
+                self.path,
+                w,
+                h,
+                Fraction(self._fps).limit_denominator(1001),
+                time_base=self._time_base,
+                audio_template=self._audio_template,
+                crf=self._crf,
             )
+            for packet in self._audio_waiting:
+                self._writer.write_audio(packet)
+            self._audio_waiting = []
+            self._size = frame.shape[:2]
+        elif frame.shape[:2] != self._size:
+            (h, w), (h0, w0) = frame.shape[:2], self._size
+            raise OutputError(f"cannot write a {w}x{h} frame to {self.path}, a {w0}x{h0} video: a video has one size")
         self._writer.write(frame, pts)
 
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+    def write_audio(self, packet: AudioPacket) -> None:
+        if self._writer is None:
+            self._audio_waiting.append(packet)  # before the first frame: the writer is not made yet
+        else:
+            self._writer.write_audio(packet)
+
+    def _close(self) -> None:
+        if self._writer is None:
+            raise OutputError(f"no frame was written to {self.path}")
+        self.written = self._writer.close()
+
+    def _abort(self, keep_partial: bool) -> None:
+        if self._writer is None:
+            return
+        if keep_partial and self._writer.frames_written:
+            self.written = self._writer.close(partial_path(self.path))
+        else:
+            self._writer.abort()
+
+
+class ImageFileSink(Sink):
+    """One image file, written atomically in the depth its format holds (16-bit kept in PNG and TIFF,
+    scaled to 8 bits for JPEG); grey and alpha are kept where the format has them."""
+
+    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+        self.uri = str(path)
+        self.path = Path(path)
+        self._overwrite = overwrite
+        self._frame: np.ndarray | None = None
+
+    def _open(self) -> None:
+        if self.path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise OutputError(f"cannot write {self.path}: not an image format ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        _refuse_existing(self.path, self._overwrite)
+        ensure_parent(self.path)
+
+    def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
+        if self._frame is not None:
+            raise OutputError(f"{self.path} holds one image; write a sequence to a folder or frames/%06d.png")
+        self._frame = frame
+
+    def _close(self) -> None:
+        if self._frame is None:
+            raise OutputError(f"no image was written to {self.path}")
+        write_image(self.path, self._frame)
+        self.written = self.path
+
+    def _abort(self, keep_partial: bool) -> None:
+        self._frame = None
 
 
 class ImageSequenceSink(Sink):
     """Numbered image files: ``folder/`` (PNG, ``%06d.png``) or a printf-style pattern."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, *, overwrite: bool = False) -> None:
         self.uri = target
         self.pattern = target if "%" in target else str(Path(target) / "%06d.png")
         self.count = 0
+        self._overwrite = overwrite
 
-    def write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
+    def _open(self) -> None:
+        try:
+            first = Path(self.pattern % 0)
+        except (TypeError, ValueError) as err:
+            raise OutputError(f"bad image pattern {self.pattern!r}: use one %d, e.g. frames/%06d.png") from err
+        if first.suffix.lower() not in IMAGE_SUFFIXES:
+            raise OutputError(f"cannot write {self.pattern}: not an image format ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        _refuse_existing(first, self._overwrite)
+        ensure_parent(first)
+
+    def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
         write_image(self.pattern % self.count, frame)
         self.count += 1
 
 
 class MjpegSink(Sink):
-    """Serve the newest frame as MJPEG: ``/`` a viewer page, ``/stream.mjpg`` the stream, ``/snapshot.jpg``."""
+    """Serve the newest frame as MJPEG: ``/`` a viewer page, ``/stream.mjpg`` the stream, ``/snapshot.jpg``.
+
+    The server starts in :meth:`open` (port 0: any free port; :attr:`port` and :attr:`uri` then say which)
+    and stops in :meth:`close`.
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8090, *, quality: int = 80) -> None:
+        self.host, self.port = host, port
+        self.uri = f"http://{host}:{port}/"
         self._jpeg: bytes | None = None
         self._seq = 0
         self._cond = threading.Condition()
         self._closed = False
         self._quality = quality
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _open(self) -> None:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -155,12 +376,12 @@ class MjpegSink(Sink):
                     self.send_error(404)
 
         try:
-            self._server = ThreadingHTTPServer((host, port), Handler)
+            self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         except OSError as err:
-            raise SourceError(f"cannot serve MJPEG on {host}:{port}: {err}") from err
+            raise OutputError(f"cannot serve MJPEG on {self.host}:{self.port}: {describe_os_error(err)}") from err
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self.uri = f"http://{host}:{self.port}/"
+        self.uri = f"http://{self.host}:{self.port}/"
         self._thread = threading.Thread(target=self._server.serve_forever, name="mjpeg-server", daemon=True)
         self._thread.start()
         log.warning("MJPEG viewer at %s", self.uri)
@@ -171,31 +392,31 @@ class MjpegSink(Sink):
             self._cond.wait_for(lambda: self._seq > after or self._closed, timeout)
             return (self._jpeg if self._seq > after else None), self._seq
 
-    def write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
-        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self._quality])
+    def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
+        ok, buf = cv2.imencode(".jpg", as_bgr8(frame), [cv2.IMWRITE_JPEG_QUALITY, self._quality])
         if ok:
             with self._cond:
                 self._jpeg = buf.tobytes()
                 self._seq += 1
                 self._cond.notify_all()
 
-    def close(self) -> None:
-        if self._closed:
-            return
+    def _close(self) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(2.0)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(2.0)
 
 
 class DisplaySink(Sink):
     """A window: q / Esc quit, space pauses, c toggles input|output side by side, s saves a snapshot.
 
     Uses a Tk window (Python's standard library, no GUI build of OpenCV needed) that lives in its own thread,
-    since Tk must be driven from the thread that created it; frames reach it through a one-slot mailbox, so a
-    slow screen never holds the pipeline back.
+    started by :meth:`open`, since Tk must be driven from the thread that created it; frames reach it through
+    a one-slot mailbox, so a slow screen never holds the pipeline back.
     """
 
     def __init__(self, title: str = "nightvision", snapshot_dir: str | Path = ".") -> None:
@@ -210,11 +431,15 @@ class DisplaySink(Sink):
         self._mailbox: queue.Queue[tuple[np.ndarray, np.ndarray, int]] = queue.Queue(maxsize=1)
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def _open(self) -> None:
         self._thread = threading.Thread(target=self._run, name="display", daemon=True)
         self._thread.start()
         self._ready.wait(10)
         if self._error is not None:
-            raise SourceError(
+            self._thread.join(2.0)
+            raise OutputError(
                 f"cannot open a window ({self._error}); is there a display (DISPLAY)? "
                 "Use --headless with a file or http:// output on a machine without one"
             ) from self._error
@@ -223,12 +448,12 @@ class DisplaySink(Sink):
     def wants_stop(self) -> bool:
         return self._stop
 
-    def write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
+    def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
         if self.paused:
             return
         with contextlib.suppress(queue.Empty):
             self._mailbox.get_nowait()  # drop the frame the window has not shown yet
-        self._mailbox.put((frame, original, pts))
+        self._mailbox.put((as_bgr8(frame), as_bgr8(original), pts))
 
     def _run(self) -> None:
         try:
@@ -244,9 +469,10 @@ class DisplaySink(Sink):
         window = None
         gc.collect()
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._closed.set()
-        self._thread.join(2.0)
+        if self._thread is not None:
+            self._thread.join(2.0)
 
 
 class _TkWindow:
@@ -304,8 +530,23 @@ class _TkWindow:
         self.root.after(1, self.poll)
 
 
-def open_sink(uri: str, *, fps: float = 30.0, time_base: Fraction | None = None) -> Sink:
-    """Open the sink a URI names (see the module docstring)."""
+def make_sink(
+    uri: str,
+    *,
+    fps: float = 30.0,
+    time_base: Fraction | None = None,
+    audio_template: Any = None,
+    crf: int = 18,
+    overwrite: bool = False,
+) -> Sink:
+    """The sink a URI names (see the module docstring), not yet opened.
+
+    Args:
+        uri: a video or image file, a folder or pattern, ``http://HOST:PORT/``, ``display://`` or ``null://``.
+        fps, time_base, audio_template: for video files (the source's rate, pts unit and audio stream).
+        crf: x264 quality of video files, 0-51.
+        overwrite: replace existing files (else opening refuses).
+    """
     parsed = urllib.parse.urlsplit(uri)
     scheme = parsed.scheme.lower() if "://" in uri else ""
     if scheme == "null":
@@ -313,10 +554,32 @@ def open_sink(uri: str, *, fps: float = 30.0, time_base: Fraction | None = None)
     if scheme == "display":
         return DisplaySink()
     if scheme in ("http", "mjpeg"):
-        return MjpegSink(parsed.hostname or "127.0.0.1", parsed.port or 8090)
+        try:
+            port = parsed.port
+        except ValueError as err:
+            raise InputError(f"bad MJPEG address {uri!r}: {err}") from err
+        return MjpegSink(parsed.hostname or "127.0.0.1", 8090 if port is None else port)
     path = Path(uri.removeprefix("file://"))
     if is_video(path):
-        return VideoFileSink(path, fps=fps, time_base=time_base or Fraction(1, 1000))
+        return VideoFileSink(
+            path,
+            fps=fps,
+            time_base=time_base or Fraction(1, 1000),
+            audio_template=audio_template,
+            crf=crf,
+            overwrite=overwrite,
+        )
     if "%" in uri or uri.endswith("/") or path.is_dir() or not path.suffix:
-        return ImageSequenceSink(uri)
-    raise InputError(f"unsupported output {uri!r}: a video file, a folder, http://HOST:PORT/, display:// or null://")
+        return ImageSequenceSink(uri, overwrite=overwrite)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageFileSink(path, overwrite=overwrite)
+    raise InputError(
+        f"unsupported output {uri!r}: a video or image file, a folder, http://HOST:PORT/, display:// or null://"
+    )
+
+
+def open_sink(
+    uri: str, *, fps: float = 30.0, time_base: Fraction | None = None, crf: int = 18, overwrite: bool = False
+) -> Sink:
+    """:func:`make_sink`, opened (a server listening, a window shown); an :class:`OutputError` if it cannot."""
+    return make_sink(uri, fps=fps, time_base=time_base, crf=crf, overwrite=overwrite).open()

@@ -1,4 +1,5 @@
-"""Frame sources named by URI, with one lifecycle: ``open()``, ``read(timeout)``, ``close()`` (or ``with``).
+"""Frame sources named by URI, with one lifecycle: ``open()``, ``read(timeout)``, ``close()`` (or ``with``),
+each done exactly once (see :class:`Source`).
 
 ==========================================  =========================================================
 URI                                          source
@@ -6,6 +7,7 @@ URI                                          source
 ``0``, ``v4l2:///dev/video0``, ``/dev/video0``  a camera (OpenCV V4L2); ``width``/``height``/``fps`` requests
 ``clip.mp4``, ``file:///path/clip.mkv``      a video file (PyAV): lossless, in order, with timestamps
 ``frames/`` (a folder)                       the images of a folder, sorted
+``photo.png``                                one image, as read (grey, 16-bit and alpha kept)
 ``rtsp://…``, ``http(s)://…``                a network stream (OpenCV/FFmpeg), reopened on failure
 ``gst://PIPELINE ! appsink``                 a GStreamer pipeline, when OpenCV has GStreamer
 ``synthetic://?fps=30&size=640x360``         a synthetic live night scene at a fixed rate (tests, benchmarks)
@@ -23,27 +25,29 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
 
 from nightvision.errors import InputError, SourceError
 from nightvision.io.images import is_image, read_image
-from nightvision.io.video import VideoReader, is_video
+from nightvision.io.video import AudioPacket, VideoFrame, VideoInfo, VideoReader, is_video
 
 __all__ = [
     "CaptureSource",
     "FileSource",
     "FolderSource",
+    "ImageSource",
     "Read",
     "ReadStatus",
     "Source",
     "SyntheticSource",
+    "make_source",
     "open_source",
     "redact",
 ]
@@ -67,6 +71,7 @@ class Read:
     pts: int | None = None  # in the source's time base, when it has one
     captured: float = 0.0  # time.monotonic() when the frame was read
     error: str = ""
+    audio: list[AudioPacket] = field(default_factory=list)  # audio packets demuxed before this frame (files)
 
 
 def redact(uri: str) -> str:
@@ -74,24 +79,88 @@ def redact(uri: str) -> str:
     return re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", uri)
 
 
+S = TypeVar("S", bound="Source")
+
+
 class Source:
-    """Base class: the lifecycle and context-manager protocol every source shares."""
+    """Base class: one lifecycle, and what every source reports.
+
+    Lifecycle: a source is created closed (a constructor acquires nothing), :meth:`open` acquires the
+    reader, capture or socket exactly once (calling it again, or ``with`` on an opened source, does nothing),
+    :meth:`read` returns frames, and :meth:`close` releases everything exactly once; a closed source cannot
+    be reopened. Subclasses implement ``_open``, ``_read`` and ``_close``.
+
+    What a source reports (read at any time, from any thread):
+
+    Attributes:
+        uri: what it was opened from (passwords: see :func:`redact`).
+        live: a camera or stream: endless, delivering at its own pace (the pipeline keeps the newest frame).
+        still: frames are still images, of any depth and layout (grey, 16-bit, alpha).
+        fps: nominal rate, 0 when unknown.
+        time_base: the unit of ``Read.pts``, or None when frames carry no timestamps.
+        frame_count: frames in the input when known (a video file's container says so), else 0.
+        reconnects: times a live source was reopened after it failed.
+        dropped: frames the source itself skipped (they came while nobody was reading).
+        down: True while a live source has failed and is waiting to reconnect.
+        audio_stream: a template audio stream for video sinks (a file opened with ``audio=True``), or None.
+    """
 
     uri: str = ""
     live: bool = False
-    fps: float = 0.0  # nominal rate, 0 when unknown
+    still: bool = False
+    fps: float = 0.0
     time_base: Fraction | None = None
+    frame_count: int = 0
+    reconnects: int = 0
+    dropped: int = 0
+    _state: str = "new"
 
-    def open(self) -> Source:
+    @property
+    def down(self) -> bool:
+        return False
+
+    @property
+    def audio_stream(self) -> Any:
+        return None
+
+    @property
+    def is_open(self) -> bool:
+        return self._state == "open"
+
+    def open(self: S) -> S:
+        """Acquire the source (once; a no-op when already open). Raises :class:`SourceError` or
+        :class:`InputError` when it cannot be opened, and after :meth:`close`."""
+        if self._state == "open":
+            return self
+        if self._state == "closed":
+            raise SourceError(f"{self!r} was closed; open a new source instead of reopening this one")
+        self._open()
+        self._state = "open"
         return self
 
     def read(self, timeout: float = 1.0) -> Read:
-        raise NotImplementedError
+        """The next frame, or what happened instead (timeout, end, error). ``timeout`` in seconds."""
+        if self._state != "open":
+            raise SourceError(f"{self!r} is not open: call open() or use it in a `with` block")
+        return self._read(timeout)
 
     def close(self) -> None:
+        """Release the source (once; idempotent)."""
+        if self._state == "open":
+            self._state = "closed"
+            self._close()
+        self._state = "closed"
+
+    def _open(self) -> None:
         pass
 
-    def __enter__(self) -> Source:
+    def _read(self, timeout: float) -> Read:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+    def __enter__(self: S) -> S:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -102,69 +171,113 @@ class Source:
 
 
 class FileSource(Source):
-    """A video file, decoded in order; ``loop`` extra passes (-1: forever)."""
+    """A video file, decoded in order with its timestamps; ``loop`` extra passes (-1: forever).
 
-    def __init__(self, path: str | Path, *, loop: int = 0) -> None:
+    With ``audio=True`` (and no looping) the audio packets of the first audio track come along, each
+    attached to the next frame's :class:`Read` (and the last ones to the END read), for a video sink to remux.
+    """
+
+    def __init__(self, path: str | Path, *, loop: int = 0, audio: bool = False) -> None:
         self.uri = str(path)
         self.path = Path(path)
         self.loop = loop
+        self._audio = audio and loop == 0
         self._reader: VideoReader | None = None
-        self._frames: Iterator[Any] | None = None
+        self._items: Iterator[VideoFrame | AudioPacket] | None = None
         self._passes = 0
         self._offset = 0  # pts offset of the current pass, so that looping keeps time moving forward
         self._last_pts = 0
 
-    def open(self) -> FileSource:
-        self._reader = VideoReader(self.path)
-        self._frames = self._reader.frames()
-        self.fps = float(self._reader.info.fps)
-        self.time_base = self._reader.info.time_base
-        return self
+    def _open_reader(self) -> None:
+        self._reader = VideoReader(self.path, audio=self._audio)
+        self._items = iter(self._reader)
+        info = self._reader.info
+        self.fps = float(info.fps)
+        self.time_base = info.time_base
+        self.frame_count = info.frames * (self.loop + 1) if self.loop >= 0 else 0
+
+    def _open(self) -> None:
+        self._open_reader()
 
     @property
-    def info(self) -> Any:
-        assert self._reader is not None
+    def info(self) -> VideoInfo:
+        if self._reader is None:
+            raise SourceError(f"{self!r} is not open")
         return self._reader.info
 
-    def read(self, timeout: float = 1.0) -> Read:
-        if self._frames is None:
-            raise SourceError(f"{self!r} is not open")
+    @property
+    def audio_stream(self) -> Any:
+        return self._reader.audio_stream if self._reader is not None else None
+
+    def _read(self, timeout: float) -> Read:
+        assert self._items is not None
+        audio: list[AudioPacket] = []
         try:
-            frame = next(self._frames)
+            while True:
+                item = next(self._items)
+                if isinstance(item, AudioPacket):
+                    audio.append(item)
+                    continue
+                break
         except StopIteration:
             if self.loop == -1 or self._passes < self.loop:
                 self._passes += 1
                 self._offset = self._last_pts + max(1, round(1 / (self.fps * float(self.time_base or 1))))
-                self.close()
-                self.open()
-                return self.read(timeout)
-            return Read(ReadStatus.END)
-        except SourceError as err:
+                assert self._reader is not None
+                self._reader.close()
+                self._open_reader()
+                return self._read(timeout)
+            return Read(ReadStatus.END, audio=audio)
+        except (SourceError, InputError) as err:
             return Read(ReadStatus.ERROR, error=str(err))
-        pts = None if frame.pts is None else frame.pts + self._offset
+        pts = None if item.pts is None else item.pts + self._offset
         self._last_pts = pts if pts is not None else self._last_pts
-        return Read(ReadStatus.FRAME, frame.image, pts, time.monotonic())
+        return Read(ReadStatus.FRAME, item.image, pts, time.monotonic(), audio=audio)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+            self._items = None
+
+
+def _as_bgr8(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0)
+    return image
 
 
 class FolderSource(Source):
-    """The images of a folder (recursive, sorted), as frames; ``loop`` extra passes (-1: forever)."""
+    """The images of a folder (recursive, sorted) as ``(H, W, 3)`` uint8 BGR frames; ``loop`` extra passes
+    (-1: forever); ``fps`` is only reported (frames come as fast as they are read). Files inside the
+    folders of ``exclude`` (an output folder within the input) are skipped."""
 
-    def __init__(self, path: str | Path, *, loop: int = 0, fps: float = 0.0) -> None:
+    def __init__(self, path: str | Path, *, loop: int = 0, fps: float = 0.0, exclude: Sequence[Path] = ()) -> None:
         self.uri = str(path)
-        self.files = sorted(p for p in Path(path).rglob("*") if p.is_file() and is_image(p))
-        if not self.files:
-            raise InputError(f"no images in {path}")
+        self.path = Path(path)
         self.loop = loop
         self.fps = fps
+        self.exclude = list(exclude)
+        self.files: list[Path] = []
         self._index = 0
         self._passes = 0
 
-    def read(self, timeout: float = 1.0) -> Read:
+    def _open(self) -> None:
+        skip = [e.resolve() for e in self.exclude]
+        self.files = sorted(
+            p
+            for p in self.path.rglob("*")
+            if p.is_file() and is_image(p) and not any(e == q or e in q.parents for q in [p.resolve()] for e in skip)
+        )
+        if not self.files:
+            raise InputError(f"no images in {self.path}")
+        self.frame_count = len(self.files) * (self.loop + 1) if self.loop >= 0 else 0
+
+    def _read(self, timeout: float) -> Read:
         if self._index >= len(self.files):
             if self.loop == -1 or self._passes < self.loop:
                 self._passes += 1
@@ -173,13 +286,33 @@ class FolderSource(Source):
                 return Read(ReadStatus.END)
         path = self.files[self._index]
         self._index += 1
-        image = read_image(path)
-        if image.ndim == 2:
-            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        elif image.shape[2] == 4:
-            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-        if image.dtype != np.uint8:
-            image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0)
+        try:
+            image = read_image(path)
+        except InputError as err:
+            return Read(ReadStatus.ERROR, error=str(err))
+        return Read(ReadStatus.FRAME, _as_bgr8(image), None, time.monotonic())
+
+
+class ImageSource(Source):
+    """One image file as a single frame, exactly as read: grey, BGR or BGRA, uint8 or uint16."""
+
+    still = True
+
+    def __init__(self, path: str | Path) -> None:
+        self.uri = str(path)
+        self.path = Path(path)
+        self.frame_count = 1
+        self._image: np.ndarray | None = None
+        self._done = False
+
+    def _open(self) -> None:
+        self._image = read_image(self.path)
+
+    def _read(self, timeout: float) -> Read:
+        if self._done or self._image is None:
+            return Read(ReadStatus.END)
+        self._done = True
+        image, self._image = self._image, None
         return Read(ReadStatus.FRAME, image, None, time.monotonic())
 
 
@@ -187,8 +320,8 @@ class CaptureSource(Source):
     """A camera, network stream or GStreamer pipeline through ``cv2.VideoCapture``.
 
     Network streams that stall or drop are reopened with exponential backoff (``backoff`` seconds,
-    doubling up to ``max_backoff``); while that happens reads return TIMEOUT and the pipeline keeps running.
-    A camera that disappears is an ERROR.
+    doubling up to ``max_backoff``); while that happens :attr:`down` is True, reads return TIMEOUT and the
+    pipeline keeps running; each success counts in :attr:`reconnects`. A camera that disappears is an ERROR.
     """
 
     def __init__(
@@ -207,6 +340,7 @@ class CaptureSource(Source):
     ) -> None:
         self.uri = uri
         self.live = True
+        self.camera = api == cv2.CAP_V4L2  # a local camera (it takes size and rate requests)
         self._target = target
         self._api = api
         self._network = network
@@ -217,6 +351,10 @@ class CaptureSource(Source):
         self._cap: cv2.VideoCapture | None = None
         self._retry_at = 0.0
         self.reconnects = 0
+
+    @property
+    def down(self) -> bool:
+        return self.is_open and self._cap is None and self._network
 
     def _params(self) -> list[int]:
         return [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._timeout_ms]
@@ -241,17 +379,23 @@ class CaptureSource(Source):
         self._cap = cap
         return True
 
-    def open(self) -> CaptureSource:
+    def _open(self) -> None:
         if not self._try_open():
-            raise SourceError(f"cannot open {redact(self.uri)}")
-        return self
+            why = (
+                "unreachable, or not a video stream"
+                if self._network
+                else "not found, or in use by another program"
+                if self.camera
+                else "the pipeline did not start"
+            )
+            raise SourceError(f"cannot open {redact(self.uri)}: {why}")
 
-    def read(self, timeout: float = 1.0) -> Read:
+    def _read(self, timeout: float) -> Read:
         if self._cap is None:
             if not self._network:
                 return Read(ReadStatus.ERROR, error=f"{redact(self.uri)} is closed")
             if time.monotonic() < self._retry_at:
-                time.sleep(min(timeout, self._retry_at - time.monotonic()))
+                time.sleep(max(0.0, min(timeout, self._retry_at - time.monotonic())))
                 return Read(ReadStatus.TIMEOUT)
             if self._try_open():
                 self.reconnects += 1
@@ -277,32 +421,41 @@ class CaptureSource(Source):
         log.info("next attempt to open %s in %.1f s", redact(self.uri), self._backoff)
         self._backoff = min(self._backoff * 2, self._max_backoff)
 
-    def close(self) -> None:
+    def _close(self) -> None:
+        self._network = False  # no reconnect after close
         if self._cap is not None:
             self._cap.release()
             self._cap = None
-        self._network = False  # no reconnect after close
 
 
 class SyntheticSource(Source):
     """A live synthetic night street at a fixed frame rate (see :mod:`nightvision.sample`).
 
-    ``frames`` ends the stream after that many frames (0: endless). Frames are produced on the source's own
-    clock: a reader slower than ``fps`` misses frames, as with a real camera.
+    ``frames`` ends the stream after that many source ticks (0: endless). Frames are produced on the
+    source's own clock: a reader slower than ``fps`` misses frames, as with a real camera, and
+    :attr:`dropped` counts them.
     """
 
     def __init__(self, *, fps: float = 30.0, width: int = 640, height: int = 360, frames: int = 0) -> None:
-        from nightvision.sample import sample_frames
-
+        if fps <= 0 or width < 1 or height < 1 or frames < 0:
+            raise InputError(f"a synthetic source needs fps > 0, a size of at least 1x1 and frames >= 0, got "
+                             f"fps={fps:g}, {width}x{height}, frames={frames}")  # fmt: skip
         self.uri = f"synthetic://?fps={fps:g}&size={width}x{height}&frames={frames}"
         self.live = True
         self.fps = fps
-        self._pool = list(sample_frames(width, height, 60))
+        self.frame_count = frames
+        self._size = (width, height)
+        self._pool: list[np.ndarray] = []
         self._limit = frames
         self._start = 0.0
         self._last = -1
 
-    def read(self, timeout: float = 1.0) -> Read:
+    def _open(self) -> None:
+        from nightvision.sample import sample_frames
+
+        self._pool = list(sample_frames(*self._size, 60))
+
+    def _read(self, timeout: float) -> Read:
         if not self._start:  # the clock starts at the first read, like a camera that starts streaming
             self._start = time.monotonic()
         # wait for the next tick of the source clock
@@ -315,7 +468,10 @@ class SyntheticSource(Source):
             time.sleep(max(0.0, wait))
             n = self._last + 1
         if self._limit and n >= self._limit:
+            self.dropped += max(0, self._limit - self._last - 1)
+            self._last = self._limit
             return Read(ReadStatus.END)
+        self.dropped += n - self._last - 1
         self._last = n
         return Read(ReadStatus.FRAME, self._pool[n % len(self._pool)].copy(), n, time.monotonic())
 
@@ -324,38 +480,64 @@ def _query(uri: str) -> dict[str, str]:
     return {k: v[-1] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query).items()}
 
 
-def open_source(
-    uri: str, *, loop: int = 0, width: int = 0, height: int = 0, fps: float = 0.0, timeout_ms: int = 3000
+def make_source(
+    uri: str,
+    *,
+    loop: int = 0,
+    width: int = 0,
+    height: int = 0,
+    fps: float = 0.0,
+    timeout_ms: int = 3000,
+    audio: bool = False,
 ) -> Source:
-    """Open the source a URI names (see the module docstring); a clear error if it cannot be opened."""
+    """The source a URI names (see the module docstring), not yet opened: ``open()`` it, or hand it to a
+    :class:`~nightvision.stream.pipeline.Pipeline`, which opens and closes it.
+
+    Args:
+        uri: a camera, file, folder, image, stream URL, ``gst://`` pipeline or ``synthetic://`` scene.
+        loop: files and folders: extra passes (-1: forever).
+        width, height, fps: cameras: the requested mode (0: the camera's default).
+        timeout_ms: network streams: open and read timeout.
+        audio: video files: carry the audio track along (for a video sink to remux).
+    """
     scheme = urllib.parse.urlsplit(uri).scheme.lower() if "://" in uri else ""
     if scheme == "synthetic":
+        from nightvision.io.sizes import parse_size
+
         q = _query(uri)
-        w, _, h = q.get("size", "640x360").partition("x")
         try:
-            return SyntheticSource(
-                fps=float(q.get("fps", 30)), width=int(w), height=int(h), frames=int(q.get("frames", 0))
-            ).open()
+            h, w = parse_size(q.get("size", "640x360"))
+            return SyntheticSource(fps=float(q.get("fps", 30)), width=w, height=h, frames=int(q.get("frames", 0)))
         except ValueError as err:
             raise InputError(f"bad synthetic source {uri!r}: {err}") from err
     if scheme in ("rtsp", "rtmp", "http", "https"):
-        return CaptureSource(uri, uri, api=cv2.CAP_FFMPEG, network=True, timeout_ms=timeout_ms).open()
+        return CaptureSource(uri, uri, api=cv2.CAP_FFMPEG, network=True, timeout_ms=timeout_ms)
     if scheme == "gst":
         if "GStreamer:                   YES" not in cv2.getBuildInformation():
             raise SourceError(
                 "this OpenCV has no GStreamer support; use an OpenCV built with GStreamer, or a file, camera or URL"
             )
-        return CaptureSource(uri, uri[len("gst://") :], api=cv2.CAP_GSTREAMER).open()
+        return CaptureSource(uri, uri[len("gst://") :], api=cv2.CAP_GSTREAMER)
     if scheme == "v4l2" or uri.isdigit() or uri.startswith("/dev/video"):
         target: str | int = int(uri) if uri.isdigit() else uri.removeprefix("v4l2://")
         if isinstance(target, str) and not Path(target).exists():
             raise SourceError(f"no camera at {target}")
-        return CaptureSource(uri, target, api=cv2.CAP_V4L2, width=width, height=height, fps=fps).open()
+        return CaptureSource(uri, target, api=cv2.CAP_V4L2, width=width, height=height, fps=fps)
     path = Path(uri.removeprefix("file://"))
     if path.is_dir():
         return FolderSource(path, loop=loop, fps=fps)
     if not path.exists():
         raise InputError(f"no such file, folder or camera: {uri}")
     if is_video(path):
-        return FileSource(path, loop=loop).open()
-    raise InputError(f"unsupported source {uri!r}: expected a video, a folder, a camera or a stream URL")
+        return FileSource(path, loop=loop, audio=audio)
+    if is_image(path):
+        return ImageSource(path)
+    raise InputError(f"unsupported source {uri!r}: expected a video, an image, a folder, a camera or a stream URL")
+
+
+def open_source(
+    uri: str, *, loop: int = 0, width: int = 0, height: int = 0, fps: float = 0.0, timeout_ms: int = 3000
+) -> Source:
+    """:func:`make_source`, opened; a clear error if it cannot be. ``with open_source(uri) as src:`` opens it
+    once (``with`` on an open source does not open it again) and closes it at the end."""
+    return make_source(uri, loop=loop, width=width, height=height, fps=fps, timeout_ms=timeout_ms).open()

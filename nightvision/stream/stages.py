@@ -145,16 +145,40 @@ class Chain:
         """Ask every stage to stop (idempotent); :meth:`join` waits for them."""
         self._stop.set()
 
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for all stages to finish; re-raise the first stage error in the caller."""
+    def join(
+        self,
+        timeout: float | None = None,
+        *,
+        grace: float = 2.0,
+        leave: frozenset[str] = frozenset(),
+        poll: Callable[[], None] | None = None,
+    ) -> None:
+        """Wait for all stages to finish; re-raise the first stage error in the caller.
+
+        Args:
+            timeout: give up (stop, and raise :class:`TimeoutError`) after this many seconds.
+            grace: once the chain is stopping, how long to wait for the stages named in ``leave``.
+            leave: stages (pure computation, holding no resource) that may be left finishing their current
+                item in the background after ``grace``: a stop then returns within about ``grace`` seconds
+                even when one model call takes longer. Their late results are discarded.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        stopped_at: float | None = None
         try:
             for t in self._threads:
                 while t.is_alive():
                     t.join(_POLL)
-                    if deadline is not None and time.monotonic() > deadline:
+                    if poll is not None:
+                        poll()
+                    now = time.monotonic()
+                    if deadline is not None and now > deadline:
                         self.stop()
                         raise TimeoutError(f"stage {t.name!r} did not finish within {timeout} s")
+                    if self._stop.is_set():
+                        stopped_at = stopped_at or now
+                        if t.name in leave and now - stopped_at > grace:
+                            log.warning("stage %r is still busy with its last item; not waiting for it", t.name)
+                            break
         except KeyboardInterrupt:
             self.stop()
             for t in self._threads:

@@ -1,0 +1,176 @@
+"""The frame-stage hook: pre stages before the model, post stages after it, each timed in its own thread, and
+reset() whenever the frames before no longer belong with the frames after (start, new size, reconnect, new
+file of a folder job)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from nightvision import Enhancer
+from nightvision.errors import InputError, ShapeError
+from nightvision.io.video import VideoWriter
+from nightvision.stream.frame_stages import FrameStage
+from nightvision.stream.jobs import enhance_path
+from nightvision.stream.pipeline import Pipeline
+from nightvision.stream.sinks import NullSink, Sink
+from nightvision.stream.sources import FileSource, FolderSource, Read, ReadStatus, Source
+from tests.conftest import dark_frame
+
+
+class Recorder(Sink):
+    def __init__(self) -> None:
+        self.uri = "record://"
+        self.frames: list[np.ndarray] = []
+
+    def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
+        self.frames.append(frame)
+
+
+class Counting:
+    """A trivial stage: adds ``add`` (saturating), and records its calls and resets."""
+
+    def __init__(self, name: str = "count", add: int = 0) -> None:
+        self.name = name
+        self.add = add
+        self.calls = 0
+        self.resets: list[str] = []  # the thread each reset ran in
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return cv2.add(frame, np.full_like(frame, self.add)) if self.add else frame
+
+    def reset(self) -> None:
+        self.resets.append(threading.current_thread().name)
+
+
+class Invert:
+    name = "invert"
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        return 255 - frame
+
+    def reset(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def enhancer() -> Enhancer:
+    return Enhancer("zero-dce++", threads=1)
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    path = tmp_path / "clip.mp4"
+    with VideoWriter(path, 64, 48, 25, crf=0) as w:
+        for i in range(10):
+            w.write(dark_frame(48, 64, seed=i))
+    return path
+
+
+def test_pre_and_post_stages_run_in_order_and_are_timed(clip: Path, enhancer: Enhancer) -> None:
+    pre, post = Counting("add10", add=10), Invert()
+    assert isinstance(pre, FrameStage) and isinstance(post, FrameStage)
+    inputs = Recorder()
+    Pipeline(FileSource(clip), None, [inputs]).run()
+    out = Recorder()
+    stats = Pipeline(FileSource(clip), None, [out], pre_stages=[pre], post_stages=[post]).run()
+    assert pre.calls == 10 and len(out.frames) == 10
+    for a, b in zip(inputs.frames, out.frames, strict=True):
+        assert np.array_equal(b, 255 - cv2.add(a, np.full_like(a, 10)))  # pre, then (no model), then post
+    assert set(stats.stage_ms) >= {"capture", "pre:add10", "preprocess", "infer", "postprocess", "post:invert"}
+    assert stats.stage_ms["pre:add10"]["p50"] >= 0 and stats.busy_s["pre:add10"] > 0
+    # with the model: the post stage sees the enhanced frame
+    plain, inverted = Recorder(), Recorder()
+    Pipeline(FileSource(clip), enhancer, [plain]).run()
+    Pipeline(FileSource(clip), enhancer, [inverted], post_stages=[Invert()]).run()
+    assert all(np.array_equal(255 - a, b) for a, b in zip(plain.frames, inverted.frames, strict=True))
+
+
+def test_reset_at_the_start_and_when_the_size_changes(tmp_path: Path) -> None:
+    for name, (h, w) in {"a": (20, 30), "b": (20, 30), "c": (24, 40), "d": (24, 40)}.items():
+        cv2.imwrite(str(tmp_path / f"{name}.png"), dark_frame(h, w))
+    stage = Counting()
+    Pipeline(FolderSource(tmp_path), None, [NullSink()], pre_stages=[stage]).run()
+    assert stage.calls == 4
+    assert stage.resets == ["MainThread", "pre:count"]  # at the start, then in its own thread at the new size
+
+
+class Reconnecting(Source):
+    """A live source whose connection drops after frame 3 and comes back."""
+
+    live = True
+
+    def __init__(self) -> None:
+        self.uri = "fake://reconnecting"
+        self.n = 0
+
+    def _read(self, timeout: float) -> Read:
+        self.n += 1
+        if self.n == 4:
+            self.reconnects += 1
+        if self.n > 6:
+            return Read(ReadStatus.END)
+        return Read(ReadStatus.FRAME, dark_frame(8, 8, seed=self.n), None, 0.0)
+
+
+def test_reset_after_a_reconnect() -> None:
+    pre, post = Counting("pre"), Counting("post")
+    stats = Pipeline(Reconnecting(), None, [NullSink()], pre_stages=[pre], post_stages=[post], policy="lossless").run()
+    assert stats.frames_out == 6 and stats.reconnects == 1
+    assert pre.resets == ["MainThread", "pre:pre"] and post.resets == ["MainThread", "post:post"]
+
+
+def test_reset_for_every_file_of_a_folder_job(tmp_path: Path, enhancer: Enhancer) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), dark_frame(16, 16, seed=i))
+    stage = Counting()
+    report = enhance_path(folder, tmp_path / "out", enhancer=enhancer, pre_stages=[stage])
+    assert report.files == 3 and stage.calls == 3 and len(stage.resets) == 3
+
+
+def test_a_pre_stage_may_give_16_bits_and_post_stages_still_get_8(clip: Path, enhancer: Enhancer) -> None:
+    class Deepen:
+        name = "deepen"
+
+        def __call__(self, frame: np.ndarray) -> np.ndarray:
+            return frame.astype(np.uint16) * 257
+
+        def reset(self) -> None:
+            pass
+
+    seen: list[np.dtype] = []
+
+    class Check(Counting):
+        def __call__(self, frame: np.ndarray) -> np.ndarray:
+            seen.append(frame.dtype)
+            return frame
+
+    out = Recorder()
+    Pipeline(FileSource(clip), enhancer, [out], pre_stages=[Deepen()], post_stages=[Check()]).run()
+    assert seen == [np.dtype(np.uint8)] * 10
+    assert out.frames[0].dtype == np.uint8 and out.frames[0].mean() > dark_frame(48, 64).mean() + 15
+
+
+def test_bad_stages_are_clear_errors(clip: Path) -> None:
+    class NoReset:
+        name = "noreset"
+
+        def __call__(self, frame: np.ndarray) -> np.ndarray:
+            return frame
+
+    with pytest.raises(InputError, match=r"not a frame stage.*reset"):
+        Pipeline(FileSource(clip), None, [NullSink()], pre_stages=[NoReset()])  # type: ignore[list-item]
+
+    class Flatten(Counting):
+        def __call__(self, frame: np.ndarray) -> np.ndarray:
+            return frame[:, :, 0]
+
+    with pytest.raises(ShapeError, match=r"frame stage 'count' must return \(H, W, 3\)"):
+        Pipeline(FileSource(clip), None, [NullSink()], pre_stages=[Flatten()]).run()

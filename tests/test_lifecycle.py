@@ -1,0 +1,210 @@
+"""One owner, one lifecycle: every source and sink is opened and closed exactly once, servers and windows start
+in open(), and what every source reports is declared on the base class."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from nightvision.errors import OutputError, SourceError
+from nightvision.io.video import VideoReader, VideoWriter
+from nightvision.stream import sources
+from nightvision.stream.pipeline import Pipeline
+from nightvision.stream.sinks import DisplaySink, MjpegSink, NullSink, VideoFileSink, make_sink
+from nightvision.stream.sources import (
+    CaptureSource,
+    FileSource,
+    FolderSource,
+    ImageSource,
+    Read,
+    ReadStatus,
+    Source,
+    SyntheticSource,
+    make_source,
+    open_source,
+)
+from tests.conftest import dark_frame
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    path = tmp_path / "clip.mp4"
+    with VideoWriter(path, 64, 48, 25) as w:
+        for i in range(8):
+            w.write(dark_frame(48, 64, seed=i))
+    return path
+
+
+class CountingReader(VideoReader):
+    opened = 0
+    closed = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        CountingReader.opened += 1
+
+    def close(self) -> None:
+        CountingReader.closed += 1
+        super().close()
+
+
+def test_with_open_source_opens_one_reader(monkeypatch: pytest.MonkeyPatch, clip: Path) -> None:
+    monkeypatch.setattr(sources, "VideoReader", CountingReader)
+    CountingReader.opened = CountingReader.closed = 0
+    with open_source(str(clip)) as src:  # open_source opened it; `with` must not open a second reader
+        n = 0
+        while src.read().status is ReadStatus.FRAME:
+            n += 1
+        src.open()  # again: still nothing new
+    assert n == 8 and CountingReader.opened == 1 and CountingReader.closed == 1
+    src.close()  # idempotent
+    assert CountingReader.closed == 1
+    with pytest.raises(SourceError, match="was closed"):
+        src.open()
+    with pytest.raises(SourceError, match="not open"):
+        src.read()
+
+
+def test_a_pipeline_opens_and_closes_what_it_is_given_once(monkeypatch: pytest.MonkeyPatch, clip: Path) -> None:
+    monkeypatch.setattr(sources, "VideoReader", CountingReader)
+    CountingReader.opened = CountingReader.closed = 0
+
+    class CountingSink(NullSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def _open(self) -> None:
+            self.calls.append("open")
+
+        def _close(self) -> None:
+            self.calls.append("close")
+
+        def _abort(self, keep_partial: bool) -> None:
+            self.calls.append("abort")
+
+    sink = CountingSink()
+    with make_source(str(clip)) as src:  # not opened by make_source: `with` opens it, once
+        assert CountingReader.opened == 1
+        stats = Pipeline(src, None, [sink]).run()
+    assert CountingReader.opened == 1 and CountingReader.closed == 1
+    assert sink.calls == ["open", "close"] and sink.frames == 8 == stats.frames_out
+    sink.close()
+    sink.abort()
+    assert sink.calls == ["open", "close"]
+    with pytest.raises(OutputError, match="was closed"):
+        sink.open()
+
+
+def test_a_capture_is_opened_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Any] = []
+
+    class FakeCapture:
+        def __init__(self, *args: Any) -> None:
+            self.released = 0
+            made.append(self)
+
+        def isOpened(self) -> bool:
+            return True
+
+        def get(self, prop: int) -> float:
+            return 25.0
+
+        def set(self, prop: int, value: float) -> bool:
+            return True
+
+        def read(self) -> tuple[bool, np.ndarray]:
+            return True, np.zeros((4, 4, 3), np.uint8)
+
+        def release(self) -> None:
+            self.released += 1
+
+    monkeypatch.setattr(cv2, "VideoCapture", FakeCapture)
+    with open_source("rtsp://cam.local/stream") as src:
+        assert src.read().status is ReadStatus.FRAME
+    assert len(made) == 1 and made[0].released == 1
+
+
+def test_servers_and_windows_start_in_open_not_in_constructors(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        sink = MjpegSink("127.0.0.1", port)  # nothing is bound yet, so no error here
+        assert not any(t.name == "mjpeg-server" for t in threading.enumerate())
+        with pytest.raises(OutputError, match=f"cannot serve MJPEG on 127.0.0.1:{port}"):
+            sink.open()
+    monkeypatch.delenv("DISPLAY", raising=False)
+    window = make_sink("display://")
+    assert isinstance(window, DisplaySink)
+    assert not any(t.name == "display" for t in threading.enumerate())
+    with pytest.raises(OutputError, match="cannot open a window"):
+        window.open()
+
+
+def test_an_unopened_sink_refuses_frames(tmp_path: Path) -> None:
+    sink = VideoFileSink(tmp_path / "o.mp4", fps=25, time_base=None)  # type: ignore[arg-type]
+    with pytest.raises(OutputError, match="not open"):
+        sink.write(dark_frame(8, 8), dark_frame(8, 8), 0)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("kind", ["file", "folder", "image", "synthetic", "capture"])
+def test_every_source_reports_the_same_fields(tmp_path: Path, clip: Path, kind: str) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), dark_frame(8, 8))
+    src: Source = {
+        "file": lambda: FileSource(clip),
+        "folder": lambda: FolderSource(folder),
+        "image": lambda: ImageSource(folder / "a.png"),
+        "synthetic": lambda: SyntheticSource(fps=10, width=16, height=8, frames=2),
+        "capture": lambda: CaptureSource("rtsp://x", "rtsp://x", network=True),
+    }[kind]()
+    assert isinstance(src.reconnects, int) and isinstance(src.dropped, int) and src.down is False
+    assert isinstance(src.frame_count, int) and isinstance(src.live, bool) and src.audio_stream is None
+    assert not src.is_open
+
+
+def test_a_synthetic_source_counts_the_frames_it_skips() -> None:
+    import time
+
+    with SyntheticSource(fps=50, width=16, height=8, frames=0) as src:
+        assert src.read().status is ReadStatus.FRAME
+        time.sleep(0.3)  # a slow reader: about 15 ticks go by
+        assert src.read().status is ReadStatus.FRAME
+        assert 8 <= src.dropped <= 20
+
+
+class DownSource(Source):
+    """A live source that fails: down, reading nothing, until closed."""
+
+    live = True
+
+    def __init__(self) -> None:
+        self.uri = "fake://down"
+
+    @property
+    def down(self) -> bool:
+        return True
+
+    def _read(self, timeout: float) -> Read:
+        import time
+
+        time.sleep(0.05)
+        return Read(ReadStatus.TIMEOUT)
+
+
+def test_the_status_says_when_the_source_is_down() -> None:
+    seen: list[str] = []
+    pipeline = Pipeline(DownSource(), None, [NullSink()], on_status=lambda s: seen.append(s.status_line()))
+    threading.Timer(1.6, pipeline.stop).start()
+    stats = pipeline.run()
+    assert seen and seen[-1].startswith("SOURCE DOWN, reconnecting")
+    assert stats.source_down and stats.frames_in == 0 and stats.stopped_by == "stopped"

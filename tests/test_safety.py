@@ -1,0 +1,304 @@
+"""Inputs are sacred: every way a careless command line could destroy or corrupt data, through the real CLI.
+
+Each case was first reproduced against the code before issue R (where it overwrote an original, enhanced its
+own outputs, corrupted an output, clipped a 16-bit image to white, stopped a folder job at the first bad
+file, or printed a traceback) and is refused, skipped or handled here.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from nightvision.errors import OutputError
+from nightvision.io.atomic import AtomicFile, atomic_path, describe_os_error, remove_stale_temp_files
+from nightvision.io.images import fit_format, write_image
+from nightvision.io.video import VideoReader, VideoWriter
+from tests.conftest import dark_frame, run_cli
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nightvision: error:"), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def write_clip(path: Path, frames: int = 12, size: tuple[int, int] = (48, 64)) -> Path:
+    with VideoWriter(path, size[1], size[0], 24) as w:
+        for i in range(frames):
+            w.write(dark_frame(*size, seed=i))
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "a.png"), dark_frame(20, 30, seed=1))
+    cv2.imwrite(str(folder / "sub" / "b.jpg"), dark_frame(22, 32, seed=2))
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_image_is_never_enhanced_onto_itself(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), dark_frame(20, 30))
+    before = photo.read_bytes()
+    one_line_error(run_cli("enhance", str(photo), "-o", str(photo)), "is the input")
+    link = tmp_path / "link.png"
+    link.symlink_to(photo)
+    one_line_error(run_cli("enhance", str(photo), "-o", str(link), "--overwrite"), "is the input")
+    assert photo.read_bytes() == before
+
+
+def test_a_folder_job_into_its_own_folder_is_refused(photos: Path) -> None:
+    before = snapshot(photos)
+    one_line_error(run_cli("enhance", str(photos), "-o", str(photos), "--overwrite"), "input folder")
+    assert snapshot(photos) == before
+
+
+def test_an_output_folder_inside_the_input_is_skipped_on_the_next_run(photos: Path) -> None:
+    out = photos / "out"
+    first = run_cli("enhance", str(photos), "-o", str(out), "-q")
+    assert first.returncode == 0, first.stderr
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.*")) == ["a.png", "sub/b.jpg"]
+    originals = {k: v for k, v in snapshot(photos).items() if not k.startswith("out")}
+    one_line_error(run_cli("enhance", str(photos), "-o", str(out)), "2 of the 2 outputs already exist", "--overwrite")
+    second = run_cli("enhance", str(photos), "-o", str(out), "-q", "--overwrite")
+    assert second.returncode == 0, second.stderr
+    assert "skipped 2 file(s) inside the output folder" in second.stdout
+    assert not (out / "out").exists()  # its own outputs were not enhanced again
+    assert {k: v for k, v in snapshot(photos).items() if not k.startswith("out")} == originals
+
+
+def test_run_never_writes_onto_its_input(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "r.mp4")
+    before = clip.read_bytes()
+    one_line_error(run_cli("run", str(clip), "--headless", "-o", str(clip), "--overwrite"), "is the input")
+    assert clip.read_bytes() == before
+
+
+def test_the_same_output_twice_is_refused(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "r.mp4")
+    out = tmp_path / "a.mp4"
+    one_line_error(run_cli("run", str(clip), "--headless", "-o", str(out), "-o", str(out)), "given twice")
+    assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_an_existing_output_needs_overwrite(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), dark_frame(20, 30))
+    out = tmp_path / "bright.png"
+    out.write_bytes(b"precious")
+    one_line_error(run_cli("enhance", str(photo), "-o", str(out)), "already exists", "--overwrite")
+    assert out.read_bytes() == b"precious"
+    clip = write_clip(tmp_path / "r.mp4")
+    video_out = tmp_path / "v.mp4"
+    video_out.write_bytes(b"precious")
+    one_line_error(run_cli("run", str(clip), "--headless", "-o", str(video_out)), "already exists", "--overwrite")
+    assert video_out.read_bytes() == b"precious"
+    assert run_cli("enhance", str(photo), "-o", str(out), "--overwrite", "-q").returncode == 0
+    assert cv2.imread(str(out)).shape == (20, 30, 3)
+
+
+def test_temporary_names_are_unique_per_output_and_stale_ones_are_removed(tmp_path: Path) -> None:
+    a, b = AtomicFile(tmp_path / "x.mp4"), AtomicFile(tmp_path / "x.mp4")
+    assert a.tmp != b.tmp and a.tmp.suffix == ".mp4" and str(os.getpid()) in a.tmp.name
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".out.tmp-{dead.pid}-0.mp4"
+    stale_old_style = tmp_path / f".out.tmp-{dead.pid}.png"
+    alive = tmp_path / f".out.tmp-{os.getppid()}-3.mp4"  # our parent is running
+    unrelated = tmp_path / ".notes.tmp-x.txt"
+    for p in (stale, stale_old_style, alive, unrelated):
+        p.write_bytes(b"half")
+    assert sorted(remove_stale_temp_files(tmp_path)) == sorted([stale, stale_old_style])
+    assert alive.exists() and unrelated.exists()
+    # the CLI cleans the folder it writes into
+    stale.write_bytes(b"half")
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), dark_frame(20, 30))
+    assert run_cli("enhance", str(photo), "-o", str(tmp_path / "bright.png"), "-q").returncode == 0
+    assert not stale.exists() and alive.exists()
+
+
+def test_two_video_outputs_of_one_run_are_both_complete(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "r.mp4", frames=20)
+    a, b = tmp_path / "a.mp4", tmp_path / "sub" / "a.mp4"
+    result = run_cli("run", str(clip), "--headless", "-q", "-o", str(a), "-o", str(b))
+    assert result.returncode == 0, result.stderr
+    for out in (a, b):
+        with VideoReader(out) as r:
+            assert len(list(r.frames())) == 20
+
+
+def test_16_bit_png_to_jpeg_is_scaled_not_clipped(tmp_path: Path) -> None:
+    src = tmp_path / "deep.png"
+    dark16 = dark_frame(40, 60).astype(np.uint16) * 257
+    cv2.imwrite(str(src), dark16)
+    out = tmp_path / "deep.jpg"
+    result = run_cli("enhance", str(src), "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    jpeg = cv2.imread(str(out))
+    assert jpeg.dtype == np.uint8 and (jpeg == 255).mean() < 0.01  # 94-100 % white before the fix
+    assert 30 < jpeg.mean() < 200
+    reported = float(result.stdout.split("mean luma ")[1].split(" -> ")[1])
+    luma = cv2.cvtColor(jpeg, cv2.COLOR_BGR2GRAY).mean()
+    assert abs(reported - luma) < 3, (reported, luma)  # the summary describes the file written
+    # 16-bit PNG to 16-bit PNG keeps its depth
+    assert run_cli("enhance", str(src), "-o", str(tmp_path / "deep-out.png"), "-q").returncode == 0
+    assert cv2.imread(str(tmp_path / "deep-out.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+def test_fit_format_converts_depth_and_layout() -> None:
+    img16 = np.full((4, 5, 3), 40000, np.uint16)
+    assert fit_format(img16, ".jpg").dtype == np.uint8 and fit_format(img16, ".jpg")[0, 0, 0] == 156
+    assert fit_format(img16, ".png").dtype == np.uint16
+    assert fit_format(np.zeros((4, 5, 4), np.uint8), ".jpg").shape == (4, 5, 3)
+    assert fit_format(np.zeros((4, 5), np.uint8), ".ppm").shape == (4, 5, 3)
+    assert fit_format(np.zeros((4, 5, 3), np.uint8), ".pgm").shape == (4, 5)
+
+
+def test_a_folder_job_goes_on_past_bad_files_and_lists_them(photos: Path, tmp_path: Path) -> None:
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (photos / "sub" / "fake.mp4").write_text("not a video\n" * 20)
+    out = tmp_path / "out"
+    result = run_cli("enhance", str(photos), "-o", str(out), "-q")
+    assert result.returncode == 1, result.stderr
+    failures = [line for line in result.stderr.splitlines() if line.startswith("nightvision: failed:")]
+    assert len(failures) == 2 and "broken.jpg" in failures[0] and "fake.mp4" in failures[1], result.stderr
+    assert "2 of 4 files failed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (out / "a.png").is_file() and (out / "sub" / "b.jpg").is_file()
+    assert not (out / "broken.jpg").exists() and not list(out.rglob(".*tmp*"))
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ("enhance IN -o OUT.mp4 --crf -5", "--crf: must be in 0-51"),
+        ("enhance IN -o OUT.mp4 --crf 999", "--crf: must be in 0-51"),
+        ("enhance IN -o OUT.mp4 --crf abc", "--crf: expected a whole number"),
+        ("enhance IN -o OUT.mp4 --threads -1", "--threads"),
+        ("enhance IN -o OUT.mp4 --downscale 0", "--downscale"),
+        ("demo -o OUT --threads 5000", "--threads"),
+        ("run IN --headless --loop -2", "--loop"),
+        ("run IN --headless --fps 0", "--fps"),
+        ("run IN --headless --fps -30", "--fps"),
+        ("run IN --headless --size 0x720", "--size"),
+        ("run IN --headless --size huge", "--size"),
+        ("run IN --headless --width -640 --height 480", "--width"),
+        ("run IN --headless --width 640", "--size"),
+        ("run IN --headless --crf 52", "--crf"),
+        ("bench --seconds 0", "--seconds"),
+        ("bench --warmup -1", "--warmup"),
+        ("bench --sizes 720p,12x", "--sizes"),
+        ("build MODEL --max 1920", "--max"),
+        ("build MODEL --workspace -2", "--workspace"),
+        ("eval --data IN --limit -3", "--limit"),
+        ("export MODEL -o OUT.onnx --opset 3", "--opset"),
+    ],
+)
+def test_numeric_options_are_range_checked_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: str, named: str
+) -> None:
+    from nightvision.cli import main
+
+    argv = [
+        str(tmp_path / "in.mp4") if a == "IN" else str(tmp_path / a) if a.startswith("OUT") else a
+        for a in args.replace("MODEL", "zero-dce").split()
+    ]
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's own exit
+        code = int(stop.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nightvision: error:") and named in lines[0], err
+    assert not list(tmp_path.iterdir())
+
+
+def test_output_errors_name_the_output_and_the_cause(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), dark_frame(20, 30))
+    one_line_error(
+        run_cli("enhance", str(photo), "-o", str(photo / "x.png")), f"{photo} is a file, not a folder", "x.png"
+    )
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        line = one_line_error(run_cli("enhance", str(photo), "-o", str(locked / "x.png")), "permission denied")
+        assert str(locked / "x.png") in line and "tmp-" not in line
+    elif Path("/sys").is_dir() and not os.access("/sys", os.W_OK):
+        line = one_line_error(run_cli("enhance", str(photo), "-o", "/sys/nightvision-x.png"), "permission denied")
+        assert "/sys/nightvision-x.png" in line and "tmp-" not in line
+    # a failure while writing names the real output, never the temporary file
+    with (
+        pytest.raises(OutputError, match=r"cannot write .*stats\.json: disk full$"),
+        atomic_path(tmp_path / "stats.json"),
+    ):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert not list(tmp_path.glob(".stats*"))
+    assert describe_os_error(PermissionError(errno.EACCES, "x")) == "permission denied"
+    with pytest.raises(OutputError, match=r"cannot write .*y\.png: .*photo\.png is a file, not a folder"):
+        write_image(photo / "y.png", dark_frame(4, 4))
+
+
+def test_no_opencv_or_ffmpeg_noise_around_our_errors(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("this is not a video\n" * 50)
+    one_line_error(run_cli("enhance", str(fake), "-o", str(tmp_path / "o.mp4")), "fake.mp4")
+    one_line_error(run_cli("run", "http://127.0.0.1:9/stream.mjpg", "--headless"), "cannot open")
+    grey = tmp_path / "g.png"
+    cv2.imwrite(str(grey), dark_frame(10, 12)[:, :, 0])
+    result = run_cli("enhance", str(grey), "-o", str(tmp_path / "g.ppm"), "-q")  # PPM needs colour: converted
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_sigterm_during_a_folder_job_keeps_finished_files(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), dark_frame(20, 30))
+    frames = [dark_frame(180, 320, seed=i) for i in range(5)]
+    with VideoWriter(folder / "b.mp4", 320, 180, 30, preset="ultrafast") as w:
+        for i in range(1500):
+            w.write(frames[i % 5])
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nightvision", "enhance", str(folder), "-o", str(out), "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (out / "a.png").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.5)
+    assert proc.poll() is None, proc.communicate()
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert time.monotonic() - t0 < 3.0
+    assert proc.returncode == 143, err
+    assert "1 of 2 files done" in err and "interrupted by SIGTERM at frame" in err and "of 1500 of" in err, err
+    assert (out / "a.png").is_file() and not (out / "b.mp4").exists()
+    with VideoReader(out / "b.partial.mp4") as r:
+        assert 0 < len(list(r.frames())) < 1500
+    assert not list(out.glob(".*tmp*"))
