@@ -19,6 +19,7 @@ from typing import Any
 from nightvision.errors import ModelNotFoundError
 
 __all__ = [
+    "DEFAULT_MODEL",
     "WEIGHTS_DIR",
     "ModelSpec",
     "get_spec",
@@ -27,6 +28,9 @@ __all__ = [
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL = "zero-dce++"
+"""The model every command, the :class:`~nightvision.enhancer.Enhancer` and the curve trainer use when none is
+named (the one place it is named; :mod:`nightvision.enhancer` re-exports it)."""
 
 
 @dataclass(frozen=True)

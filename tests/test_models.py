@@ -188,3 +188,13 @@ def test_official_sci_weights_load_and_brighten(level: str) -> None:
     assert y.shape == x.shape and float(y.max()) <= 1.0
     assert float(y.mean()) > float(x.mean()) + 0.05
     assert torch.allclose(y, (x / u).clamp(0, 1))  # the Retinex division of the paper
+
+
+def test_the_default_model_is_named_in_one_place_and_shipped() -> None:
+    import nightvision
+    from nightvision import enhancer, specs
+
+    assert enhancer.DEFAULT_MODEL == nightvision.DEFAULT_MODEL == specs.DEFAULT_MODEL
+    assert specs.DEFAULT_MODEL in models.list_models()
+    spec = get_spec(specs.DEFAULT_MODEL)
+    assert spec.has_weights and spec.has_onnx  # runs out of the box, on ONNX Runtime too

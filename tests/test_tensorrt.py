@@ -1,7 +1,10 @@
 """TensorRT logic against a fake ``tensorrt`` module (no TensorRT can be installed here; nothing here
 claims TensorRT ran): builder flow, plan header round trip, cache hit, rebuild on version or GPU change,
 shape outside the profile, parser errors, refusing stub-only or unsupported installs, the plan's I/O types,
-and the torch-free pycuda buffers against a fake ``pycuda.driver`` (no GPU here either)."""
+the torch-free pycuda buffers against a fake ``pycuda.driver`` (no GPU here either), and the caches kept in the
+user cache folder (never the working directory).
+
+Every test here runs with ``NIGHTVISION_CACHE`` set to its own ``tmp_path``, so nothing reaches ~/.cache."""
 
 from __future__ import annotations
 
@@ -14,13 +17,21 @@ import numpy as np
 import pytest
 
 from nightvision.backends import tensorrt as nvtrt
-from nightvision.errors import EngineError, InputError
+from nightvision.backends.tensorrt import runner
+from nightvision.errors import EngineError, InputError, OutputError
 from nightvision.specs import get_spec
 from tests import fake_pycuda, fake_tensorrt
 
 ONNX = get_spec("zero-dce++").onnx_path
 H100 = lambda: ("NVIDIA H100 80GB HBM3", "9.0")  # noqa: E731
 ORIN = lambda: ("Orin", "8.7")  # noqa: E731
+
+
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user cache folder of every test here: ``tmp_path`` (its plan folder is ``tmp_path / "engines"``)."""
+    monkeypatch.setenv("NIGHTVISION_CACHE", str(tmp_path))
+    return tmp_path
 
 
 @pytest.fixture
@@ -240,11 +251,11 @@ def test_buffers_fall_back_to_pycuda_when_torch_has_no_gpu(pycuda: types.ModuleT
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU: torch buffers are the right choice here")
-    assert nvtrt._make_buffers(None, cuda_graph=False).kind == "pycuda"
+    assert runner._make_buffers(None, cuda_graph=False).kind == "pycuda"
     with pytest.raises(EngineError, match="buffers='torch' needs PyTorch with CUDA"):
-        nvtrt._make_buffers("torch", cuda_graph=False)
+        runner._make_buffers("torch", cuda_graph=False)
     with pytest.raises(InputError, match="'torch' or 'pycuda'"):
-        nvtrt._make_buffers("cupy", cuda_graph=False)
+        runner._make_buffers("cupy", cuda_graph=False)
     assert nvtrt.gpu_identity() == ("Orin", "8.7")  # through pycuda when torch has no GPU
 
 
@@ -257,21 +268,18 @@ def test_build_fp16_records_its_source_and_auto_skips_plans_of_other_weights(
     from nightvision.cli import main
     from nightvision.specs import sha256_of
 
-    monkeypatch.chdir(tmp_path)  # engines/ is relative to the working directory
+    monkeypatch.chdir(tmp_path)  # the plan folder: tmp_path/engines, whether `build` defaults to ./engines or the cache
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda n, *a: object() if n == "tensorrt" else real_find_spec(n, *a)
     )
     gpu = nvtrt.gpu_identity()  # the fake pycuda's, here (torch has no GPU on this machine)
     spec = get_spec("zero-dce++")
-    assert main(["build", "zero-dce++", "--precision", "fp16", "--max", "720x1280"]) == 0
+    assert main(["build", "zero-dce++", "--precision", "fp16", "--max", "720p"]) == 0
     (plan,) = (tmp_path / "engines").glob("zero-dce++-fp16-*.plan")
     header, _ = nvtrt.read_plan(plan)
     assert header.source_sha256 == sha256_of(ONNX) != header.onnx_sha256  # built from the fp16 copy of ONNX
-    assert backends.resolve_backend("auto", spec) == (
-        "tensorrt",
-        f"TensorRT and a matching plan {plan.relative_to(tmp_path)}",
-    )
+    assert backends.resolve_backend("auto", spec) == ("tensorrt", f"TensorRT and a matching plan {plan}")
     plan.unlink()  # a plan of other (older) weights of the model, for this TensorRT and GPU: never picked
     nvtrt.build_plan(
         ONNX,
@@ -281,3 +289,74 @@ def test_build_fp16_records_its_source_and_auto_skips_plans_of_other_weights(
         gpu=lambda: gpu,
     )
     assert backends.resolve_backend("auto", spec)[0] != "tensorrt"
+
+
+# --- caches: the user cache folder, never the working directory
+
+
+def test_cache_dir_follows_the_environment_and_is_created_on_demand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nightvision.cache import cache_dir, cache_root
+
+    monkeypatch.setenv("NIGHTVISION_CACHE", str(tmp_path / "own"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir("engines", create=False) == tmp_path / "own" / "engines"
+    assert not (tmp_path / "own").exists()  # a look-up creates nothing
+    assert cache_dir("engines") == tmp_path / "own" / "engines" and (tmp_path / "own" / "engines").is_dir()
+    monkeypatch.delenv("NIGHTVISION_CACHE")
+    assert cache_root() == tmp_path / "xdg" / "nightvision"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # the XDG spec: a relative path is ignored
+    assert cache_root() == tmp_path / "home" / ".cache" / "nightvision"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir("ort-tensorrt") == tmp_path / "home" / ".cache" / "nightvision" / "ort-tensorrt"
+    for bad in ("", "..", "a/b"):
+        with pytest.raises(InputError, match="plain folder name"):
+            cache_dir(bad)
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("NIGHTVISION_CACHE", str(tmp_path / "file"))  # a file where the folder should be
+    with pytest.raises(OutputError, match=r"cannot create the cache folder .*file/engines \(a parent is a file"):
+        cache_dir("engines")  # ... "; set NIGHTVISION_CACHE to a writable folder"
+
+
+def test_plans_and_timing_caches_go_to_the_user_cache_and_nothing_to_the_cwd(
+    trt: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nightvision import backends
+    from nightvision.backends.onnxruntime import choose_providers
+
+    work, cache = tmp_path / "work", tmp_path / "cache"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("NIGHTVISION_CACHE", str(cache))
+    assert backends.find_plan(get_spec("zero-dce++")) is None and not cache.exists()  # looking creates nothing
+
+    plan = nvtrt.ensure_plan(ONNX, model="zero-dce++", gpu=H100)
+    assert plan.parent == cache / "engines"
+    h100 = cache / "tensorrt-timing" / "trt10.13.0.35-NVIDIA-H100-80GB-HBM3-sm9.0.cache"
+    assert nvtrt.timing_cache_path("10.13.0.35", *H100()) == h100 and h100.read_bytes() == b"+"
+    nvtrt.ensure_plan(ONNX, model="zero-dce++", gpu=ORIN)  # another GPU: its own timing cache, started empty
+    assert fake_tensorrt.builds[-1]["cache_in"] == ""
+    assert (cache / "tensorrt-timing" / "trt10.13.0.35-Orin-sm8.7.cache").read_bytes() == b"+"
+    nvtrt.ensure_plan(ONNX, model="zero-dce++", profile=nvtrt.Profile(max=(720, 1280)), gpu=H100)
+    assert fake_tensorrt.builds[-1]["cache_in"] == "+"  # the H100 timings were fed back
+    assert len(list((cache / "engines").glob("*.plan"))) == 3
+
+    (provider, options), _ = choose_providers(["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    assert provider == "TensorrtExecutionProvider"
+    assert options["trt_engine_cache_path"] == options["trt_timing_cache_path"] == str(cache / "ort-tensorrt")
+    assert (cache / "ort-tensorrt").is_dir()
+    assert list(work.iterdir()) == []  # nothing in the working directory
+
+
+def test_profile_messages_write_sizes_as_the_cli_takes_them(trt: types.ModuleType, tmp_path: Path) -> None:
+    from nightvision.io.sizes import parse_size
+
+    profile = nvtrt.Profile(parse_size("64x48"), parse_size("720p"), parse_size("1080p"))  # WIDTHxHEIGHT in
+    assert profile.max == (1080, 1920) and profile.describe() == "64x48 / 1280x720 / 1920x1080"
+    nvtrt.build_plan(ONNX, tmp_path / "p.plan", model="zero-dce++", profile=profile, gpu=H100)
+    backend = nvtrt.TensorRTBackend(tmp_path / "p.plan", gpu=H100, device_buffers=HostBuffers())
+    with pytest.raises(EngineError, match=r"input 2560x1440 is outside .*--max 2560x1440`"):
+        backend.run(np.zeros((1, 3, 1440, 2560), np.float32))  # the hint is a valid `build --max`
+    assert parse_size("2560x1440") == (1440, 2560)

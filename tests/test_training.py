@@ -172,3 +172,94 @@ def test_darkened_crops_are_shorter_exposures_quantised_to_8_bits(tmp_path: Path
     assert all(lo - 1 / 255 <= v <= hi + 1e-6 for v in levels)
     assert min(levels) < 0.3 < max(levels)  # log-uniform: spans the range
     assert all(abs(v * 255 - round(v * 255)) < 1e-4 for v in levels)  # 8-bit levels
+
+
+# --- the shared run helper: atomic checkpoints, eval log
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_one_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nightvision.training.config import RetinexConfig
+    from nightvision.training.run import Run
+
+    run = Run(RetinexConfig(out_dir=str(tmp_path / "run"), threads=1))
+    net = torch.nn.Linear(2, 2)
+    opt = torch.optim.Adam(net.parameters())
+    first = run.save("last.pt", net, model_name="m", model_args={"a": 1}, optimizers={"optimizer": opt}, step=3)
+    before = first.read_bytes()
+
+    def torn_save(obj: object, path: Path) -> None:
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", torn_save)
+    with pytest.raises(OSError, match=r"last\.pt: disk full"):  # the real name, not the temporary one
+        run.save("last.pt", net, model_name="m", model_args={}, optimizers={"optimizer": opt}, step=4)
+    assert first.read_bytes() == before  # the previous checkpoint is whole
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["last.pt"]  # no temporary file left
+    monkeypatch.undo()
+    ckpt = torch.load(first, weights_only=True)
+    assert ckpt["step"] == 3 and ckpt["model_args"] == {"a": 1} and "optimizer" in ckpt and "final" not in ckpt
+    assert ckpt["config"]["out_dir"] == str(tmp_path / "run")  # the resolved config travels with the weights
+    record = run.log_eval({"psnr": 20.0}, step=3)
+    assert set(record) == {"psnr", "step", "minutes"}
+    assert (tmp_path / "run" / "log.jsonl").read_text().count("\n") == 1
+    with pytest.raises(InputError, match=r"no checkpoint at .*missing.*start without --resume"):
+        Run(RetinexConfig(out_dir=str(tmp_path / "missing"))).resume(net)
+
+
+# --- recipes without torch: `nightvision train --help`
+
+
+def test_every_recipe_key_has_a_default_and_a_comment() -> None:
+    import dataclasses
+
+    from nightvision.specs import DEFAULT_MODEL
+    from nightvision.training import config, retinex, supervised, zero_reference
+
+    assert zero_reference.Config is config.CurveConfig and supervised.Config is config.SupervisedConfig
+    assert retinex.Config is config.RetinexConfig
+    assert config.CurveConfig().model == DEFAULT_MODEL
+    for trainer in config.TRAINERS.values():
+        notes = config._comments(trainer.config)
+        for f in dataclasses.fields(trainer.config):
+            assert notes[f.name][1], f"{trainer.config.__name__}.{f.name} has no comment"
+    assert config.trainer_for("zero-dce").key == "curve" and config.trainer_for("retinexnet").key == "retinex"
+    assert config.trainer_for("mirnet-v2").key == "supervised"
+
+
+def test_train_help_lists_every_key_without_torch() -> None:
+    import dataclasses
+    import subprocess
+    import sys
+
+    script = """
+import sys
+sys.modules["torch"] = None  # any `import torch` now raises ImportError
+from nightvision.training.config import help_text
+print(help_text())
+print("=====")
+print(help_text("nafnet-s"))
+try:
+    help_text("nafnet-x")
+except KeyError as err:
+    print("error:", err)
+assert "torch" not in [m.split(".")[0] for m in sys.modules if sys.modules[m] is not None]
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    full, one = result.stdout.split("=====")
+    from nightvision.training import config
+
+    for trainer in config.TRAINERS.values():
+        (block,) = [b for b in full.split("\n\n") if f"({trainer.module})" in b]
+        for f in dataclasses.fields(trainer.config):
+            flag = "--" + f.name.replace("_", "-")
+            (line,) = [line for line in block.splitlines() if line.strip().startswith(flag + " ")]
+            assert f"= {config._toml(f.default)}  # " in line  # default and comment
+    assert "--w-smoothness FLOAT" in full and "= 1600.0  # illumination smoothness" in full
+    assert "--model STR" in full and '= "zero-dce++"' in full  # the default model
+    assert "nafnet-s.toml" in full and "zero-dce++.toml" in full  # the shipped recipes
+    assert "supervised trainer" in one and "curve trainer" not in one and "--w-charbonnier" in one
+    assert "error: unknown model 'nafnet-x'; did you mean" in one

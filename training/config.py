@@ -1,14 +1,28 @@
-"""Recipes: a dataclass of hyperparameters, filled from a TOML file and then from ``--key value`` flags.
+"""Recipes: the hyperparameters of each trainer, filled from a TOML file and then from ``--key value`` flags.
 
 Nothing is executed: a recipe is data. An unknown key, or a value of the wrong type, is an error.
+
+This module needs no torch: ``nightvision train --help`` lists every key of the three trainers
+(:func:`help_text`) on a machine that only runs models. Each trainer reads its dataclass from here:
+
+* :class:`CurveConfig` — :mod:`nightvision.training.zero_reference` (Zero-DCE, Zero-DCE++; no ground truth);
+* :class:`SupervisedConfig` — :mod:`nightvision.training.supervised` (NAFNet, MIRNet-v2 on (low, high) pairs);
+* :class:`RetinexConfig` — :mod:`nightvision.training.retinex` (Retinex-Net's two phases).
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import io
+import json
 import sys
+import textwrap
+import tokenize
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,10 +32,255 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from nightvision.errors import InputError
+from nightvision.specs import DEFAULT_MODEL, ModelSpec, get_spec, list_specs
 
-__all__ = ["load_config"]
+__all__ = [
+    "FAMILY_TRAINERS",
+    "MODEL_TRAINERS",
+    "TRAINERS",
+    "CurveConfig",
+    "RetinexConfig",
+    "SupervisedConfig",
+    "Trainer",
+    "help_text",
+    "load_config",
+    "trainer_for",
+]
 
 C = TypeVar("C")
+
+
+@dataclass
+class CurveConfig:
+    # --- data
+    data: str = "../shared/data/sice"  # folder of (low-light and mixed-exposure) images, recursive
+    crop: int = 256  # random square crops of this side
+    val_every: int = 20  # every n-th image (in natural order) is held out for evaluation
+    darken: float = 0.0  # fraction of training crops shown as a shorter exposure (down to darken_min of the light)
+    darken_min: float = 0.05  # darkest exposure of a darkened crop, as a fraction of the light (log-uniform)
+    workers: int = 1  # DataLoader worker processes
+    # --- model
+    model: str = DEFAULT_MODEL  # a registered curve model
+    downscale: int = 0  # Zero-DCE++ only: curve-estimation downscale; 0 = the registered default
+    # --- losses (weights of the official code; see nightvision.losses.ZeroReferenceLoss)
+    w_smoothness: float = 1600.0  # illumination smoothness of the curve maps
+    w_spatial: float = 1.0  # spatial consistency (4x4 regions, 4 neighbours)
+    w_colour: float = 5.0  # colour constancy (grey world)
+    w_exposure: float = 10.0  # exposure control (16x16 patches)
+    well_exposed: float = 0.6  # the exposure term's target level
+    exposure_power: int = 2  # 2: the official code's squared exposure term; 1: the paper's |Y - E|
+    spatial_signed: bool = True  # signed neighbour differences; False: the paper's |.| (allows inverted contrast)
+    # --- optimiser: Adam
+    lr: float = 1e-4  # learning rate (constant)
+    weight_decay: float = 1e-4  # Adam's L2 weight decay
+    grad_clip: float = 0.1  # gradient-norm clipping
+    batch_size: int = 8  # crops per step
+    epochs: int = 100  # passes over the training images
+    max_steps: int = 0  # stop after this many steps in total (0 = no limit); handy on a CPU
+    # --- run
+    out_dir: str = f"runs/{DEFAULT_MODEL}"  # checkpoints (last.pt, best.pt, final.pt), log.jsonl, tb/
+    seed: int = 1337  # torch's seed (initial weights, crops, shuffling)
+    device: str = "auto"  # auto = cuda when available, else cpu
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    checkpoint_every: int = 200  # steps between mid-epoch checkpoints
+    resume: bool = False  # continue from OUT_DIR/last.pt
+    tensorboard: bool = True  # scalars in OUT_DIR/tb when tensorboard is installed
+
+
+@dataclass
+class SupervisedConfig:
+    # --- data
+    data: str = "../shared/data/sice"  # exposure brackets, or a LOL-style folder (low/ and high/)
+    patch: int = 128  # side of the random square training patches
+    repeat: int = 8  # patches per pair per epoch
+    max_input_level: float = 0.25  # bracket pairs: inputs darker than this mean luma (held-out pairs keep 0.25)
+    identity_pairs: bool = False  # bracket pairs: also train each target as its own input (keep good exposures)
+    init: str = ""  # start from this checkpoint's weights (fine-tuning); the optimiser starts afresh
+    # --- model
+    model: str = "nafnet-s"  # a registered restoration model
+    # --- losses: total = Σ weight × loss
+    w_charbonnier: float = 1.0  # Charbonnier, eps 1e-3
+    w_l1: float = 0.0  # mean absolute error
+    w_ssim: float = 0.2  # 1 − SSIM
+    w_psnr: float = 0.0  # −PSNR/10
+    # --- optimiser and schedule: AdamW, linear warm-up then cosine decay to lr_min
+    lr: float = 1e-3  # peak learning rate
+    lr_min: float = 1e-6  # learning rate at the end of the cosine
+    warmup: int = 200  # steps
+    weight_decay: float = 1e-4  # AdamW's decoupled weight decay
+    beta1: float = 0.9  # AdamW's first-moment decay
+    beta2: float = 0.9  # NAFNet's setting
+    grad_clip: float = 0.5  # gradient-norm clipping
+    batch_size: int = 8  # patches per step
+    steps: int = 6000  # total optimisation steps (the cosine period)
+    # --- evaluation
+    eval_every: int = 500  # steps between held-out evaluations
+    # --- run
+    out_dir: str = "runs/nafnet-s"  # checkpoints (last.pt, best.pt, final.pt), log.jsonl, tb/
+    seed: int = 1337  # torch's seed (initial weights, patches, shuffling)
+    device: str = "auto"  # auto = cuda when available, else cpu
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    checkpoint_every: int = 200  # steps between checkpoints to OUT_DIR/last.pt
+    resume: bool = False  # continue from OUT_DIR/last.pt
+    tensorboard: bool = True  # scalars in OUT_DIR/tb when tensorboard is installed
+
+
+@dataclass
+class RetinexConfig:
+    # --- data
+    data: str = "../shared/data/sice"  # exposure brackets, or a LOL-style folder
+    patch: int = 96  # the paper trains on 48×48 patches; larger ones fit our 512-px pairs better
+    repeat: int = 8  # patches per pair per epoch
+    # --- model
+    model: str = "retinexnet"  # the only model this trainer knows
+    # --- optimiser: Adam, both phases (the paper's setting)
+    lr: float = 1e-3  # learning rate
+    batch_size: int = 8  # patches per step
+    decom_steps: int = 2000  # phase 1: Decom-Net alone
+    enhance_steps: int = 2000  # phase 2: Enhance-Net, Decom-Net frozen
+    # --- run
+    out_dir: str = "runs/retinexnet"  # checkpoints (last.pt, final.pt) and log.jsonl
+    seed: int = 1337  # torch's seed (initial weights, patches, shuffling)
+    device: str = "auto"  # auto = cuda when available, else cpu
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    checkpoint_every: int = 200  # steps between checkpoints to OUT_DIR/last.pt
+    resume: bool = False  # continue from OUT_DIR/last.pt (in either phase)
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """One training loop: its module (``main(argv)`` trains), its config and what it trains."""
+
+    key: str
+    module: str
+    config: type
+    title: str
+
+
+TRAINERS = {
+    "curve": Trainer(
+        "curve",
+        "nightvision.training.zero_reference",
+        CurveConfig,
+        "curve models, zero-reference losses (no ground truth)",
+    ),
+    "supervised": Trainer(
+        "supervised",
+        "nightvision.training.supervised",
+        SupervisedConfig,
+        "restoration models on (low, high) pairs",
+    ),
+    "retinex": Trainer("retinex", "nightvision.training.retinex", RetinexConfig, "Retinex-Net in two phases"),
+}
+
+
+FAMILY_TRAINERS = {"curve": "curve", "restoration": "supervised"}
+"""The trainer of each model family (a key of :data:`TRAINERS`)."""
+MODEL_TRAINERS = {"retinexnet": "retinex"}
+"""Models trained by another trainer than their family's."""
+
+
+def trainer_for(model: str) -> Trainer:
+    """The trainer of a registered model: :data:`MODEL_TRAINERS`, else its family's (:data:`FAMILY_TRAINERS`):
+    curve models → ``curve``, ``retinexnet`` → ``retinex``, other restoration models → ``supervised``. An unknown
+    name raises with the closest matches."""
+    spec = get_spec(model)
+    key = _trainer_key(spec)
+    if key is None:
+        raise InputError(f"no trainer for {spec.name!r} (a {spec.family} model)")
+    return TRAINERS[key]
+
+
+def _trainer_key(spec: ModelSpec) -> str | None:
+    return MODEL_TRAINERS.get(spec.name) or FAMILY_TRAINERS.get(spec.family)
+
+
+def _trained_by(trainer: Trainer) -> list[str]:
+    """The registered models ``trainer`` trains."""
+    return [spec.name for spec in list_specs() if _trainer_key(spec) == trainer.key]
+
+
+def _toml(value: Any) -> str:
+    """A default as it would be written in a recipe."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)
+
+
+def _comments(cls: type) -> dict[str, tuple[str, str]]:
+    """``field → (section, comment)`` read from the class source: the ``# --- section`` line above a field and
+    the comment after it (empty when the source is not available, e.g. a bytecode-only install)."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    notes = {
+        tok.start[0]: tok.string.lstrip("#").strip()
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.COMMENT
+    }
+    sections = {line: text.lstrip("-").strip() for line, text in notes.items() if text.startswith("---")}
+    body = ast.parse(source).body[0]
+    out: dict[str, tuple[str, str]] = {}
+    if isinstance(body, ast.ClassDef):
+        for node in body.body:
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                above = [line for line in sections if line < node.lineno]
+                section = sections[max(above)] if above else ""
+                out[node.target.id] = (section, "" if node.lineno in sections else notes.get(node.lineno, ""))
+    return out
+
+
+def _type_name(hint: Any) -> str:
+    """``int`` → ``INT``; ``str | None`` → ``STR|NONE``."""
+    args = typing.get_args(hint)
+    if args:
+        return "|".join(_type_name(a) for a in args)
+    return "NONE" if hint is type(None) else getattr(hint, "__name__", str(hint)).upper()
+
+
+def _describe(trainer: Trainer) -> list[str]:
+    models = ", ".join(_trained_by(trainer)) or "none registered"
+    lines = [f"{trainer.key} trainer — {trainer.title} ({trainer.module}); models: {models}"]
+    hints = typing.get_type_hints(trainer.config)
+    notes = _comments(trainer.config)
+    fields = dataclasses.fields(trainer.config)
+    flags = {f.name: f"--{f.name.replace('_', '-')} {_type_name(hints[f.name])}" for f in fields}
+    width = max(len(flag) for flag in flags.values())
+    section = None
+    for f in fields:
+        heading, comment = notes.get(f.name, ("", ""))
+        if heading != section:
+            section = heading
+            lines.append(f"  {heading}" if heading else "")
+        flag = flags[f.name]
+        lines.append(f"    {flag:<{width}}  = {_toml(f.default)}" + (f"  # {comment}" if comment else ""))
+    return lines
+
+
+def help_text(model: str | None = None) -> str:
+    """What ``nightvision train --help`` prints: usage, the shipped recipes and every key of the trainer of
+    ``model`` (``None``: of all three trainers) with its type, default (as a recipe would write it) and comment.
+
+    Needs no torch. An unknown ``model`` raises :class:`~nightvision.errors.ModelNotFoundError` with the
+    closest matches.
+    """
+    recipes = sorted(p.name for p in (Path(__file__).resolve().parent / "recipes").glob("*.toml"))
+    trainers = [trainer_for(model)] if model is not None else list(TRAINERS.values())
+    lines = [
+        "usage: nightvision train [--config RECIPE.toml] [--KEY VALUE ...]   (needs the train extra: torch)",
+        "",
+        "The recipe's (or --model's) model picks the trainer. Keys come from the defaults below, then the",
+        "recipe (TOML: key = value), then the flags: --key value, --key=value, --no-key for a false bool",
+        "(underscores or dashes). The resolved config is saved in every checkpoint.",
+        f"shipped recipes (training/recipes/): {', '.join(recipes) or 'none'}",
+        f"default model: {DEFAULT_MODEL}",
+    ]
+    for trainer in trainers:
+        lines += ["", *_describe(trainer)]
+    return "\n".join(lines) + "\n"
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:

@@ -10,7 +10,8 @@ scenes with ``k % 10 == 5`` among them are held out for checkpoint selection, an
 never seen here; ``nightvision eval`` scores them), or a LOL-style folder with ``low/`` and ``high/`` (with
 ``eval/`` or ``test/`` beside ``train/`` when present).
 
-Every hyperparameter lives in :class:`Config`; a recipe file sets some, ``--key value`` flags override.
+Every hyperparameter lives in :class:`~nightvision.training.config.SupervisedConfig` (torch-free, so that
+``nightvision train --help`` lists them anywhere); a recipe file sets some, ``--key value`` flags override.
 ``OUT_DIR/last.pt`` is written every ``checkpoint_every`` steps and at each evaluation; ``--resume``
 continues from it. ``OUT_DIR/best.pt`` (highest held-out PSNR) and ``OUT_DIR/final.pt`` are in the shipped
 format: state dict, model arguments, config and evaluation figures.
@@ -18,14 +19,9 @@ format: state dict, model arguments, config and evaluation figures.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import math
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -35,49 +31,14 @@ from nightvision import models
 from nightvision.errors import InputError
 from nightvision.losses import charbonnier_loss, l1_loss, psnr, psnr_loss, ssim, ssim_loss
 from nightvision.specs import get_spec
-from nightvision.training.checkpoints import load_last, save_checkpoint, tensorboard_writer
+from nightvision.training.config import SupervisedConfig as Config
 from nightvision.training.config import load_config
 from nightvision.training.data import PairedPatches, lol_pairs
+from nightvision.training.run import Run
+
+__all__ = ["Config", "criterion", "evaluate", "learning_rate", "main", "split_pairs", "train"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Config:
-    # --- data
-    data: str = "../shared/data/sice"  # exposure brackets, or a LOL-style folder (low/ and high/)
-    patch: int = 128  # side of the random square training patches
-    repeat: int = 8  # patches per pair per epoch
-    max_input_level: float = 0.25  # bracket pairs: inputs darker than this mean luma (held-out pairs keep 0.25)
-    identity_pairs: bool = False  # bracket pairs: also train each target as its own input (keep good exposures)
-    init: str = ""  # start from this checkpoint's weights (fine-tuning); the optimiser starts afresh
-    # --- model
-    model: str = "nafnet-s"  # a registered restoration model
-    # --- losses: total = Σ weight × loss
-    w_charbonnier: float = 1.0  # Charbonnier, eps 1e-3
-    w_l1: float = 0.0
-    w_ssim: float = 0.2  # 1 − SSIM
-    w_psnr: float = 0.0  # −PSNR/10
-    # --- optimiser and schedule: AdamW, linear warm-up then cosine decay to lr_min
-    lr: float = 1e-3
-    lr_min: float = 1e-6
-    warmup: int = 200  # steps
-    weight_decay: float = 1e-4
-    beta1: float = 0.9
-    beta2: float = 0.9  # NAFNet's setting
-    grad_clip: float = 0.5
-    batch_size: int = 8
-    steps: int = 6000  # total optimisation steps (the cosine period)
-    # --- evaluation
-    eval_every: int = 500  # steps between held-out evaluations
-    # --- run
-    out_dir: str = "runs/nafnet-s"
-    seed: int = 1337
-    device: str = "auto"  # auto = cuda when available, else cpu
-    threads: int = 0  # torch CPU threads (0 = torch's default)
-    checkpoint_every: int = 200
-    resume: bool = False  # continue from OUT_DIR/last.pt
-    tensorboard: bool = True
 
 
 def split_pairs(
@@ -149,12 +110,8 @@ def evaluate(model: torch.nn.Module, dataset: PairedPatches, device: str) -> dic
 
 def train(cfg: Config) -> dict[str, float]:
     """Train and return the final held-out figures."""
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    run = Run(cfg, tensorboard=cfg.tensorboard)  # OUT_DIR, seed, device, threads, TensorBoard
+    device = run.device
 
     # --- data
     spec = get_spec(cfg.model)
@@ -179,34 +136,18 @@ def train(cfg: Config) -> dict[str, float]:
 
     # --- resume
     step, best = 0, -math.inf  # best = highest held-out PSNR so far
-    last = out / "last.pt"
     if cfg.resume:
-        ckpt = load_last(out, device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        ckpt = run.resume(model, optimizer=optimizer)
         step, best = ckpt["step"], ckpt.get("best", best)
         gen.manual_seed(cfg.seed + step)
-        log.info("resumed from %s at step %d", last, step)
 
-    def save(path: Path, figures: dict[str, float] | None = None) -> None:
-        ckpt: dict[str, Any] = {
-            "model": model.state_dict(),
-            "model_name": cfg.model,
-            "model_args": margs,
-            "config": dataclasses.asdict(cfg),
-            "step": step,
-            "best": best,
-        }
-        if figures is None:
-            ckpt["optimizer"] = optimizer.state_dict()
-        else:
-            ckpt["final"] = figures
-        save_checkpoint(ckpt, path)
-
-    writer = tensorboard_writer(out, cfg.tensorboard)
+    def save(name: str, final: dict[str, float] | None = None) -> None:
+        """OUT_DIR/name: resumable (with the optimiser) or, given the final figures, in the shipped format."""
+        optimizers = {"optimizer": optimizer}
+        run.save(name, model, model_name=cfg.model, model_args=margs, optimizers=optimizers, final=final,
+                 step=step, best=best)  # fmt: skip
 
     # --- loop: step-based (small datasets), evaluate every eval_every steps
-    t0 = time.time()
     figures: dict[str, float] = {}
     bar = tqdm(total=cfg.steps, initial=step, desc=cfg.model, unit="step", dynamic_ncols=True)
     while step < cfg.steps:
@@ -224,32 +165,22 @@ def train(cfg: Config) -> dict[str, float]:
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}")
-            if writer is not None and step % 10 == 0:
-                writer.add_scalar("train/total", loss.item(), step)
-                for k, v in parts.items():
-                    writer.add_scalar(f"train/{k}", v, step)
+            run.log_train(step, loss.item(), parts)
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                figures = evaluate(model, held_set, device) if len(held_set) else {}
-                figures.update(step=step, loss=loss.item(), minutes=(time.time() - t0) / 60)
-                log.info("eval %s", json.dumps({k: round(v, 4) for k, v in figures.items()}))
-                with open(out / "log.jsonl", "a") as f:
-                    f.write(json.dumps(figures) + "\n")
-                if writer is not None:
-                    for k, v in figures.items():
-                        writer.add_scalar(f"val/{k}", v, step)
+                held = evaluate(model, held_set, device) if len(held_set) else {}
+                figures = run.log_eval(held, step=step, loss=loss.item())
                 if figures.get("psnr", -math.inf) > best or not len(held_set):
                     best = figures.get("psnr", best)
-                    save(out / "best.pt", figures)
-                save(last)
+                    save("best.pt", final=figures)
+                save("last.pt")
             elif step % cfg.checkpoint_every == 0:
-                save(last)
+                save("last.pt")
             if step >= cfg.steps:
                 break
     bar.close()
-    save(out / "final.pt", figures)
-    if writer is not None:
-        writer.close()
-    log.info("done in %.1f min; best held-out PSNR %.2f dB in %s", (time.time() - t0) / 60, best, out / "best.pt")
+    save("final.pt", final=figures)
+    run.close()
+    log.info("done in %.1f min; best held-out PSNR %.2f dB in %s", run.minutes, best, run.out / "best.pt")
     return figures
 
 

@@ -2,13 +2,17 @@
 
 * ``onnxruntime`` — the shipped ONNX graphs on ONNX Runtime (torch-free; the default).
 * ``torch`` — the PyTorch modules, CPU or CUDA (needs the ``train`` extra).
+* ``tensorrt`` — plans built by ``nightvision build`` (:mod:`nightvision.backends.tensorrt`), kept in the user
+  cache (:func:`nightvision.cache.cache_dir`).
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from nightvision.backends.base import Backend
+from nightvision.cache import ENGINES, cache_dir
 from nightvision.errors import EngineError, InputError
 from nightvision.specs import ModelSpec
 
@@ -16,14 +20,14 @@ __all__ = ["BACKENDS", "Backend", "create_backend", "resolve_backend"]
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
-ENGINES_DIR = "engines"
 
 
-def find_plan(spec: ModelSpec, engines_dir: str = ENGINES_DIR) -> str | None:
+def find_plan(spec: ModelSpec, engines_dir: str | Path | None = None) -> str | None:
     """A cached plan for ``spec`` that matches the running TensorRT and GPU and was built from the model's
-    shipped graph as it is now (a plan of older weights is skipped with a message), or ``None``."""
-    from pathlib import Path
+    shipped graph as it is now (a plan of older weights is skipped with a message), or ``None``.
 
+    ``engines_dir``: the folder of built plans; ``None``: ``cache_dir("engines")``, where ``nightvision build``
+    puts them by default."""
     from nightvision.backends.tensorrt import gpu_identity, import_tensorrt, read_plan
     from nightvision.specs import sha256_of
 
@@ -32,7 +36,8 @@ def find_plan(spec: ModelSpec, engines_dir: str = ENGINES_DIR) -> str | None:
         gpu = gpu_identity()
     except (EngineError, RuntimeError):
         return None
-    for path in sorted(Path(engines_dir).glob(f"{spec.name}-*.plan"), reverse=True):
+    folder = Path(engines_dir) if engines_dir is not None else cache_dir(ENGINES, create=False)
+    for path in sorted(folder.glob(f"{spec.name}-*.plan"), reverse=True):
         try:
             header, _ = read_plan(path)
         except EngineError:
@@ -50,9 +55,9 @@ def find_plan(spec: ModelSpec, engines_dir: str = ENGINES_DIR) -> str | None:
 
 def resolve_backend(backend: str, spec: ModelSpec | None = None) -> tuple[str, str]:
     """The concrete backend for ``backend`` and why. ``auto`` picks TensorRT when TensorRT is installed and
-    ``engines/`` holds a plan for the model built for this TensorRT and GPU (`nightvision build`), else
-    PyTorch on CUDA when a GPU and torch are present, else ONNX Runtime (which itself prefers its TensorRT
-    and CUDA providers when installed).
+    the plan folder of the user cache (:func:`find_plan`) holds a plan for the model built for this TensorRT
+    and GPU (`nightvision build`), else PyTorch on CUDA when a GPU and torch are present, else ONNX Runtime
+    (which itself prefers its TensorRT and CUDA providers when installed).
     """
     if backend != "auto":
         return backend, "asked for"

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from nightvision import cache
 from nightvision.errors import EngineError
 
 __all__ = ["OnnxRuntimeBackend", "choose_providers"]
@@ -15,22 +16,25 @@ __all__ = ["OnnxRuntimeBackend", "choose_providers"]
 log = logging.getLogger(__name__)
 
 _PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-TRT_EP_CACHE = "engines/ort-tensorrt"  # where the TensorRT EP keeps the engines it builds (minutes each)
 
 
-def choose_providers(available: list[str], cache_dir: str = TRT_EP_CACHE) -> list[Any]:
+def choose_providers(available: list[str], cache_dir: str | None = None) -> list[Any]:
     """The available providers of TensorRT EP > CUDA EP > CPU, in that order. The TensorRT EP caches its
-    engines and timing data in ``cache_dir``, so that only the first session on a machine pays for the build;
-    precision comes from the graph (run an fp16 export for fp16), never from an EP flag."""
+    engines and its timing cache in ``cache_dir`` (default: ``ort-tensorrt`` in the user cache,
+    :func:`nightvision.cache.cache_dir`, created only when the TensorRT EP is available), so that only the
+    first session on a machine pays for the build; precision comes from the graph (run an fp16 export for
+    fp16), never from an EP flag."""
     chosen: list[Any] = []
     for name in _PREFERRED:
         if name not in available:
             continue
         if name == "TensorrtExecutionProvider":
+            folder = cache_dir or str(cache.cache_dir(cache.ORT_TENSORRT))
             options = {
                 "trt_engine_cache_enable": True,
-                "trt_engine_cache_path": cache_dir,
-                "trt_timing_cache_enable": True,  # kept beside the engines
+                "trt_engine_cache_path": folder,
+                "trt_timing_cache_enable": True,
+                "trt_timing_cache_path": folder,  # without it, the EP writes its timing cache to the cwd
             }
             chosen.append((name, options))
         else:
@@ -44,7 +48,7 @@ class OnnxRuntimeBackend:
     Args:
         path: the ``.onnx`` file.
         providers: execution providers in order of preference; default: :func:`choose_providers`, the
-            available ones of TensorRT EP (engines cached in ``engines/ort-tensorrt``) > CUDA EP > CPU.
+            available ones of TensorRT EP (engines cached in the user cache) > CUDA EP > CPU.
         threads: intra-op threads (0 = ONNX Runtime's default, one per physical core).
     """
 
@@ -57,8 +61,6 @@ class OnnxRuntimeBackend:
         if not path.is_file():
             raise EngineError(f"ONNX file not found: {path}")
         chosen = providers or choose_providers(ort.get_available_providers())
-        if any(isinstance(p, tuple) for p in chosen):
-            Path(TRT_EP_CACHE).mkdir(parents=True, exist_ok=True)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
