@@ -121,8 +121,6 @@ def test_in_the_pipeline_it_sees_the_models_input(tmp_path) -> None:  # type: ig
     from nightvision.stream.jobs import enhance_path
 
     clip = make_sample_video(tmp_path / "dark.mp4", width=160, height=96, seconds=1)
-    report = enhance_path(
-        clip, tmp_path / "out.mp4", enhancer=Enhancer("zero-dce++"), post_stages=[ExposureControl()]
-    )
+    report = enhance_path(clip, tmp_path / "out.mp4", enhancer=Enhancer("zero-dce++"), post_stages=[ExposureControl()])
     assert report.luma_in < 10
     assert report.luma_out == pytest.approx(110, abs=8)
