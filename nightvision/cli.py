@@ -346,6 +346,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             loop=args.loop,
             size=size,
             fps=args.fps or 0.0,
+            retries=args.retries,
             crf=args.crf,
             overwrite=args.overwrite,
             stats_json=args.stats_json,
@@ -655,7 +656,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Enhance a camera, network stream, file or folder of images into one or more outputs. Live sources "
         "keep only the newest frame (latency stays low; stale frames are dropped and counted); files run "
         "lossless, in order, audio kept. The status line shows the current FPS and says when a stream is "
-        "down (it is reopened with backoff).\n\n"
+        "down (a stream that delivered frames is reconnected forever, backoff up to 8 s; one that never "
+        "opened fails after --retries tries).\n\n"
         "Ctrl-C (exit 130) or SIGTERM (exit 143) stops within about a second. A file output of a finite input "
         "stopped early is kept, playable, as NAME.partial.mp4; for a live source the recording up to the stop "
         "is the output. q in the window stops and exits 0.",
@@ -665,6 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
             "nightvision run clip.mp4 --headless -o out.mp4 --stats-json stats.json",
             "nightvision run /dev/video0 --size 1280x720 --fps 30",
             "nightvision run synthetic://?fps=30&size=1280x720 --headless",
+            "nightvision run rtsp://user:pass@cam/stream --headless --denoise -o rtsp://0.0.0.0:8554/night",
         ],
     )
     p.add_argument("source", help="camera (0, /dev/video0), file, folder, rtsp://, http://, gst://, synthetic://")
@@ -673,7 +676,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         action="append",
         default=[],
-        help="repeatable: out.mp4, frames/, http://127.0.0.1:8090/, display://, null:// (default: a window; "
+        help="repeatable: out.mp4, frames/, http://127.0.0.1:8090/, rtsp://127.0.0.1:8554/night, display://, "
+        "null:// (default: a window; "
         "null:// with --headless)",
     )
     p.add_argument("--headless", action="store_true", help="no window")
@@ -692,6 +696,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", type=_size, metavar="WxH", help="camera: requested size, WIDTHxHEIGHT or 480p/720p/1080p/4k"
     )
     p.add_argument("--fps", type=_float_in(0, 1000), help="camera: requested frame rate")
+    p.add_argument(
+        "--retries",
+        type=_int_in(1, 1000),
+        default=3,
+        metavar="N",
+        help="network streams: tries to open a stream before giving up (one that delivered frames is "
+        "reconnected forever)",
+    )
     p.add_argument("--width", type=_int_in(1, 65536), help=argparse.SUPPRESS)  # old spelling of --size
     p.add_argument("--height", type=_int_in(1, 65536), help=argparse.SUPPRESS)
     p.add_argument(

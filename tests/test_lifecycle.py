@@ -126,7 +126,7 @@ def test_a_capture_is_opened_once(monkeypatch: pytest.MonkeyPatch) -> None:
             self.released += 1
 
     monkeypatch.setattr(cv2, "VideoCapture", FakeCapture)
-    with open_source("rtsp://cam.local/stream") as src:
+    with CaptureSource("rtsp://cam.local/stream", "rtsp://cam.local/stream", api=cv2.CAP_FFMPEG, network=True) as src:
         assert src.read().status is ReadStatus.FRAME
     assert len(made) == 1 and made[0].released == 1
 

@@ -257,7 +257,7 @@ def test_bad_sources_and_sinks() -> None:
     with pytest.raises(SourceError, match="no camera"):
         open_source("/dev/video99")
     with pytest.raises(SourceError, match="GStreamer"):
-        open_source("gst://videotestsrc ! appsink")
+        open_source("gst://videotestsrc ! nosuchelement")
     with pytest.raises(InputError, match="unsupported output"):
         open_sink("out.gif")
     assert redact("rtsp://admin:hunter2@cam.local/stream") == "rtsp://admin:***@cam.local/stream"

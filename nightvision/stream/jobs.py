@@ -338,6 +338,7 @@ def run_stream(
     loop: int = 0,
     size: str | None = None,
     fps: float = 0.0,
+    retries: int = 3,
     crf: int = 18,
     overwrite: bool = False,
     stats_json: str | Path | None = None,
@@ -397,7 +398,7 @@ def run_stream(
         overwrite=overwrite,
     )
     audio = policy != "latest" and any(is_video(f) for f in files)
-    src = make_source(source, loop=loop, width=width, height=height, fps=fps, audio=audio)
+    src = make_source(source, loop=loop, width=width, height=height, fps=fps, audio=audio, retries=retries)
     if isinstance(src, FolderSource):
         src.exclude = [f for f in folders if is_within(f, src.path)]
     if size and not (isinstance(src, CaptureSource) and src.camera):

@@ -8,6 +8,7 @@ URI                                 sink
 ``photo.png`` (an image suffix)     one image, in the depth its format holds (16-bit PNG/TIFF kept)
 ``frames/`` or ``frames/%06d.png``  an image sequence
 ``http://127.0.0.1:8090/``          an MJPEG viewer page for headless boxes (loopback unless a host is given)
+``rtsp://127.0.0.1:8554/night``     an RTSP server publishing H.264 (:mod:`nightvision.stream.rtsp_out`)
 ``display://``                      a window (Tk; keys q / Esc, space, c, s)
 ``null://``                         discards frames (benchmarks)
 =================================  ===============================================================
@@ -20,8 +21,10 @@ existing output is replaced only with ``overwrite=True``.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
+import json
 import logging
 import queue
 import threading
@@ -316,69 +319,171 @@ class ImageSequenceSink(Sink):
         self.count += 1
 
 
-class MjpegSink(Sink):
-    """Serve the newest frame as MJPEG: ``/`` a viewer page, ``/stream.mjpg`` the stream, ``/snapshot.jpg``.
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>nightvision</title>
+<style>
+body { margin: 0; background: #000; }
+#view { display: block; width: 100%; }
+#stats { position: fixed; top: 6px; left: 6px; padding: 2px 8px; font: 14px/1.4 monospace; color: #7f7;
+         background: rgba(0, 0, 0, 0.6); border-radius: 3px; }
+</style></head>
+<body><img id="view" src="/stream.mjpg" alt="nightvision live view"><div id="stats">connecting…</div>
+<script>
+const stats = document.getElementById("stats");
+async function tick() {
+  try {
+    const s = await (await fetch("/stats", {cache: "no-store"})).json();
+    stats.textContent = `${s.fps.toFixed(1)} fps · ${s.width}x${s.height} · ${s.clients} viewer(s)`;
+  } catch (err) {
+    stats.textContent = "no connection";
+  }
+  setTimeout(tick, 1000);
+}
+tick();
+</script></body></html>
+"""
 
-    The server starts in :meth:`open` (port 0: any free port; :attr:`port` and :attr:`uri` then say which)
-    and stops in :meth:`close`.
+
+class MjpegSink(Sink):
+    """Serve the newest frame as MJPEG over HTTP, for a browser on a headless box.
+
+    ========================  ==================================================================
+    path                      what
+    ========================  ==================================================================
+    ``/``                     a viewer page: the stream, with an overlay of the rate (from /stats)
+    ``/stream.mjpg``          the stream (``multipart/x-mixed-replace``)
+    ``/snapshot.jpg``         the newest frame
+    ``/stats``                JSON: ``fps`` (frames written a second, over the last 2 s), ``frames``,
+                              ``width``, ``height``, ``clients`` (streams being watched), ``encoded``
+    ========================  ==================================================================
+
+    Any other path is a 404. The server starts in :meth:`open` (port 0: any free port; :attr:`port` and
+    :attr:`uri` then say which; it binds ``host``, 127.0.0.1 unless told otherwise) and stops in :meth:`close`.
+
+    The pipeline never waits for a viewer: :meth:`write` only keeps a reference to the newest frame. JPEG
+    encoding happens in the viewers' threads, at most once per frame, only for frames someone asks for, and
+    at most ``max_fps`` times a second (0: no limit), whatever the pipeline's rate and however many watch;
+    each viewer gets the newest frame when it is ready for one (a slow viewer skips frames; nothing queues up
+    per viewer), and one that takes no data for ``send_timeout`` seconds is dropped. At most ``max_clients``
+    streams at once; more get a 503.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8090, *, quality: int = 80) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8090,
+        *,
+        quality: int = 80,
+        max_fps: float = 30.0,
+        max_clients: int = 64,
+        send_timeout: float = 10.0,
+    ) -> None:
+        if max_fps < 0:
+            raise InputError(f"max_fps must be 0 (no limit) or more, got {max_fps:g}")
         self.host, self.port = host, port
         self.uri = f"http://{host}:{port}/"
-        self._jpeg: bytes | None = None
+        self.max_fps = max_fps
+        self.max_clients = max_clients
+        self.send_timeout = send_timeout
+        self.frames = 0
+        self.encoded = 0
+        self._frame: np.ndarray | None = None
+        self._jpeg: tuple[int, bytes, float] | None = None  # sequence number, JPEG, when encoded
         self._seq = 0
+        self._times: collections.deque[float] = collections.deque(maxlen=512)
         self._cond = threading.Condition()
+        self._encode_lock = threading.Lock()
+        self._streams = 0
         self._closed = False
         self._quality = quality
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
+    @property
+    def clients(self) -> int:
+        """Streams being watched now."""
+        return self._streams
+
+    def stats(self) -> dict[str, Any]:
+        """What ``/stats`` serves (see the class docstring)."""
+        now = time.monotonic()
+        with self._cond:
+            recent = [t for t in self._times if t > now - 2.0]
+            frame = self._frame
+        span = min(2.0, now - recent[0]) if recent else 0.0
+        fps = (len(recent) - 1) / span if len(recent) > 1 and span > 0 else 0.0
+        h, w = frame.shape[:2] if frame is not None else (0, 0)
+        return {"fps": round(fps, 2), "frames": self.frames, "width": w, "height": h, "clients": self.clients,
+                "encoded": self.encoded}  # fmt: skip
+
     def _open(self) -> None:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = sink.send_timeout  # a viewer that takes nothing for this long is dropped
+
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("mjpeg %s", format % args)
 
-            def send_body(self, content_type: str, body: bytes) -> None:
-                self.send_response(200)
+            def send_body(self, content_type: str, body: bytes, status: int = 200) -> None:
+                self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
                 self.end_headers()
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
-                if self.path in ("/", "/index.html"):
-                    page = b"<!doctype html><title>nightvision</title><body style='margin:0;background:#000'>"
-                    self.send_body("text/html", page + b"<img src='/stream.mjpg' style='width:100%'></body>")
-                elif self.path == "/snapshot.jpg":
-                    jpeg, _ = sink.wait_frame(0, 5.0)  # the first frame, or the newest
-                    if jpeg is None:
-                        self.send_error(503, "no frame yet")
-                        return
-                    self.send_body("image/jpeg", jpeg)
-                elif self.path == "/stream.mjpg":
+                path = urllib.parse.urlsplit(self.path).path
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError, TimeoutError):
+                    if path in ("/", "/index.html"):
+                        self.send_body("text/html; charset=utf-8", _PAGE.encode())
+                    elif path == "/stats":
+                        self.send_body("application/json", json.dumps(sink.stats()).encode())
+                    elif path == "/snapshot.jpg":
+                        jpeg, _ = sink.wait_frame(0, 5.0)  # the first frame, or the newest
+                        if jpeg is None:
+                            self.send_body("text/plain; charset=utf-8", b"no frame yet\n", 503)
+                        else:
+                            self.send_body("image/jpeg", jpeg)
+                    elif path == "/stream.mjpg":
+                        self.stream()
+                    else:
+                        known = "/, /stream.mjpg, /snapshot.jpg, /stats"
+                        self.send_body("text/plain; charset=utf-8", f"not found: {path} (try {known})\n".encode(), 404)
+
+            def stream(self) -> None:
+                with sink._cond:
+                    full = sink._streams >= sink.max_clients
+                    if not full:
+                        sink._streams += 1
+                if full:
+                    self.send_body("text/plain; charset=utf-8", f"busy: {sink.max_clients} viewers already\n".encode(),
+                                   503)  # fmt: skip
+                    return
+                try:
                     self.send_response(200)
                     self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                    self.send_header("Cache-Control", "no-store")
                     self.end_headers()
                     seq = 0
-                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                        while True:
-                            jpeg, seq = sink.wait_frame(seq, 1.0)
-                            if sink._closed:
-                                return
-                            if jpeg is None:
-                                continue
-                            head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-                            self.wfile.write(head.encode() + jpeg + b"\r\n")
-                else:
-                    self.send_error(404)
+                    while not sink._closed:
+                        jpeg, seq = sink.wait_frame(seq, 1.0)
+                        if jpeg is None:
+                            continue
+                        head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                        self.wfile.write(head.encode() + jpeg + b"\r\n")
+                finally:
+                    with sink._cond:
+                        sink._streams -= 1
 
         try:
             self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         except OSError as err:
-            raise OutputError(f"cannot serve MJPEG on {self.host}:{self.port}: {describe_os_error(err)}") from err
+            raise OutputError(
+                f"cannot serve MJPEG on {self.host}:{self.port}: {describe_os_error(err)}; choose another port "
+                f"(-o http://{self.host}:PORT/)"
+            ) from err
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.uri = f"http://{self.host}:{self.port}/"
@@ -387,18 +492,39 @@ class MjpegSink(Sink):
         log.warning("MJPEG viewer at %s", self.uri)
 
     def wait_frame(self, after: int, timeout: float) -> tuple[bytes | None, int]:
-        """The newest JPEG once its sequence number is past ``after`` (or None on timeout)."""
+        """The newest frame as JPEG once one past sequence number ``after`` is there (or ``(None, seq)`` on
+        timeout), and its sequence number. Encoded here, in the caller's thread, at most once per frame and
+        at most ``max_fps`` times a second: a caller that already has the newest JPEG waits for the next."""
+        interval = 1.0 / self.max_fps if self.max_fps else 0.0
         with self._cond:
             self._cond.wait_for(lambda: self._seq > after or self._closed, timeout)
-            return (self._jpeg if self._seq > after else None), self._seq
+            if self._seq <= after:
+                return None, self._seq
+        cached = self._jpeg
+        if cached is not None and cached[0] <= after and interval:  # this caller has it: pace it
+            time.sleep(max(0.0, min(timeout, cached[2] + interval - time.monotonic())))
+        with self._encode_lock:
+            with self._cond:
+                seq, frame = self._seq, self._frame
+            cached, now = self._jpeg, time.monotonic()
+            if cached is not None and cached[0] > after and (cached[0] == seq or now - cached[2] < interval):
+                return cached[1], cached[0]
+            if frame is None:
+                return None, seq
+            ok, buf = cv2.imencode(".jpg", as_bgr8(frame), [cv2.IMWRITE_JPEG_QUALITY, self._quality])
+            if not ok:
+                return None, seq
+            self._jpeg = (seq, buf.tobytes(), now)
+            self.encoded += 1
+            return self._jpeg[1], seq
 
     def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
-        ok, buf = cv2.imencode(".jpg", as_bgr8(frame), [cv2.IMWRITE_JPEG_QUALITY, self._quality])
-        if ok:
-            with self._cond:
-                self._jpeg = buf.tobytes()
-                self._seq += 1
-                self._cond.notify_all()
+        with self._cond:  # a reference only: output frames are fresh arrays, and encoding is the viewers' job
+            self._frame = frame
+            self._seq += 1
+            self.frames += 1
+            self._times.append(time.monotonic())
+            self._cond.notify_all()
 
     def _close(self) -> None:
         with self._cond:
@@ -542,9 +668,11 @@ def make_sink(
     """The sink a URI names (see the module docstring), not yet opened.
 
     Args:
-        uri: a video or image file, a folder or pattern, ``http://HOST:PORT/``, ``display://`` or ``null://``.
-        fps, time_base, audio_template: for video files (the source's rate, pts unit and audio stream).
-        crf: x264 quality of video files, 0-51.
+        uri: a video or image file, a folder or pattern, ``http://HOST:PORT/``, ``rtsp://HOST:PORT/PATH``,
+            ``display://`` or ``null://``.
+        fps, time_base, audio_template: for video files (the source's rate, pts unit and audio stream); ``fps``
+            is also the rate an RTSP output announces.
+        crf: x264 quality of video files and RTSP outputs, 0-51.
         overwrite: replace existing files (else opening refuses).
     """
     parsed = urllib.parse.urlsplit(uri)
@@ -553,6 +681,20 @@ def make_sink(
         return NullSink()
     if scheme == "display":
         return DisplaySink()
+    if scheme == "rtsp":
+        from nightvision.stream.rtsp_out import RtspSink
+
+        try:
+            port = parsed.port
+        except ValueError as err:
+            raise InputError(f"bad RTSP output address {uri!r}: {err}") from err
+        if parsed.username or parsed.password:
+            raise InputError(
+                "the RTSP output has no log-in: drop the user name and password from it, and serve it on 127.0.0.1 "
+                "or a trusted network"
+            )
+        return RtspSink(parsed.hostname or "127.0.0.1", 8554 if port is None else port, parsed.path or "/night",
+                        fps=fps, crf=crf)  # fmt: skip
     if scheme in ("http", "mjpeg"):
         try:
             port = parsed.port
@@ -574,7 +716,8 @@ def make_sink(
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageFileSink(path, overwrite=overwrite)
     raise InputError(
-        f"unsupported output {uri!r}: a video or image file, a folder, http://HOST:PORT/, display:// or null://"
+        f"unsupported output {uri!r}: a video or image file, a folder, http://HOST:PORT/, rtsp://HOST:PORT/PATH, "
+        "display:// or null://"
     )
 
 

@@ -1,28 +1,39 @@
 """Frame sources named by URI, with one lifecycle: ``open()``, ``read(timeout)``, ``close()`` (or ``with``),
 each done exactly once (see :class:`Source`).
 
-==========================================  =========================================================
-URI                                          source
-==========================================  =========================================================
+==============================================  =================================================================
+URI                                             source
+==============================================  =================================================================
 ``0``, ``v4l2:///dev/video0``, ``/dev/video0``  a camera (OpenCV V4L2); ``width``/``height``/``fps`` requests
-``clip.mp4``, ``file:///path/clip.mkv``      a video file (PyAV): lossless, in order, with timestamps
-``frames/`` (a folder)                       the images of a folder, sorted
-``photo.png``                                one image, as read (grey, 16-bit and alpha kept)
-``rtsp://…``, ``http(s)://…``                a network stream (OpenCV/FFmpeg), reopened on failure
-``gst://PIPELINE ! appsink``                 a GStreamer pipeline, when OpenCV has GStreamer
-``synthetic://?fps=30&size=640x360``         a synthetic live night scene at a fixed rate (tests, benchmarks)
-==========================================  =========================================================
+``clip.mp4``, ``file:///path/clip.mkv``         a video file (PyAV): lossless, in order, with timestamps
+``frames/`` (a folder)                          the images of a folder, sorted
+``photo.png``                                   one image, as read (grey, 16-bit and alpha kept)
+``rtsp://…``, ``rtmp://…``, ``http(s)://…``     a network stream (PyAV; RTSP over TCP), reconnected when it drops
+``gst://PIPELINE``                              a GStreamer pipeline, run by ``gst-launch-1.0``
+``synthetic://?fps=30&size=640x360``            a synthetic live night scene at a fixed rate (tests);
+                                                ``&stamp=1``: the capture time drawn in (a stripe code)
+==============================================  =================================================================
 
 A read says what happened: a frame, a timeout (nothing yet; a live source may be reconnecting), the end
 of the input, or a failure. Live sources are read as fast as they deliver; keeping only the newest frame
 is the pipeline's job.
+
+Network streams (:class:`StreamSource`): a stream that never opened is tried ``retries`` times (3 by default,
+0.5 s then 1 s apart, each try waiting up to ``timeout_ms``) and then fails with one line; wrong credentials
+or a path the server does not have fail at once. A stream that delivered frames once is reconnected forever,
+with backoff doubling from 0.5 s to 8 s; while it is down reads time out, :attr:`Source.down` is True, and
+once it is back :attr:`Source.reconnects` counts the reconnect and :attr:`Source.lost` the frames the camera
+sent meanwhile (the gap times the stream's rate). Passwords never reach a message or a log.
 """
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
 import re
+import socket
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -46,6 +57,7 @@ __all__ = [
     "Read",
     "ReadStatus",
     "Source",
+    "StreamSource",
     "SyntheticSource",
     "make_source",
     "open_source",
@@ -100,7 +112,9 @@ class Source:
         time_base: the unit of ``Read.pts``, or None when frames carry no timestamps.
         frame_count: frames in the input when known (a video file's container says so), else 0.
         reconnects: times a live source was reopened after it failed.
-        dropped: frames the source itself skipped (they came while nobody was reading).
+        dropped: frames the source did not deliver: skipped because they came while nobody was reading, or
+            lost while a stream was down (those also count in ``lost``).
+        lost: frames a network stream sent while it was down (estimated: the gap times the stream's rate).
         down: True while a live source has failed and is waiting to reconnect.
         audio_stream: a template audio stream for video sinks (a file opened with ``audio=True``), or None.
     """
@@ -113,6 +127,7 @@ class Source:
     frame_count: int = 0
     reconnects: int = 0
     dropped: int = 0
+    lost: int = 0
     _state: str = "new"
 
     @property
@@ -317,11 +332,13 @@ class ImageSource(Source):
 
 
 class CaptureSource(Source):
-    """A camera, network stream or GStreamer pipeline through ``cv2.VideoCapture``.
+    """A camera through ``cv2.VideoCapture`` (what :func:`make_source` makes of ``0`` or ``/dev/video0``).
 
-    Network streams that stall or drop are reopened with exponential backoff (``backoff`` seconds,
-    doubling up to ``max_backoff``); while that happens :attr:`down` is True, reads return TIMEOUT and the
-    pipeline keeps running; each success counts in :attr:`reconnects`. A camera that disappears is an ERROR.
+    A camera that disappears is an ERROR. With ``network=True`` it reads a stream through OpenCV's own FFmpeg
+    instead (:func:`make_source` uses :class:`StreamSource` for streams: clearer errors, RTSP over TCP):
+    a stream that stalls or drops is reopened with exponential backoff (``backoff`` seconds, doubling up to
+    ``max_backoff``); while that happens :attr:`down` is True, reads return TIMEOUT and the pipeline keeps
+    running; each success counts in :attr:`reconnects`.
     """
 
     def __init__(
@@ -428,19 +445,295 @@ class CaptureSource(Source):
             self._cap = None
 
 
+def _av_errors() -> Any:
+    """PyAV's error module (imported when a stream is opened, not with this module)."""
+    import av.error
+
+    return av.error
+
+
+class _Unresolved(OSError):
+    """A stream's host name does not resolve."""
+
+
+def _why(err: BaseException, uri: str, timeout: float) -> tuple[str, bool]:
+    """What went wrong opening or reading a network stream, in words that never hold the URL (nor its
+    password), and whether trying again can help."""
+    import av.error
+
+    if isinstance(err, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError):
+        code = "401 Unauthorized" if isinstance(err, av.error.HTTPUnauthorizedError) else "403 Forbidden"
+        if "@" in urllib.parse.urlsplit(uri).netloc:
+            return f"the server refused the user name or password ({code}); check the credentials in the URL", False
+        return f"the server wants a user name and password ({code}); give them as rtsp://USER:PASSWORD@HOST/…", False
+    if isinstance(err, av.error.HTTPNotFoundError):
+        return "the server has no stream at that path (404 Not Found); check the path after the port", False
+    if isinstance(err, av.error.HTTPClientError):
+        return f"the server refused the request ({err.strerror})", False
+    if isinstance(err, av.error.ConnectionRefusedError):
+        return "connection refused (nothing listens on that port)", True
+    if isinstance(err, av.error.ExitError | av.error.TimeoutError):
+        return f"no answer within {timeout:g} s", True
+    if isinstance(err, av.error.EOFError):
+        return "the stream ended", True
+    if isinstance(err, av.error.FFmpegError):
+        return (err.strerror or type(err).__name__).rstrip(".").lower(), True
+    if isinstance(err, _Unresolved):
+        return f"the host name {err.args[0]} does not resolve (a typo, or no network?)", True
+    if isinstance(err, SourceError):
+        return str(err), False
+    return redact(str(err)) or type(err).__name__, True
+
+
+class StreamSource(Source):
+    """A network stream (RTSP over TCP, RTMP, HTTP MJPEG or HLS, ...) decoded by PyAV in a reader thread.
+
+    :meth:`open` connects, trying ``retries`` times with backoff (``backoff`` seconds, doubling) before it
+    raises :class:`SourceError`; credentials refused (401/403) or a path the server lacks (404) raise at
+    once. Once open, a stream that drops or stalls for ``timeout_ms`` is reconnected forever, with backoff
+    doubling from ``backoff`` up to ``max_backoff`` seconds (the first try is at once; the delay starts over
+    once frames flow again): meanwhile :attr:`down` is True and reads time out; the first frame after counts
+    one :attr:`reconnects`, and the frames the camera sent in the gap count in :attr:`lost` (and in
+    :attr:`dropped`). Credentials refused on a reconnect end the stream: the next read is an ERROR.
+
+    Decoded frames wait in a queue of ``buffer`` frames (the oldest is dropped and counted when the reader
+    falls behind); a read converts one to ``(H, W, 3)`` uint8 BGR. ``Read.captured`` is when it was decoded.
+    Frames carry no pts (a reconnected stream starts its clock over).
+    """
+
+    live = True
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        timeout_ms: int = 3000,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        buffer: int = 4,
+    ) -> None:
+        if retries < 1 or timeout_ms < 1 or not 0 < backoff <= max_backoff or buffer < 1:
+            raise InputError(
+                f"a stream needs retries >= 1, timeout_ms >= 1, 0 < backoff <= max_backoff and buffer >= 1, got "
+                f"retries={retries}, timeout_ms={timeout_ms}, backoff={backoff:g}, max_backoff={max_backoff:g}, "
+                f"buffer={buffer}"
+            )
+        self.uri = uri
+        self._timeout = timeout_ms / 1000.0
+        self._retries = retries
+        self._backoff0, self._max_backoff = backoff, max_backoff
+        self._buffer = buffer
+        self._frames: collections.deque[tuple[Any, float]] = collections.deque()
+        self._cond = threading.Condition()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._container: Any = None
+        self._error = ""
+        self._down = False
+        self._reconnecting = False
+        self._delivered = False
+        self._arrivals: collections.deque[float] = collections.deque(maxlen=64)
+        self._last_arrival = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self._down and self.is_open
+
+    def _connect(self) -> Any:
+        import av
+
+        parts = urllib.parse.urlsplit(self.uri)
+        scheme = parts.scheme.lower()
+        if parts.hostname:
+            try:
+                socket.getaddrinfo(parts.hostname, None)
+            except (socket.gaierror, UnicodeError):  # FFmpeg would only say "input/output error"
+                raise _Unresolved(parts.hostname) from None
+        # RTSP: over TCP (no loss, passes firewalls); the SDP names the codec, so no probing: probing would
+        # hold the first second of frames back and then deliver it in a burst
+        options = (
+            {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32"} if scheme in ("rtsp", "rtsps") else {}
+        )
+        container = av.open(self.uri, container_options=options, timeout=(self._timeout, self._timeout))
+        if not container.streams.video:
+            container.close()
+            raise SourceError("it has no video track")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        self.fps = float(rate) if rate and 0 < float(rate) <= 240 else 0.0
+        return container
+
+    def _try_connect(self) -> tuple[Any, str, bool]:
+        """``(container, "", True)``, or ``(None, why, whether trying again can help)``.
+
+        The errors are turned into words here, and never raised from here: FFmpeg's exceptions hold the URL,
+        password included, and must not travel on as the cause or context of ours."""
+        started = time.monotonic()
+        try:
+            return self._connect(), "", True
+        except Exception as err:
+            why, again = _why(err, self.uri, self._timeout)
+            if isinstance(err, _av_errors().FFmpegError) and time.monotonic() - started >= 0.9 * self._timeout:
+                why, again = f"no answer within {self._timeout:g} s", True  # FFmpeg's RTSP says "invalid data"
+            return None, why, again
+
+    def _open(self) -> None:
+        t0 = time.monotonic()
+        delay = self._backoff0
+        for attempt in range(1, self._retries + 1):
+            self._container, why, again = self._try_connect()
+            if self._container is not None:
+                break
+            if not again:
+                raise SourceError(f"cannot open {redact(self.uri)}: {why}")
+            if attempt == self._retries:
+                raise SourceError(
+                    f"cannot open {redact(self.uri)}: {why} ({attempt} {'try' if attempt == 1 else 'tries'} in "
+                    f"{time.monotonic() - t0:.1f} s); check the address and that the camera is on"
+                )
+            log.info("cannot open %s (%s); try %d of %d in %.2f s", redact(self.uri), why, attempt + 1,
+                     self._retries, delay)  # fmt: skip
+            time.sleep(delay)
+            delay = min(delay * 2, self._max_backoff)
+        self._thread = threading.Thread(target=self._run, name="stream-reader", daemon=True)
+        self._thread.start()
+
+    def _rate(self) -> float:
+        """Frames per second: measured over the last frames when they span a second, else nominal."""
+        times = self._arrivals
+        if len(times) >= 10 and times[-1] - times[0] >= 1.0:
+            return (len(times) - 1) / (times[-1] - times[0])
+        return self.fps
+
+    def _push(self, frame: Any) -> None:
+        now = time.monotonic()
+        with self._cond:
+            if self._reconnecting:
+                gap = now - self._last_arrival
+                lost = max(0, round(gap * self._rate()) - 1)
+                self.lost += lost
+                self.dropped += lost
+                self.reconnects += 1
+                self._reconnecting = self._down = False
+                self._arrivals.clear()
+                log.warning(
+                    "reconnected to %s after %.1f s without frames (about %d lost)", redact(self.uri), gap, lost
+                )
+            if len(self._frames) >= self._buffer:
+                self._frames.popleft()
+                self.dropped += 1
+            self._frames.append((frame, now))
+            self._arrivals.append(now)
+            self._last_arrival = now
+            self._delivered = True
+            self._cond.notify_all()
+
+    def _pump(self, container: Any) -> str:
+        """Decode until the stream ends or fails; why it stopped."""
+        import av.error
+
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if self._closing.is_set():
+                return "closed"
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:  # a damaged packet: the decoder recovers at the next key frame
+                continue
+            for frame in frames:
+                self._push(frame)
+        return "the stream ended"
+
+    def _run(self) -> None:
+        container, self._container = self._container, None
+        delay, wait = self._backoff0, False
+        try:
+            while not self._closing.is_set():
+                if container is None:
+                    if wait:
+                        log.info("next try to reopen %s in %.2f s", redact(self.uri), delay)
+                        if self._closing.wait(delay):
+                            return
+                        delay = min(delay * 2, self._max_backoff)
+                    wait = True
+                    container, why, again = self._try_connect()
+                    if container is None:
+                        if not again:
+                            self._fail(f"{redact(self.uri)}: {why}")
+                            return
+                        log.info("cannot reopen %s: %s", redact(self.uri), why)
+                        continue
+                self._delivered = False
+                try:
+                    why = self._pump(container)
+                except Exception as err:
+                    why = _why(err, self.uri, self._timeout)[0]
+                finally:
+                    container.close()
+                    container = None
+                if self._closing.is_set():
+                    return
+                if self._delivered:  # frames flowed: try again at once, and start the backoff over
+                    delay, wait = self._backoff0, False
+                with self._cond:
+                    self._down = self._reconnecting = True
+                log.warning("stream %s dropped (%s); reconnecting", redact(self.uri), why)
+        finally:
+            if container is not None:
+                container.close()
+
+    def _fail(self, error: str) -> None:
+        with self._cond:
+            self._error = error
+            self._cond.notify_all()
+
+    def _read(self, timeout: float) -> Read:
+        with self._cond:
+            if not self._frames and not self._error:
+                self._cond.wait(timeout)
+            if self._frames:
+                frame, captured = self._frames.popleft()
+            elif self._error:
+                return Read(ReadStatus.ERROR, error=self._error)
+            else:
+                return Read(ReadStatus.TIMEOUT)
+        return Read(ReadStatus.FRAME, frame.to_ndarray(format="bgr24"), None, captured)
+
+    def _close(self) -> None:
+        self._closing.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(self._timeout + 1.0)  # a read in progress returns within the timeout
+        elif self._container is not None:
+            self._container.close()
+        self._frames.clear()
+
+
 class SyntheticSource(Source):
     """A live synthetic night street at a fixed frame rate (see :mod:`nightvision.sample`).
 
     ``frames`` ends the stream after that many source ticks (0: endless). Frames are produced on the
     source's own clock: a reader slower than ``fps`` misses frames, as with a real camera, and
-    :attr:`dropped` counts them.
+    :attr:`dropped` counts them. With ``stamp`` each frame carries the time it was captured, drawn at its top
+    as a stripe code (:func:`~nightvision.stream.stripecode.code_ms`; needs a width of at least 128): a
+    client that reads it back measures the glass-to-glass latency.
     """
 
-    def __init__(self, *, fps: float = 30.0, width: int = 640, height: int = 360, frames: int = 0) -> None:
+    def __init__(
+        self, *, fps: float = 30.0, width: int = 640, height: int = 360, frames: int = 0, stamp: bool = False
+    ) -> None:
+        from nightvision.stream.stripecode import BAND, MIN_WIDTH
+
         if fps <= 0 or width < 1 or height < 1 or frames < 0:
             raise InputError(f"a synthetic source needs fps > 0, a size of at least 1x1 and frames >= 0, got "
                              f"fps={fps:g}, {width}x{height}, frames={frames}")  # fmt: skip
-        self.uri = f"synthetic://?fps={fps:g}&size={width}x{height}&frames={frames}"
+        if stamp and (width < MIN_WIDTH or height < 2 * BAND):
+            raise InputError(f"a stamped synthetic source needs a size of at least {MIN_WIDTH}x{2 * BAND}, "
+                             f"got {width}x{height}")  # fmt: skip
+        self.uri = f"synthetic://?fps={fps:g}&size={width}x{height}&frames={frames}" + ("&stamp=1" if stamp else "")
+        self.stamp = stamp
         self.live = True
         self.fps = fps
         self.frame_count = frames
@@ -473,7 +766,12 @@ class SyntheticSource(Source):
             return Read(ReadStatus.END)
         self.dropped += n - self._last - 1
         self._last = n
-        return Read(ReadStatus.FRAME, self._pool[n % len(self._pool)].copy(), n, time.monotonic())
+        frame, now = self._pool[n % len(self._pool)].copy(), time.monotonic()
+        if self.stamp:
+            from nightvision.stream.stripecode import code_ms, draw_code
+
+            draw_code(frame, code_ms(now))
+        return Read(ReadStatus.FRAME, frame, n, now)
 
 
 def _query(uri: str) -> dict[str, str]:
@@ -488,6 +786,7 @@ def make_source(
     height: int = 0,
     fps: float = 0.0,
     timeout_ms: int = 3000,
+    retries: int = 3,
     audio: bool = False,
 ) -> Source:
     """The source a URI names (see the module docstring), not yet opened: ``open()`` it, or hand it to a
@@ -498,6 +797,8 @@ def make_source(
         loop: files and folders: extra passes (-1: forever).
         width, height, fps: cameras: the requested mode (0: the camera's default).
         timeout_ms: network streams: open and read timeout.
+        retries: network streams: tries to open a stream before giving up (a stream that delivered frames
+            once is reconnected forever).
         audio: video files: carry the audio track along (for a video sink to remux).
     """
     scheme = urllib.parse.urlsplit(uri).scheme.lower() if "://" in uri else ""
@@ -507,17 +808,21 @@ def make_source(
         q = _query(uri)
         try:
             h, w = parse_size(q.get("size", "640x360"))
-            return SyntheticSource(fps=float(q.get("fps", 30)), width=w, height=h, frames=int(q.get("frames", 0)))
+            return SyntheticSource(
+                fps=float(q.get("fps", 30)),
+                width=w,
+                height=h,
+                frames=int(q.get("frames", 0)),
+                stamp=q.get("stamp", "0") not in ("0", "", "false"),
+            )
         except ValueError as err:
             raise InputError(f"bad synthetic source {uri!r}: {err}") from err
-    if scheme in ("rtsp", "rtmp", "http", "https"):
-        return CaptureSource(uri, uri, api=cv2.CAP_FFMPEG, network=True, timeout_ms=timeout_ms)
+    if scheme in ("rtsp", "rtsps", "rtmp", "http", "https"):
+        return StreamSource(uri, timeout_ms=timeout_ms, retries=retries)
     if scheme == "gst":
-        if "GStreamer:                   YES" not in cv2.getBuildInformation():
-            raise SourceError(
-                "this OpenCV has no GStreamer support; use an OpenCV built with GStreamer, or a file, camera or URL"
-            )
-        return CaptureSource(uri, uri[len("gst://") :], api=cv2.CAP_GSTREAMER)
+        from nightvision.stream.gstreamer import GstSource
+
+        return GstSource(uri[len("gst://") :])
     if scheme == "v4l2" or uri.isdigit() or uri.startswith("/dev/video"):
         target: str | int = int(uri) if uri.isdigit() else uri.removeprefix("v4l2://")
         if isinstance(target, str) and not Path(target).exists():
@@ -536,8 +841,17 @@ def make_source(
 
 
 def open_source(
-    uri: str, *, loop: int = 0, width: int = 0, height: int = 0, fps: float = 0.0, timeout_ms: int = 3000
+    uri: str,
+    *,
+    loop: int = 0,
+    width: int = 0,
+    height: int = 0,
+    fps: float = 0.0,
+    timeout_ms: int = 3000,
+    retries: int = 3,
 ) -> Source:
     """:func:`make_source`, opened; a clear error if it cannot be. ``with open_source(uri) as src:`` opens it
     once (``with`` on an open source does not open it again) and closes it at the end."""
-    return make_source(uri, loop=loop, width=width, height=height, fps=fps, timeout_ms=timeout_ms).open()
+    return make_source(
+        uri, loop=loop, width=width, height=height, fps=fps, timeout_ms=timeout_ms, retries=retries
+    ).open()
