@@ -1,0 +1,618 @@
+"""Motion-adaptive recursive temporal noise reduction (3DNR) for dark video, on the CPU (numpy + OpenCV).
+
+It runs on the dark input, before the model brightens it (noise is removed before it is amplified), in a
+handful of OpenCV passes per frame on 8- and 16-bit data. Per frame:
+
+1. **Colour space.** BGR → YUV 4:2:0 (BT.601, OpenCV's I420): luma at full resolution, the two chroma
+   planes at half resolution (chroma speckle is the worst artefact of brightened noise, and chroma has little
+   fine detail). Luma and chroma have their own strength and noise estimate.
+2. **Alignment.** The global translation between the previous and the current frame is measured by phase
+   correlation on an area-downscaled luma copy (about 90 px on its shorter side) and accumulated; the
+   history is addressed with the rounded offset, so camera pans and hand shake do not count as motion and the
+   rounding error (at most half a pixel) does not accumulate. Zoom, rotation and parallax are left to step 3.
+3. **Motion detection against the history.** ``d = current − history``; ``|d|`` in units of the estimated
+   temporal noise, averaged over 5×5 pixels, is mapped to a blend weight ``k`` by a lookup table: ``k_min``
+   (strong averaging) where noise explains the difference, rising smoothly to 1 (the current frame, no
+   averaging: nothing ghosts) where it does not. Chroma moves where the luma moved or where its own
+   difference (3×3) is beyond its noise, with its own ``k_min``.
+4. **Recursive blend.** ``history ← history + k·d`` in 16-bit fixed point (1/64 level), so averaging keeps
+   sub-level precision on dark frames (levels 0–10 are multiplied about tenfold by the model afterwards).
+5. **Spatial filter.** The output is the history blended with a 5×5 Gaussian of itself (luma and, at half
+   resolution, chroma): fully where the frame moved (the spatial fallback: there is no history to average),
+   by ``spatial_static`` where it is static (H.264 freezes part of the noise of still regions from frame to
+   frame, which no temporal filter removes). Both scale with the noise relative to the picture's level, so
+   clean or bright footage is left alone.
+6. **Noise estimate, online.** The median of the non-zero ``|d|`` on a sparse grid (zeros are the encoder's
+   skip blocks) gives the temporal noise, robust to moving parts while they cover less than half the frame;
+   it is smoothed over frames.
+7. **Resets.** The state restarts on a scene cut (most of the frame moved beyond noise and the coarse picture
+   changed), a change of frame size or layout (a camera switching mode, grey ↔ colour), and on
+   :meth:`TemporalDenoiser.reset` (the pipeline calls it when a source reconnects).
+
+:mod:`nightvision.stream.denoise_torch` is the same algorithm in PyTorch for the GPU path (tested to agree);
+both share :class:`DenoiseParams` and the per-frame decisions of :class:`DenoiseControl`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, fields
+
+import cv2
+import numpy as np
+
+from nightvision.errors import ShapeError
+
+__all__ = ["DenoiseControl", "DenoiseParams", "TemporalDenoiser"]
+
+log = logging.getLogger(__name__)
+
+UNIT = 32.0  # |d| is scaled so that one noise σ is this many uint8 steps before the motion lookup
+FIXED = 64  # fixed point of the history: 1/64 level
+WEIGHT_ONE = 256  # blend weights are integers, 256 = 1
+_PARALLEL_PIXELS = 640 * 360  # below this, handing the chroma to a thread costs more than it saves
+_MAD = 0.6745  # median of |N(0, 1)|
+_MEAN_ABS = math.sqrt(2.0 / math.pi)  # mean of |N(0, 1)|
+
+
+@dataclass(frozen=True)
+class DenoiseParams:
+    """The denoiser's settings (defaults measured on the synthetic video benchmark,
+    :mod:`nightvision.evaluation.video`).
+
+    Attributes:
+        luma_strength, chroma_strength: weight of the history where the scene is static, in ``[0, 1)``; the
+            current frame's weight there is ``k_min = 1 − strength`` (0.85 averages about 12 frames of noise).
+        motion_low, motion_high: the 5×5-averaged ``|d|``, in multiples of its pure-noise mean, below which a
+            pixel is static (``k = k_min``) and above which it moved (``k = 1``), smoothstep between.
+        spatial: weight of the spatially filtered luma where the frame moved, at full noise.
+        spatial_static: weight of the spatially filtered luma where it is static, at full noise.
+        chroma_spatial: weight of the spatially filtered chroma, at full noise.
+        relative_noise: the spatial weights ramp from 0 to full as the noise relative to the mean level,
+            ``σ / (level + 1)``, goes from the first to the second value: clean or bright footage is left
+            alone, dark noisy footage (which the model will brighten) is smoothed.
+        align: estimate and follow the global translation.
+        max_shift: largest global shift followed per frame, as a fraction of the frame's shorter side.
+        cut_fraction, cut_change: a scene cut is a frame in which more than ``cut_fraction`` of the luma moved
+            and whose coarse thumbnail changed by more than ``cut_change`` of its level.
+        noise_floor: the noise estimate never goes below this (8-bit levels); a clean clip sits on it.
+        noise_memory: weight of the past in the running noise estimate.
+    """
+
+    luma_strength: float = 0.85
+    chroma_strength: float = 0.92
+    motion_low: float = 1.4
+    motion_high: float = 2.8
+    spatial: float = 1.0
+    spatial_static: float = 1.0
+    chroma_spatial: float = 1.0
+    relative_noise: tuple[float, float] = (0.02, 0.06)
+    align: bool = True
+    max_shift: float = 0.125
+    cut_fraction: float = 0.6
+    cut_change: float = 0.25
+    noise_floor: float = 0.3
+    noise_memory: float = 0.8
+
+    def __post_init__(self) -> None:
+        for name in ("luma_strength", "chroma_strength"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {v}")
+        if not 0.0 < self.motion_low < self.motion_high:
+            raise ValueError(f"need 0 < motion_low < motion_high, got {self.motion_low} and {self.motion_high}")
+        for name in ("spatial", "spatial_static", "chroma_spatial", "noise_memory", "cut_fraction"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {v}")
+        lo, hi = self.relative_noise
+        if not 0.0 <= lo < hi:
+            raise ValueError(f"relative_noise must be two increasing non-negative numbers, got {self.relative_noise}")
+        if self.noise_floor <= 0.0:
+            raise ValueError(f"noise_floor must be positive, got {self.noise_floor}")
+
+    def replace(self, **overrides: object) -> DenoiseParams:
+        """A copy with some fields changed (unknown names are an error)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown denoiser setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return DenoiseParams(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **overrides})
+
+    @property
+    def motion_steps(self) -> tuple[float, float]:
+        """``motion_low`` and ``motion_high`` in the scaled steps of ``|d|`` (one noise σ = :data:`UNIT`)."""
+        mean_noise = UNIT * _MEAN_ABS
+        return self.motion_low * mean_noise, self.motion_high * mean_noise
+
+    @property
+    def moved_step(self) -> int:
+        """The averaged scaled ``|d|`` from which a pixel counts as moved (halfway up the ramp)."""
+        lo, hi = self.motion_steps
+        return math.ceil((lo + hi) / 2)
+
+    def weight_table(self, strength: float) -> np.ndarray:
+        """The 256-entry int16 lookup from the averaged scaled ``|d|`` to the blend weight ``k`` in units of
+        1/256 (smoothstep from ``k_min = 1 − strength`` to 1)."""
+        lo, hi = self.motion_steps
+        t = np.clip((np.arange(256, dtype=np.float64) - lo) / (hi - lo), 0.0, 1.0)
+        k = (1.0 - strength) + strength * t * t * (3.0 - 2.0 * t)
+        return np.round(k * WEIGHT_ONE).astype(np.int16)
+
+    def ramp(self, sigma: float, level: float) -> float:
+        """Spatial strength in ``[0, 1]`` for noise ``sigma`` at mean level ``level`` (8-bit levels)."""
+        lo, hi = self.relative_noise
+        return min(1.0, max(0.0, (sigma / (level + 1.0) - lo) / (hi - lo)))
+
+
+class DenoiseControl:
+    """The per-frame decisions of the denoiser, shared by the CPU and torch implementations: global shift,
+    per-plane integer offsets, noise estimates, scene cuts and spatial strengths (host-side scalars)."""
+
+    def __init__(self, params: DenoiseParams) -> None:
+        self.params = params
+        self.window: np.ndarray | None = None
+        self.restart()
+        self.sigma = [params.noise_floor, params.noise_floor]  # luma, chroma: σ of the temporal difference
+        self.level = 0.0
+
+    def restart(self) -> None:
+        """New history: offsets back to zero (the noise estimate is kept)."""
+        self.offset = np.zeros(2)  # accumulated global shift (x, y) in luma pixels
+        self.plane_offsets = [(0, 0), (0, 0)]  # rounded offsets of luma and of chroma
+        self.frames = 0
+
+    @staticmethod
+    def factor(height: int, width: int) -> int:
+        """Downscale factor of the thumbnail: its shorter side is about 90 px."""
+        return max(1, round(min(height, width) / 90))
+
+    def set_level(self, small: np.ndarray, grey: bool) -> None:
+        """Mean level of the frame in 8-bit units of the source, from the thumbnail (I420 luma is 16-235)."""
+        mean = float(small.mean())
+        self.level = mean if grey else max(mean - 16.0, 0.0) * 255.0 / 219.0
+
+    def shifts(
+        self, prev: np.ndarray, small: np.ndarray, factor: tuple[float, float]
+    ) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Integer shifts of the luma and chroma histories for this frame, from the phase correlation of two
+        thumbnails (float32, same shape) accumulated and rounded. ``factor``: luma pixels per thumbnail pixel."""
+        p = self.params
+        sx = sy = 0.0
+        if p.align and min(small.shape) >= 8:
+            if self.window is None or self.window.shape != small.shape:
+                self.window = cv2.createHanningWindow((small.shape[1], small.shape[0]), cv2.CV_32F)
+            # (phaseCorrelate multiplies its inputs by the window in place: give it copies)
+            (sx, sy), response = cv2.phaseCorrelate(prev.copy(), small.copy(), self.window)
+            limit = p.max_shift * min(small.shape)
+            finite = math.isfinite(sx) and math.isfinite(sy)
+            if response < 0.05 or not finite or max(abs(sx), abs(sy)) > limit or not _shift_helps(prev, small, sx, sy):
+                sx = sy = 0.0
+        self.offset += (sx * factor[0], sy * factor[1])
+        moves = []
+        for i, scale in enumerate((1.0, 2.0)):
+            ox, oy = self.plane_offsets[i]
+            nx, ny = round(self.offset[0] / scale), round(self.offset[1] / scale)
+            self.plane_offsets[i] = (nx, ny)
+            moves.append((nx - ox, ny - oy))
+        return moves[0], moves[1]
+
+    def is_cut(self, moved_fraction: float, prev: np.ndarray, small: np.ndarray) -> bool:
+        """Most of the frame moved beyond noise, and the coarse picture changed too (not a noise burst)."""
+        if moved_fraction <= self.params.cut_fraction:
+            return False
+        change = float(np.abs(small - prev).mean())
+        return change > self.params.cut_change * (float(small.mean()) + 1.0)
+
+    def update_sigma(self, index: int, median_scaled: float, sigma_used: float) -> None:
+        """Fold a new measurement (median of the scaled non-zero ``|d|``) into the running noise estimate."""
+        if not math.isfinite(median_scaled):
+            return
+        # the median |d| of Gaussian noise is 0.6745 σ; the scaled steps are |d|·UNIT/σ_used (saturating at 255)
+        estimate = median_scaled / UNIT * sigma_used / _MAD
+        memory = self.params.noise_memory if self.frames > 3 else 0.3
+        self.sigma[index] = max(memory * self.sigma[index] + (1 - memory) * estimate, self.params.noise_floor)
+
+    def spatial_weights(self) -> tuple[float, float, float]:
+        """Weights of the spatially filtered planes: luma where moved, luma where static, chroma."""
+        if self.frames <= 1:
+            return 0.0, 0.0, 0.0
+        p = self.params
+        ry, rc = p.ramp(self.sigma[0], self.level), p.ramp(self.sigma[1], self.level)
+        return p.spatial * ry, p.spatial_static * ry, p.chroma_spatial * rc
+
+
+def _shift_helps(prev: np.ndarray, small: np.ndarray, sx: float, sy: float) -> bool:
+    """Whether shifting the previous thumbnail by ``(sx, sy)`` matches the current one clearly better than
+    not shifting it, by the median absolute difference over the pixels both cover. The median follows the
+    majority of the picture: a bright object moving over a still, smooth background can win the phase
+    correlation, and following it would misalign the background; a sub-pixel shift measured on noise alone
+    does not pass either, so still footage does not drift."""
+    if max(abs(sx), abs(sy)) < 0.1:
+        return False
+    h, w = small.shape
+    moved = cv2.warpAffine(prev, np.array([[1, 0, sx], [0, 1, sy]], np.float32), (w, h), flags=cv2.INTER_LINEAR)
+    x0, x1 = math.ceil(max(0.0, sx)), w - math.ceil(max(0.0, -sx))
+    y0, y1 = math.ceil(max(0.0, sy)), h - math.ceil(max(0.0, -sy))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return False
+    cur = small[y0:y1:2, x0:x1:2]  # every other pixel is plenty for a median
+    still = float(np.median(np.abs(cur - prev[y0:y1:2, x0:x1:2])))
+    shifted = float(np.median(np.abs(cur - moved[y0:y1:2, x0:x1:2])))
+    return shifted < 0.9 * still
+
+
+def median_nonzero(counts: np.ndarray) -> float:
+    """Median of the non-zero values of a 256-bin histogram of uint8 values (``nan`` with too few samples);
+    zeros are left out because they are where the encoder repeated the previous frame (skip blocks), which
+    says nothing about the noise."""
+    counts = counts.copy()
+    counts[0] = 0
+    total = int(counts.sum())
+    if total < 16:
+        return math.nan
+    return float(np.searchsorted(np.cumsum(counts), (total + 1) / 2))
+
+
+def overlap(h: int, w: int, dx: int, dy: int) -> tuple[slice, slice, slice, slice]:
+    """Rows and columns of the current frame, and of the history, that see the same content after the
+    content moved by ``(dx, dy)``: current pixel ``(x, y)`` was at history pixel ``(x − dx, y − dy)``."""
+    return (
+        slice(max(0, dy), h + min(0, dy)),
+        slice(max(0, dx), w + min(0, dx)),
+        slice(max(0, -dy), h + min(0, -dy)),
+        slice(max(0, -dx), w + min(0, -dx)),
+    )
+
+
+def uncovered(h: int, w: int, dx: int, dy: int) -> list[tuple[slice, slice]]:
+    """Row and column bands of a frame with no history after the content moved by ``(dx, dy)``."""
+    bands = []
+    if dy > 0:
+        bands.append((slice(0, dy), slice(0, w)))
+    elif dy < 0:
+        bands.append((slice(h + dy, h), slice(0, w)))
+    if dx > 0:
+        bands.append((slice(0, h), slice(0, dx)))
+    elif dx < 0:
+        bands.append((slice(0, h), slice(w + dx, w)))
+    return bands
+
+
+class _Plane:
+    """The recursive history of one plane (luma, or one chroma plane) in fixed point, and scratch buffers."""
+
+    def __init__(self, plane: np.ndarray) -> None:
+        self.hist = np.multiply(plane, FIXED, dtype=np.int16)
+        self.spare = np.empty_like(self.hist)
+        self.cur = np.empty_like(self.hist)
+        self.d = np.empty_like(self.hist)
+        self.k = np.full(plane.shape, WEIGHT_ONE, np.int16)
+        self.a = np.full(plane.shape, 255, np.uint8)  # averaged scaled |d|; 255 where there is no history
+
+    def step(self, cur: np.ndarray, shift: tuple[int, int]) -> tuple[slice, slice, slice, slice] | None:
+        """Put ``cur`` (uint8) in fixed point, fill what has no history; return the overlap, ``None`` if none."""
+        h, w = cur.shape
+        dx, dy = shift
+        np.multiply(cur, FIXED, out=self.cur, dtype=np.int16)
+        if abs(dx) >= w or abs(dy) >= h:
+            self.spare[:] = self.cur
+            self.k.fill(WEIGHT_ONE)
+            self.a.fill(255)
+            self.hist, self.spare = self.spare, self.hist
+            return None
+        for rows, cols in uncovered(h, w, dx, dy):
+            self.spare[rows, cols] = self.cur[rows, cols]
+            self.k[rows, cols] = WEIGHT_ONE
+            self.a[rows, cols] = 255
+        return overlap(h, w, dx, dy)
+
+    def update(self, region: tuple[slice, slice, slice, slice]) -> None:
+        """``new = hist + k·d`` on the overlap (``d`` and ``k`` already there); swap the buffers."""
+        ys, xs, yh, xh = region
+        d = self.d[ys, xs]
+        cv2.multiply(d, self.k[ys, xs], dst=d, scale=1.0 / WEIGHT_ONE)
+        cv2.add(self.hist[yh, xh], d, dst=self.spare[ys, xs])
+        self.hist, self.spare = self.spare, self.hist
+
+
+class TemporalDenoiser:
+    """Temporal denoiser for a stream of dark frames; call it on each frame, in order.
+
+    Args:
+        params: settings (:class:`DenoiseParams`).
+        output_dtype: ``np.uint8`` (default) or ``np.uint16`` (the denoised value ×257, keeping the sub-level
+            precision of the average for a model that brightens it; the conversion costs about as much as
+            the rest).
+        threads: 2 (default) runs the chroma planes in a worker thread while the luma runs in the caller's,
+            on frames of 640×360 and more (OpenCV releases the GIL); 1 keeps everything in the caller's.
+        **overrides: settings to change from ``params`` (or from the defaults), e.g. ``luma_strength=0.9``.
+
+    >>> den = TemporalDenoiser()
+    >>> clean = [den(frame) for frame in frames]     # (H, W, 3) uint8 BGR in, same out
+    """
+
+    name = "3dnr"
+
+    def __init__(
+        self,
+        params: DenoiseParams | None = None,
+        *,
+        output_dtype: type = np.uint8,
+        threads: int = 2,
+        **overrides: object,
+    ) -> None:
+        self.params = (params or DenoiseParams()).replace(**overrides) if overrides else (params or DenoiseParams())
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        self.threads = threads
+        self._executor: ThreadPoolExecutor | None = None
+        if output_dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"output_dtype must be numpy.uint8 or numpy.uint16, got {output_dtype}")
+        self.output_dtype = output_dtype
+        self._luma_table = self.params.weight_table(self.params.luma_strength)
+        self._chroma_table = self.params.weight_table(self.params.chroma_strength)
+        self.resets = 0  # layout changes
+        self.cuts = 0  # scene cuts
+        self._layout: tuple[int, ...] | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the history and the noise estimate (the next frame starts afresh); the pipeline calls this
+        when a source reconnects."""
+        self.control = DenoiseControl(self.params)
+        self._planes: list[_Plane] = []
+        self._small: np.ndarray | None = None
+        self._buffers: dict[str, np.ndarray] = {}  # reused from frame to frame (fresh large arrays page-fault)
+        self._luma_region: tuple[slice, slice, slice, slice] | None = None
+        self._chroma_shift = (0, 0)
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._buffers[name] = np.empty(shape, dtype)
+        return buf
+
+    @property
+    def noise(self) -> tuple[float, float]:
+        """The current estimates of the temporal-difference noise σ (luma, chroma), in 8-bit levels."""
+        return self.control.sigma[0], self.control.sigma[1]
+
+    @property
+    def frames(self) -> int:
+        """Frames in the current history (1 right after a reset or a cut)."""
+        return self.control.frames
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """Denoise one frame.
+
+        Args:
+            frame: ``(H, W, 3)`` uint8 BGR (or ``(H, W)`` / ``(H, W, 1)`` grey, or ``(H, W, 4)`` BGRA whose
+                alpha is passed through); at least 2×2.
+
+        Returns:
+            The denoised frame in the layout of ``frame``, dtype :attr:`output_dtype`. A change of size or
+            layout resets the state first.
+        """
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+            got = str(frame.dtype) if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise ShapeError(f"the denoiser takes uint8 frames, got {got}")
+        if frame.ndim == 3 and frame.shape[2] == 4:
+            out = self(np.ascontiguousarray(frame[:, :, :3]))
+            alpha = frame[:, :, 3] if out.dtype == np.uint8 else frame[:, :, 3].astype(np.uint16) * 257
+            return np.dstack([out, alpha])
+        grey = frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1)
+        if not grey and not (frame.ndim == 3 and frame.shape[2] == 3):
+            raise ShapeError(f"expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {frame.shape}")
+        if frame.shape[0] < 2 or frame.shape[1] < 2:
+            raise ShapeError(f"expected a frame of at least 2×2 pixels, got {frame.shape}")
+        if frame.shape != self._layout:
+            if self._layout is not None:
+                log.info("denoiser reset: the frame layout changed from %s to %s", self._layout, frame.shape)
+                self.resets += 1
+            self.reset()
+            self._layout = frame.shape
+        h, w = frame.shape[:2]
+        if grey:
+            planes = [np.ascontiguousarray(frame.reshape(h, w))]
+        else:
+            src = frame
+            if h % 2 or w % 2:  # 4:2:0 needs even sizes: pad by one row/column, cropped again at the end
+                src = cv2.copyMakeBorder(frame, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+            hh, ww = src.shape[:2]
+            yuv = cv2.cvtColor(src, cv2.COLOR_BGR2YUV_I420, dst=self._buffer("yuv_in", (hh * 3 // 2, ww), np.uint8))
+            planes = _i420_planes(yuv, hh, ww)
+        chroma_due = self._step(planes)
+        parallel = chroma_due and self.threads > 1 and h * w >= _PARALLEL_PIXELS
+        chroma = self._pool().submit(self._chroma, planes) if parallel else None
+        self._luma()
+        if chroma_due and chroma is None:
+            self._chroma(planes)
+        if chroma is not None and self.output_dtype != np.uint8:
+            chroma.result()  # (the float path converts the planes together)
+            chroma = None
+        return self._output(h, w, frame.shape, chroma)
+
+    # --- the recursion
+
+    def _thumbnail(self, luma: np.ndarray, f: int) -> tuple[np.ndarray, tuple[float, float]]:
+        """Area-averaged float32 copy of the luma (of a subset of its rows, :func:`row_step`) and the luma
+        pixels per thumbnail pixel in x and y."""
+        h, w = luma.shape
+        rows = luma[:: row_step(f)]
+        as_float = self._buffer("rows", rows.shape, np.float32)
+        np.copyto(as_float, rows)
+        small = cv2.resize(as_float, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+        return small, (w / small.shape[1], h / small.shape[0])
+
+    def _step(self, planes: list[np.ndarray]) -> bool:
+        """Luma motion, the decisions of the frame, and the luma history (the chroma's is left to
+        :meth:`_chroma`). Returns whether the chroma still has to be stepped (not on a first frame or a cut)."""
+        c = self.control
+        grey = len(planes) == 1
+        small, factor = self._thumbnail(planes[0], c.factor(*planes[0].shape))
+        prev, self._small = self._small, small
+        c.set_level(small, grey)
+        if not self._planes or prev is None or prev.shape != small.shape:
+            self._start(planes)
+            return False
+        luma_shift, self._chroma_shift = c.shifts(prev, small, factor)
+        sigma_y = c.sigma[0]
+        luma = self._planes[0]
+        region = luma.step(planes[0], luma_shift)
+        median_y = math.nan
+        if region is not None:
+            ys, xs, yh, xh = region
+            d, a = luma.d[ys, xs], luma.a[ys, xs]
+            cv2.subtract(luma.cur[ys, xs], luma.hist[yh, xh], dst=d)
+            cv2.convertScaleAbs(d, dst=a, alpha=UNIT / (sigma_y * FIXED))
+            median_y = median_nonzero(np.bincount(a[::8, ::8].ravel(), minlength=256))
+            cv2.blur(a, (5, 5), dst=a)
+        sample = luma.a[::4, ::4]
+        moved = float(np.count_nonzero(sample >= self.params.moved_step)) / sample.size
+        if c.is_cut(moved, prev, small):
+            log.info("denoiser reset: scene cut (%.0f%% of the frame moved)", 100 * moved)
+            self.cuts += 1
+            self._start(planes)
+            return False
+        c.update_sigma(0, median_y, sigma_y)
+        c.frames += 1
+        self._luma_region = region
+        return not grey
+
+    def _luma(self) -> None:
+        """The luma's blend weights and new history (after :meth:`_step`)."""
+        luma, region = self._planes[0], self._luma_region
+        if region is not None:
+            ys, xs, _, _ = region
+            cv2.LUT(luma.a[ys, xs], self._luma_table, dst=luma.k[ys, xs])
+            luma.update(region)
+
+    def _chroma(self, planes: list[np.ndarray]) -> None:
+        """The chroma planes' step: they move where the luma moved or where their own difference is beyond
+        their noise, with their own ``k_min``."""
+        c = self.control
+        hc, wc = planes[1].shape
+        motion = cv2.resize(self._planes[0].a, (wc, hc), interpolation=cv2.INTER_AREA)
+        sigma_c = c.sigma[1]
+        medians = []
+        for state, cur in zip(self._planes[1:], planes[1:], strict=True):
+            region = state.step(cur, self._chroma_shift)
+            if region is None:
+                continue
+            ys, xs, yh, xh = region
+            d, a = state.d[ys, xs], state.a[ys, xs]
+            cv2.subtract(state.cur[ys, xs], state.hist[yh, xh], dst=d)
+            cv2.convertScaleAbs(d, dst=a, alpha=UNIT / (sigma_c * FIXED))
+            medians.append(median_nonzero(np.bincount(a[::4, ::4].ravel(), minlength=256)))
+            cv2.blur(a, (3, 3), dst=a)
+            cv2.max(a, motion[ys, xs], dst=a)
+            cv2.LUT(a, self._chroma_table, dst=state.k[ys, xs])
+            state.update(region)
+        finite = [m for m in medians if math.isfinite(m)]
+        c.update_sigma(1, float(np.mean(finite)) if finite else math.nan, sigma_c)
+
+    def _start(self, planes: list[np.ndarray]) -> None:
+        """First frame (or after a reset or a cut): the history is the frame."""
+        self._luma_region = None
+        self._planes = [_Plane(p) for p in planes]
+        self.control.restart()
+        self.control.frames = 1
+
+    # --- output
+
+    def _filter(self, o: np.ndarray, index: int) -> np.ndarray:
+        """The spatial filter of one output plane (0 = luma), in place (the plane is the output's own)."""
+        w_move, w_static, w_chroma = self.control.spatial_weights()
+        weight = w_static if index == 0 else w_chroma
+        if weight <= 0.0 and (index > 0 or w_move <= 0.0):
+            return o
+        blurred = cv2.GaussianBlur(o, (5, 5), 0, dst=self._buffer(f"blur{index}", o.shape, o.dtype.type))
+        mixed_move = None
+        if index == 0 and w_move != w_static:
+            mixed_move = cv2.addWeighted(o, 1.0 - w_move, blurred, w_move, 0.0)
+        o = cv2.addWeighted(o, 1.0 - weight, blurred, weight, 0.0, dst=o)
+        if mixed_move is not None:
+            _, moved = cv2.threshold(self._planes[0].a, self.params.moved_step - 1, 255, cv2.THRESH_BINARY)
+            cv2.copyTo(mixed_move, moved, o)
+        return o
+
+    def _plane_out(self, index: int, dst: np.ndarray | None) -> np.ndarray:
+        """Output plane ``index``: uint8 into ``dst``, or float32 (8-bit levels) when ``dst`` is ``None``."""
+        hist = self._planes[index].hist
+        if dst is not None:
+            return self._filter(cv2.convertScaleAbs(hist, dst=dst, alpha=1.0 / FIXED), index)
+        levels = np.multiply(hist, np.float32(1.0 / FIXED), dtype=np.float32)
+        return self._filter(levels, index)
+
+    def _output(self, h: int, w: int, shape: tuple[int, ...], chroma: Future[None] | None) -> np.ndarray:
+        """The output frame; ``chroma``: the chroma step running in the worker thread, if any."""
+        hh, ww = self._planes[0].hist.shape
+        eight = self.output_dtype == np.uint8
+        if len(self._planes) == 1:
+            grey = self._plane_out(0, None if not eight else np.empty((hh, ww), np.uint8))
+            return (grey if eight else _to_uint16(grey)).reshape(shape)
+        yuv = self._buffer("yuv_out", (hh * 3 // 2, ww), np.uint8) if eight else None
+        views: list[np.ndarray | None] = [None, None, None]
+        if yuv is not None:
+            views = list(_i420_planes(yuv, hh, ww))
+        if chroma is not None:  # the luma's output here while the chroma's finishes there
+            chroma_out = self._pool().submit(self._chroma_out, views, chroma)
+            y = self._plane_out(0, views[0])
+            u, v = chroma_out.result()
+        else:
+            y, u, v = (self._plane_out(i, views[i]) for i in range(3))
+        bgr: np.ndarray = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420) if yuv is not None else i420_float_to_bgr16(y, u, v)
+        return bgr[:h, :w] if (hh, ww) != (h, w) else bgr
+
+    def _chroma_out(self, views: list[np.ndarray | None], step: Future[None]) -> tuple[np.ndarray, np.ndarray]:
+        step.result()
+        return self._plane_out(1, views[1]), self._plane_out(2, views[2])
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="3dnr-chroma")
+            weakref.finalize(self, self._executor.shutdown, wait=False)
+        return self._executor
+
+
+def row_step(f: int) -> int:
+    """Rows of the luma the thumbnail averages: every 4th at 8× reduction and more, every 2nd at 4×, else all
+    (each thumbnail pixel still averages at least 16 luma pixels, enough for the noise of dark frames)."""
+    return 4 if f >= 8 else 2 if f >= 4 else 1
+
+
+def _i420_planes(yuv: np.ndarray, h: int, w: int) -> list[np.ndarray]:
+    """Views of the Y ``(h, w)``, U and V ``(h/2, w/2)`` planes of an OpenCV I420 buffer ``(3h/2, w)``."""
+    flat = yuv.reshape(-1)
+    n, q = h * w, (h // 2) * (w // 2)
+    return [flat[:n].reshape(h, w), flat[n : n + q].reshape(h // 2, w // 2), flat[n + q :].reshape(h // 2, w // 2)]
+
+
+def _to_uint16(plane: np.ndarray) -> np.ndarray:
+    out: np.ndarray = np.clip(plane * np.float32(257.0) + np.float32(0.5), 0, 65535).astype(np.uint16)
+    return out
+
+
+def i420_float_to_bgr16(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Limited-range BT.601 YUV 4:2:0 float32 planes (OpenCV's I420 convention: ``B = 1.164 (Y − 16) +
+    2.018 (U − 128)``, ...) → ``(H, W, 3)`` uint16 BGR in 8-bit levels × 257, chroma upsampled bilinearly.
+
+    The chroma terms of each colour are formed at half resolution, upsampled, and added to the scaled luma
+    with a saturating 16-bit result: three full-resolution passes and a merge.
+    """
+    hh, ww = y.shape
+    uc, vc = u - np.float32(128.0), v - np.float32(128.0)
+    terms = (uc * np.float32(2.018), cv2.addWeighted(uc, -0.391, vc, -0.813, 0.0), vc * np.float32(1.596))
+    gain, offset = 1.164 * 257.0, -16.0 * 1.164 * 257.0
+    planes = [
+        cv2.addWeighted(
+            y, gain, cv2.resize(t, (ww, hh), interpolation=cv2.INTER_LINEAR), 257.0, offset, dtype=cv2.CV_16U
+        )
+        for t in terms
+    ]
+    out: np.ndarray = cv2.merge(planes)
+    return out

@@ -1,0 +1,233 @@
+"""The temporal denoiser: lowers noise where the scene is still, leaves clean footage alone, does not trail
+moving things, follows camera pans, resets on cuts and bad input; the torch path agrees with the CPU path."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from nightvision.errors import ShapeError
+from nightvision.evaluation.metrics import psnr
+from nightvision.stream.denoise import DenoiseParams, TemporalDenoiser
+
+
+def scene(height: int, width: int, seed: int = 0, level: float = 30.0) -> np.ndarray:
+    """A smooth, coloured, dark float32 BGR scene (mean about ``level``) with some edges."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = level * (1 + 0.5 * np.sin(x / 9.0 + rng.uniform(0, 6)) * np.cos(y / 11.0 + rng.uniform(0, 6)))
+    img = np.stack([base * 0.8, base, base * 1.1], axis=2)
+    img[height // 4 : height // 2, width // 5 : width // 3] += level  # a brighter block: edges
+    return img
+
+
+def noisy(clean: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    return np.clip(clean + rng.normal(0, sigma, clean.shape), 0, 255).round().astype(np.uint8)
+
+
+def rmse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+
+
+def test_lowers_noise_on_a_static_noisy_clip() -> None:
+    rng = np.random.default_rng(0)
+    clean = scene(96, 128)
+    truth = np.clip(clean, 0, 255).round().astype(np.uint8)
+    den = TemporalDenoiser()
+    outs = [den(noisy(clean, 4.0, rng)) for _ in range(20)]
+    before = rmse(noisy(clean, 4.0, rng), truth)
+    after = rmse(outs[-1], truth)
+    assert before > 3.5
+    assert after < 0.4 * before, (before, after)
+    # σ of the temporal difference of the luma: σ 4 per channel is 4·|(0.257, 0.504, 0.098)| = 2.3 levels of
+    # I420 luma, times √(1 + k/(2 − k)) ≈ 1.04 against a converged history
+    assert den.noise[0] == pytest.approx(2.4, rel=0.2)
+
+
+@pytest.mark.parametrize("motion", ["static", "pan"])
+def test_leaves_a_clean_clip_unchanged(motion: str) -> None:
+    big = np.clip(scene(120, 200, seed=1), 0, 255).round().astype(np.uint8)
+    den = TemporalDenoiser()
+    for t in range(15):
+        dx = 3 * t if motion == "pan" else 0
+        frame = np.ascontiguousarray(big[10:106, dx : dx + 150])
+        out = den(frame)
+        assert psnr(out, frame) >= 45.0, (t, psnr(out, frame))
+
+
+def test_does_not_trail_a_moving_square() -> None:
+    rng = np.random.default_rng(2)
+    clean = scene(96, 160, seed=3, level=20.0)
+    den = TemporalDenoiser()
+    side, speed = 16, 5
+    for t in range(20):
+        frame = clean.copy()
+        x0 = 10 + speed * t
+        frame[40 : 40 + side, x0 : x0 + side] = 200.0
+        out = den(noisy(frame, 3.0, rng)).astype(np.float64)
+    truth = np.clip(frame, 0, 255)
+    # the spatial fallback blurs the square's edges (a 5×5 Gaussian): look 3 pixels inside and outside them
+    square = (slice(43, 40 + side - 3), slice(x0 + 3, x0 + side - 3))
+    trail = (slice(40, 40 + side), slice(x0 - 3 * speed, x0 - 3))  # where it was in the last 3 frames
+    background = (slice(70, 90), slice(10, 150))
+    assert np.abs(out[square] - 200).mean() < 3.0  # the square is where it is, at its level
+    trail_error = np.abs(out[trail] - truth[trail]).mean()
+    assert trail_error < 3.0, trail_error  # no ghost of a level-200 square over a level-20 background
+    assert np.abs(out[background] - truth[background]).mean() < 1.5
+
+
+def test_follows_a_camera_pan() -> None:
+    rng = np.random.default_rng(4)
+    big = scene(120, 260, seed=5)
+    den = TemporalDenoiser()
+    errors = []
+    for t in range(16):
+        frame = np.ascontiguousarray(big[10:106, 4 * t : 4 * t + 160])
+        out = den(noisy(frame, 4.0, rng))
+        errors.append(rmse(out[8:-8, 20:-20], np.clip(frame, 0, 255)[8:-8, 20:-20]))
+    assert den.control.offset[0] == pytest.approx(-4 * 15, abs=2.0)  # content moved left by 4 px a frame
+    assert errors[-1] < 0.5 * errors[0], errors
+
+
+def test_scene_cut_restarts_the_history(caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(5)
+    a, b = scene(96, 128, seed=6, level=25.0), scene(96, 128, seed=7, level=70.0)[:, ::-1]
+    den = TemporalDenoiser()
+    for _ in range(8):
+        den(noisy(a, 3.0, rng))
+    with caplog.at_level(logging.INFO, logger="nightvision.stream.denoise"):
+        first = den(noisy(b, 3.0, rng))
+    assert den.cuts == 1 and "scene cut" in caplog.text
+    assert rmse(first, np.clip(b, 0, 255)) < 4.5  # the new scene, not a blend with the old one
+
+
+def test_bad_input_resets_and_goes_on() -> None:
+    rng = np.random.default_rng(6)
+    den = TemporalDenoiser()
+    one = noisy(scene(64, 80), 3.0, rng)
+    first = TemporalDenoiser()(one)  # a 1-frame clip: nothing to average yet, the frame itself
+    assert first.shape == one.shape and first.dtype == np.uint8
+    i420 = cv2.cvtColor(cv2.cvtColor(one, cv2.COLOR_BGR2YUV_I420), cv2.COLOR_YUV2BGR_I420)
+    assert np.array_equal(first, i420)  # (through 4:2:0, which drops the per-pixel chroma noise)
+    for _ in range(3):
+        den(one)
+    other = noisy(scene(70, 90), 3.0, rng)  # a camera switching mode: a new size mid-stream
+    assert den(other).shape == other.shape and den.resets == 1 and den.frames == 1
+    grey = other[:, :, 1].copy()
+    out = den(grey)  # a grey source: grey out, state reset
+    assert out.shape == grey.shape and den.resets == 2
+    for _ in range(5):
+        out = den(grey)
+    assert out.shape == grey.shape
+    assert den(grey[:, :, None]).shape == (70, 90, 1)
+    odd = noisy(scene(33, 47), 3.0, rng)
+    assert den(odd).shape == odd.shape and den(odd).shape == odd.shape
+    bgra = np.dstack([other, np.full(other.shape[:2], 77, np.uint8)])
+    out4 = den(bgra)
+    assert out4.shape == bgra.shape and (out4[:, :, 3] == 77).all()
+    den.reset()
+    assert den.frames == 0
+    with pytest.raises(ShapeError, match="uint8"):
+        den(other.astype(np.float32))
+    with pytest.raises(ShapeError, match="expected"):
+        den(np.zeros((8, 8, 2), np.uint8))
+    with pytest.raises(ShapeError, match="2×2"):
+        den(np.zeros((1, 8, 3), np.uint8))
+
+
+def test_sixteen_bit_output_keeps_sub_level_precision() -> None:
+    """A static dark patch whose true level is 4.4: the 8-bit output rounds it, the 16-bit one keeps it."""
+    rng = np.random.default_rng(8)
+    truth = np.full((64, 64, 3), 4.4, np.float32)
+    den8, den16 = TemporalDenoiser(), TemporalDenoiser(output_dtype=np.uint16)
+    for _ in range(30):
+        frame = noisy(truth, 1.5, rng)
+        out8, out16 = den8(frame), den16(frame)
+    assert out16.dtype == np.uint16 and out8.dtype == np.uint8
+    centre = (slice(16, 48), slice(16, 48))
+    err16 = np.abs(out16[centre] / 257.0 - 4.4).mean()
+    err8 = np.abs(out8[centre].astype(np.float64) - 4.4).mean()
+    assert err16 < 0.6 * err8, (err8, err16)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_chroma_in_a_worker_thread_changes_nothing(dtype: type) -> None:
+    """From 640×360 the chroma runs in a second thread: same output as in one thread."""
+    rng = np.random.default_rng(12)
+    big = scene(400, 700, seed=13)
+    one, two = TemporalDenoiser(threads=1, output_dtype=dtype), TemporalDenoiser(threads=2, output_dtype=dtype)
+    for t in range(6):
+        frame = noisy(big[20:380, 5 * t : 5 * t + 640], 3.0, rng)
+        assert np.array_equal(one(frame), two(frame))
+    assert two._executor is not None and one._executor is None
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="luma_strength"):
+        DenoiseParams(luma_strength=1.0)
+    with pytest.raises(ValueError, match="unknown denoiser setting"):
+        TemporalDenoiser(luma_strenght=0.5)
+    with pytest.raises(ValueError, match="output_dtype"):
+        TemporalDenoiser(output_dtype=np.float32)
+    with pytest.raises(ValueError, match="threads"):
+        TemporalDenoiser(threads=0)
+    table = DenoiseParams(luma_strength=0.8).weight_table(0.8)
+    assert table[0] == round(0.2 * 256) and table[-1] == 256 and (np.diff(table) >= 0).all()
+
+
+# --- the torch path
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_torch_and_cpu_paths_agree(dtype: type) -> None:
+    """Both paths do the same integer arithmetic and share the per-frame decisions, so they agree exactly
+    except where OpenCV's float rounding of ``addWeighted`` differs from torch's on a near-tie (one level,
+    on at most a few pixels in a thousand)."""
+    torch = pytest.importorskip("torch")
+    from nightvision.stream.denoise_torch import TorchTemporalDenoiser
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # these tensors are small: a thread pool only waits on a busy machine
+    try:
+        _compare(torch, TorchTemporalDenoiser, dtype)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compare(torch: Any, torch_denoiser: Any, dtype: type) -> None:
+    rng = np.random.default_rng(9)
+    big = scene(140, 260, seed=10, level=18.0)
+    cpu, gpu_path = TemporalDenoiser(output_dtype=dtype), torch_denoiser(output_dtype=dtype)
+    scale = 257.0 if dtype == np.uint16 else 1.0
+    for t in range(12):
+        frame = big[10 : 10 + 96, 3 * t : 3 * t + 128].copy()
+        frame[40:60, 5 * t : 5 * t + 20] = 90.0  # and something moving on its own
+        x = noisy(frame, 3.0, rng)
+        a, b = cpu(x), gpu_path(x)
+        assert a.dtype == b.dtype == dtype and a.shape == b.shape
+        diff = np.abs(a.astype(np.float64) - b.astype(np.float64)) / scale
+        assert diff.max() <= 1.0 + 1e-6, (t, diff.max())
+        assert (diff > 0.5).mean() < 3e-3
+    assert cpu.noise == pytest.approx(gpu_path.noise)
+    assert cpu.control.plane_offsets == gpu_path.control.plane_offsets
+    tensor = torch.from_numpy(x)
+    assert isinstance(gpu_path(tensor), torch.Tensor)
+
+
+def test_torch_colour_conversions_are_opencvs() -> None:
+    torch = pytest.importorskip("torch")
+    from nightvision.stream.denoise_torch import bgr_to_i420, i420_to_bgr
+
+    bgr = np.random.default_rng(11).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).reshape(-1)
+    y, u, v = bgr_to_i420(torch.from_numpy(bgr))
+    n, q = 32 * 48, 16 * 24
+    assert np.array_equal(y.numpy(), yuv[:n].reshape(32, 48))
+    assert np.array_equal(u.numpy(), yuv[n : n + q].reshape(16, 24))
+    assert np.array_equal(v.numpy(), yuv[n + q :].reshape(16, 24))
+    back = cv2.cvtColor(yuv.reshape(48, 48), cv2.COLOR_YUV2BGR_I420)
+    assert np.array_equal(i420_to_bgr(y, u, v).numpy(), back)
