@@ -6,12 +6,19 @@
 
 Frames are ``(H, W, 3)`` BGR, uint8 (OpenCV's default) or uint16; grey ``(H, W)`` / ``(H, W, 1)`` and
 BGRA ``(H, W, 4)`` frames are accepted too: grey comes back grey, alpha is kept untouched.
+
+Memory is bounded at any image size: a frame that would need more than ``memory_budget_mb`` to run whole is
+cut into overlapping tiles, blended without visible seams (:mod:`nightvision.tiling`); video frames run whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,30 +27,46 @@ from nightvision.backends import Backend, create_backend, resolve_backend
 from nightvision.curves import FastCurvePath
 from nightvision.errors import EngineError, InputError, ShapeError
 from nightvision.preprocess import from_tensor, to_tensor
-from nightvision.specs import ModelSpec, get_spec
+from nightvision.specs import ModelSpec, get_spec, sha256_of
+from nightvision.tiling import (
+    DEFAULT_MEMORY_BUDGET_MB,
+    TileEngine,
+    TilePlan,
+    make_engine,
+    min_tile,
+    plan_tiles,
+    profile_of,
+    run_tiled,
+)
 
 __all__ = ["DEFAULT_MODEL", "Enhancer", "FrameJob"]
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = "zero-dce++"
+_NO_INPUT = np.zeros((1, 3, 0, 0), np.float32)
 
 
 @dataclass
 class FrameJob:
-    """One uint8 BGR frame on its way through :meth:`Enhancer.preprocess` → ``infer`` → ``postprocess``.
+    """One BGR frame on its way through :meth:`Enhancer.preprocess` → ``infer`` → ``postprocess``.
 
     Attributes:
-        frame: the input, ``(H, W, 3)`` uint8 BGR.
-        net_input: what the backend runs on (``(1, 3, h, w)`` float32 RGB).
-        net_output: the backend's result, set by ``infer``.
+        frame: the input, ``(H, W, 3)`` BGR, uint8 or uint16.
+        net_input: what the backend runs on (``(1, 3, h, w)`` float32 RGB in ``[0, 1]``); empty
+            (``(1, 3, 0, 0)``) for a frame processed in tiles, which ``infer`` cuts from ``frame`` itself.
+        net_output: the backend's result, set by ``infer`` (``None`` for a tiled frame).
         curve: for shared-curve models on the fast path, the low-resolution curve map (table rows,
             ``(h, w, 3)`` float32 BGR), set by ``infer``; temporal smoothing acts on it before ``postprocess``.
+        tiles: the tiles of a frame too large to run whole within the memory budget, else ``None``.
+        output: the finished ``(H, W, 3)`` uint8 frame of a tiled job, set by ``infer``.
     """
 
     frame: np.ndarray
     net_input: np.ndarray
     net_output: np.ndarray | None = None
     curve: np.ndarray | None = None
+    tiles: TilePlan | None = None
+    output: np.ndarray | None = None
 
 
 class Enhancer:
@@ -52,9 +75,12 @@ class Enhancer:
     Args:
         model: registered model name (``nightvision models`` lists them).
         backend: ``"auto"`` (default: PyTorch on a CUDA GPU when there is one, else ONNX Runtime),
-            ``"onnxruntime"`` or ``"torch"``.
+            ``"onnxruntime"``, ``"tensorrt"`` or ``"torch"``.
         onnx_path: run this ONNX file instead of the shipped one (onnxruntime backend).
-        weights: run this checkpoint instead of the shipped weights (torch backend).
+        weights: run this checkpoint instead of the shipped weights. On the torch backend it is loaded; on
+            ONNX Runtime it is exported to ONNX once (needs torch) and the graph cached in the user cache
+            folder (``~/.cache/nightvision/onnx``), keyed by the checkpoint's sha256. A missing, unreadable or
+            mismatching checkpoint is an :class:`~nightvision.errors.InputError` naming it.
         device: torch device for the torch backend.
         threads: CPU threads for ONNX Runtime (0 = its default).
         downscale: curve models that estimate their curve on a downscaled copy (Zero-DCE++): the factor.
@@ -62,6 +88,12 @@ class Enhancer:
             (constant cost at any resolution). Larger is faster and smoother.
         exact: on ONNX Runtime, run the single full graph instead of the fast curve path (estimator graph
             plus table lookup, within one grey level of the full graph and several times faster on a CPU).
+        memory_budget_mb: memory that enhancing one frame may take (its input and output, the network's
+            working memory and the blending buffers), in MiB; a frame that would need more runs in overlapping
+            tiles sized to fit. The default (1700) keeps a whole process under 2 GB for images of any size
+            (measured up to 64 megapixels) while 720p video frames of every shipped model run whole.
+        max_tile: the largest tile side in pixels (default: from the budget alone); frames with a larger
+            (padded) side run in tiles even when the budget would allow them whole.
     """
 
     def __init__(
@@ -75,6 +107,8 @@ class Enhancer:
         threads: int = 0,
         downscale: int | None = None,
         exact: bool = False,
+        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+        max_tile: int | None = None,
     ) -> None:
         self.spec: ModelSpec = get_spec(model)
         backend, why = resolve_backend(backend, self.spec)
@@ -82,25 +116,48 @@ class Enhancer:
             log.info("backend auto → %s (%s)", backend, why)
         if downscale is not None and downscale < 1:
             raise InputError(f"downscale must be a positive integer, got {downscale}")
+        if not memory_budget_mb > 0:
+            raise InputError(f"the memory budget must be a positive number of MB, got {memory_budget_mb}")
+        self._profile = profile_of(self.spec.name)
+        smallest = min_tile(self._profile, self.spec.pad_multiple)
+        if max_tile is not None and max_tile < smallest:
+            raise InputError(f"max_tile must be at least {smallest} pixels for {self.spec.name}, got {max_tile}")
+        self.memory_budget_mb = memory_budget_mb
+        self.max_tile = max_tile
+        self._threads = threads
+        self._engine: TileEngine | None = None
         self._fast: FastCurvePath | None = None
-        fast = backend == "onnxruntime" and not exact and onnx_path is None and self.spec.estimator_onnx
+        fast = backend == "onnxruntime" and not exact and onnx_path is None and bool(self.spec.estimator_onnx)
+        checkpoint = None
+        if weights is not None:
+            checkpoint = _Checkpoint.open(weights, self.spec, backend, onnx_path, estimator=fast)
         if downscale is not None and downscale != self.spec.downscale and not fast:
             raise InputError("--downscale needs the fast curve path (onnxruntime, a shared-curve model, not --exact)")
         if fast:
-            estimator = create_backend(self.spec, backend, onnx_path=str(self.spec.estimator_path), threads=threads)
+            est = str(self.spec.estimator_path) if checkpoint is None else str(checkpoint.onnx(estimator=True))
+            estimator = create_backend(self.spec, backend, onnx_path=est, threads=threads)
             self._fast = FastCurvePath(
                 estimator,
                 downscale=downscale or (None if self.spec.curve_side else self.spec.downscale),
                 curve_side=self.spec.curve_side,
-                iterations=self.spec.curve_iterations,
+                iterations=checkpoint.iterations if checkpoint is not None else self.spec.curve_iterations,
             )
             self.backend: Backend = estimator
+            self._graph: Path | None = Path(est)
             how = f"1/{self._fast.downscale}" if self._fast.downscale else f"a ~{self.spec.curve_side}-px copy"
             log.info("model %s on %s (curve estimated on %s, table lookup)", model, estimator.name, how)
         else:
+            if checkpoint is not None and backend == "onnxruntime":
+                onnx_path = str(checkpoint.onnx(estimator=False))
             self.backend = create_backend(
-                self.spec, backend, onnx_path=onnx_path, weights=weights, device=device, threads=threads
+                self.spec,
+                backend,
+                onnx_path=onnx_path,
+                weights=weights if backend == "torch" else None,
+                device=device,
+                threads=threads,
             )
+            self._graph = Path(onnx_path) if onnx_path else self.spec.onnx_path
             log.info("model %s on %s", self.spec.name, self.backend.name)
 
     def enhance(self, frame: np.ndarray) -> np.ndarray:
@@ -129,22 +186,35 @@ class Enhancer:
         return self._fast is not None
 
     def preprocess(self, frame: np.ndarray) -> FrameJob:
-        """Stage 1 of 3 for ``(H, W, 3)`` uint8 BGR frames: make the network input."""
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ShapeError(f"the staged API takes (H, W, 3) uint8 BGR frames, got {frame.shape} {frame.dtype}")
+        """Stage 1 of 3 for ``(H, W, 3)`` BGR frames, uint8 or uint16 (e.g. a denoiser's output that keeps
+        sub-level precision on dark frames): make the network input, or plan the tiles of a large frame."""
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype not in (np.uint8, np.uint16):
+            raise ShapeError(
+                f"the staged API takes (H, W, 3) uint8 or uint16 BGR frames, got {frame.shape} {frame.dtype}"
+            )
+        if frame.shape[0] == 0 or frame.shape[1] == 0:
+            raise ShapeError(f"expected a non-empty image, got {frame.shape}")
         if self._fast is not None:
             return FrameJob(frame, self._fast.small_input(frame))
+        plan = self._plan(frame, np.uint8)
+        if plan is not None:
+            return FrameJob(frame, _NO_INPUT, tiles=plan)
         return FrameJob(frame, to_tensor(frame, multiple=self.spec.pad_multiple))
 
     def infer(self, job: FrameJob) -> FrameJob:
-        """Stage 2 of 3: run the backend."""
+        """Stage 2 of 3: run the backend (every tile of a tiled job, blended into ``job.output``)."""
+        if job.tiles is not None:
+            job.output = self._run_tiled(job.frame, job.tiles, np.uint8)
+            return job
         job.net_output = self.backend.run(job.net_input)
         if self._fast is not None:
             job.curve = self._fast.rows_from_output(job.net_output)
         return job
 
     def postprocess(self, job: FrameJob) -> np.ndarray:
-        """Stage 3 of 3: the enhanced ``(H, W, 3)`` uint8 BGR frame."""
+        """Stage 3 of 3: the enhanced ``(H, W, 3)`` uint8 BGR frame (for uint8 and uint16 input alike)."""
+        if job.output is not None:
+            return job.output
         if job.net_output is None:
             raise EngineError("infer() must run before postprocess()")
         if self._fast is not None and job.curve is not None:
@@ -156,25 +226,44 @@ class Enhancer:
             raise ShapeError(f"expected a non-empty image, got {bgr.shape}")
         if bgr.dtype == np.uint8:
             return self.postprocess(self.infer(self.preprocess(bgr)))
-        if self._fast is not None:  # 16-bit or float: the table is for 8-bit levels; apply the curve exactly
-            return self._exact_curve(bgr)
-        x = to_tensor(bgr, multiple=self.spec.pad_multiple)
-        y = self.backend.run(x)
+        if bgr.dtype not in (np.uint16, np.float32, np.float64):
+            raise ShapeError(f"expected uint8, uint16 or float pixels, got {bgr.dtype}")
+        if self._fast is not None:  # 16-bit or float out: apply the curve exactly rather than through the table
+            rows = self._fast.rows_from_output(self.backend.run(self._fast.small_input(bgr)))
+            return self._fast.apply_literal(bgr, rows)
+        plan = self._plan(bgr, bgr.dtype)
+        if plan is not None:
+            return self._run_tiled(bgr, plan, bgr.dtype)
+        y = self.backend.run(to_tensor(bgr, multiple=self.spec.pad_multiple))
         return from_tensor(y, bgr.shape[0], bgr.shape[1], bgr.dtype)
 
-    def _exact_curve(self, bgr: np.ndarray) -> np.ndarray:
-        assert self._fast is not None
-        as8 = cv2.convertScaleAbs(bgr, alpha=255.0 / 65535.0 if bgr.dtype == np.uint16 else 255.0)
-        rows = self._fast.curve_map(as8)
-        alpha = rows / ((self._fast.table.levels - 1) / 2.0) - 1.0
-        x = to_tensor(bgr)[0].transpose(1, 2, 0)[:, :, ::-1]  # float BGR in [0, 1]
-        for _ in range(self.spec.curve_iterations):
-            x = x + alpha * (x * x - x)
-        h, w = bgr.shape[:2]
-        return from_tensor(np.ascontiguousarray(x[:, :, ::-1].transpose(2, 0, 1))[None], h, w, bgr.dtype)
+    def _plan(self, frame: np.ndarray, out_dtype: np.dtype | type) -> TilePlan | None:
+        h, w = frame.shape[:2]
+        return plan_tiles(
+            h,
+            w,
+            profile=self._profile,
+            bytes_per_pixel=self._profile.bytes_per_pixel(self.backend.name),
+            tile_bytes_per_pixel=self._profile.bytes_per_pixel(self.backend.name, tiles=True),
+            multiple=self.spec.pad_multiple,
+            budget_mb=self.memory_budget_mb,
+            frame_bytes=h * w * 3 * (frame.dtype.itemsize + np.dtype(out_dtype).itemsize),
+            max_tile=self.max_tile,
+        )
+
+    def _run_tiled(self, frame: np.ndarray, plan: TilePlan, out_dtype: np.dtype | type) -> np.ndarray:
+        if self._engine is None:
+            self._engine = make_engine(self.backend, self.spec.name, onnx_path=self._graph, threads=self._threads)
+        log.debug(
+            "%dx%d frame in %d tiles of %dx%d", plan.width, plan.height, plan.count, plan.tile_width, plan.tile_height
+        )
+        return run_tiled(frame, plan, self._engine, out_dtype=out_dtype, multiple=self.spec.pad_multiple)
 
     def close(self) -> None:
         """Release the backend (idempotent)."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
         self.backend.close()
 
     def __enter__(self) -> Enhancer:
@@ -182,3 +271,149 @@ class Enhancer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --- user checkpoints (--weights) -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Checkpoint:
+    """A user checkpoint for ``spec``, checked against the model's architecture (when torch is present)."""
+
+    path: Path
+    spec: ModelSpec
+    sha256: str
+    args: dict[str, Any]
+
+    @property
+    def iterations(self) -> int:
+        """Curve iterations of a shared-curve model trained with other than the shipped number."""
+        return int(self.args.get("iterations", self.spec.curve_iterations))
+
+    @classmethod
+    def open(
+        cls, weights: str, spec: ModelSpec, backend: str, onnx_path: str | None, *, estimator: bool
+    ) -> _Checkpoint:
+        """Check ``weights`` for ``spec`` on ``backend`` (``estimator``: the fast curve path will need the
+        estimator graph, not the full one)."""
+        path = Path(weights)
+        if onnx_path is not None:
+            raise InputError(f"give --weights or --onnx, not both (got {weights} and {onnx_path})")
+        if not path.is_file():
+            raise InputError(f"no such checkpoint: {weights}")
+        if backend == "tensorrt":
+            raise InputError(
+                f"--weights does not apply to TensorRT plans: export the checkpoint (`nightvision export {spec.name} "
+                f"--weights {weights} -o FILE.onnx`), then `nightvision build FILE.onnx`"
+            )
+        sha = sha256_of(path)
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            if backend == "torch":
+                raise EngineError("the torch backend needs PyTorch: pip install 'nightvision[train]'") from None
+            if _cached_graph(spec, sha, estimator=estimator).is_file():
+                log.info("using the graph exported earlier from %s", path)
+                return cls(path, spec, sha, {})
+            raise InputError(
+                "--weights needs torch to convert the checkpoint: pip install 'nightvision[train]' or pass --onnx FILE"
+            ) from None
+        # the torch backend builds the model from the spec's arguments; export uses the checkpoint's own
+        args = _check_checkpoint(path, spec, use_args=backend != "torch")
+        return cls(path, spec, sha, args)
+
+    def onnx(self, *, estimator: bool) -> Path:
+        """The checkpoint as an ONNX graph (the curve estimator alone with ``estimator``), exported once."""
+        out = _cached_graph(self.spec, self.sha256, estimator=estimator, create=True)
+        if out.is_file():
+            return out
+        from nightvision import export
+
+        log.info("exporting %s to %s (once per checkpoint)", self.path, out)
+        with _quiet_exporter():
+            try:
+                if estimator:
+                    export.export_curve_estimator(self.spec.name, out, weights=self.path)
+                else:
+                    # the shipped variant's downscale (a run-time choice, not a weight) as the shipped graph has
+                    extra: dict[str, Any] = {}
+                    if "downscale" in dict(self.spec.kwargs):
+                        extra["downscale"] = self.spec.downscale
+                    export.export_onnx(self.spec.name, out, weights=self.path, **extra)
+            except (InputError, EngineError):
+                raise
+            except Exception as err:
+                raise EngineError(f"cannot export {self.path} to ONNX: {_first_line(err)}") from err
+        return out
+
+
+def _cached_graph(spec: ModelSpec, sha256: str, *, estimator: bool, create: bool = False) -> Path:
+    """Where the graph exported from a checkpoint is kept: ``cache_dir("onnx")``, keyed by the checkpoint's
+    sha256 and the nightvision version that exported it."""
+    from nightvision import __version__
+    from nightvision.cache import cache_dir
+
+    kind = ".estimator" if estimator else ""
+    return cache_dir("onnx", create=create) / f"{spec.name}-{sha256[:32]}-v{__version__}{kind}.onnx"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _check_checkpoint(path: Path, spec: ModelSpec, *, use_args: bool) -> dict[str, Any]:
+    """Load ``path`` and compare it with ``spec``'s architecture; return its model arguments.
+
+    Raises:
+        InputError: the file is not a readable checkpoint, or its first key or shape that does not match.
+    """
+    import torch
+
+    from nightvision import models
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated zip, a pickle with code, a text file...
+        raise InputError(f"cannot read checkpoint {path}: {_first_line(err)}") from err
+    state = ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(f"{path} is not a checkpoint of a model (no state dict of tensors in it)")
+    args: dict[str, Any] = dict(ckpt.get("model_args") or {}) if isinstance(ckpt, dict) else {}
+    owner = ckpt.get("model_name") if isinstance(ckpt, dict) else None
+    of = f" (it is a checkpoint of {owner})" if owner and owner != spec.name else ""
+    try:
+        model = models.create(spec.name, pretrained=False, **(args if use_args else {}))
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{path} does not match {spec.name}: its model arguments {args} do not fit{of}") from err
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            raise InputError(f"{path} does not match {spec.name}: it has no {key}{of}")
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise InputError(
+                f"{path} does not match {spec.name}: {key} is {tuple(state[key].shape)} in the checkpoint, "
+                f"{tuple(tensor.shape)} in the model{of}"
+            )
+    for key in state:
+        if key not in expected:
+            raise InputError(f"{path} does not match {spec.name}: unexpected key {key}{of}")
+    return args
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Keep the exporter's own progress and warnings (torch.onnx, onnxscript) off the terminal."""
+    import warnings
+
+    names = ("torch.onnx", "torch._export", "torch.export", "onnxscript", "onnx_ir")
+    saved = {n: logging.getLogger(n).level for n in names}
+    try:
+        for n in names:
+            logging.getLogger(n).setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)

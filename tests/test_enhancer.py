@@ -174,7 +174,7 @@ def test_staged_api_in_the_wrong_order_is_an_error(enhancer: Enhancer) -> None:
     with pytest.raises(EngineError, match="infer\\(\\) must run before postprocess\\(\\)"):
         enhancer.postprocess(job)
     assert enhancer.postprocess(enhancer.infer(job)).shape == (20, 30, 3)
-    with pytest.raises(ShapeError, match="uint8 BGR"):
+    with pytest.raises(ShapeError, match="uint8 or uint16 BGR"):
         enhancer.preprocess(dark_frame(20, 30)[:, :, 0])
 
 
@@ -214,3 +214,108 @@ def test_onnxruntime_providers_prefer_tensorrt_then_cuda_and_cache_tensorrt_engi
     assert name == "TensorrtExecutionProvider"
     assert options["trt_engine_cache_enable"] and options["trt_engine_cache_path"] == "/cache"
     assert "trt_fp16_enable" not in options  # precision comes from the graph
+
+
+# --- --weights: takes effect on the chosen backend or fails with one line -------------------------------------
+
+
+def _save_checkpoint(path: Path, name: str, seed: int = 0, **model_args: object) -> Path:
+    """A checkpoint of a freshly initialised (not trained) model, as the training loops save them."""
+    torch = pytest.importorskip("torch")
+    from nightvision import models
+
+    torch.manual_seed(seed)
+    net = models.create(name, pretrained=False, **model_args)
+    torch.save({"model": net.state_dict(), "model_name": name, "model_args": dict(model_args)}, path)
+    return path
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_weights_that_do_not_exist_are_named(tmp_path: Path, backend: str) -> None:
+    if backend == "torch":
+        pytest.importorskip("torch")
+    with pytest.raises(InputError, match=r"^no such checkpoint: .*my\.pt$"):
+        Enhancer("zero-dce++", backend, weights=str(tmp_path / "my.pt"))
+
+
+def test_weights_without_torch_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    ckpt = tmp_path / "my.pt"
+    ckpt.write_bytes(b"PK\x03\x04 a checkpoint")
+    monkeypatch.setenv("NIGHTVISION_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch fails
+    with pytest.raises(InputError) as info:
+        Enhancer("zero-dce++", "onnxruntime", weights=str(ckpt))
+    assert str(info.value) == (
+        "--weights needs torch to convert the checkpoint: pip install 'nightvision[train]' or pass --onnx FILE"
+    )
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_truncated_weights_are_one_line_naming_the_file(tmp_path: Path, backend: str) -> None:
+    good = _save_checkpoint(tmp_path / "good.pt", "zero-dce++")
+    bad = tmp_path / "truncated.pt"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(InputError, match=r"^cannot read checkpoint .*truncated\.pt: ") as info:
+        Enhancer("zero-dce++", backend, weights=str(bad))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_weights_of_another_model_name_the_first_mismatch(tmp_path: Path, backend: str) -> None:
+    other = _save_checkpoint(tmp_path / "other.pt", "zero-dce")
+    with pytest.raises(InputError) as info:
+        Enhancer("zero-dce++", backend, weights=str(other), device="cpu" if backend == "torch" else None)
+    message = str(info.value)
+    assert message.startswith(f"{other} does not match zero-dce++: it has no net.convs.0.depthwise.weight")
+    assert message.endswith("(it is a checkpoint of zero-dce)") and "\n" not in message
+
+
+def test_weights_of_another_width_name_the_first_shape(tmp_path: Path) -> None:
+    """The torch backend builds the registered variant; the shapes say why the checkpoint does not fit."""
+    ckpt = _save_checkpoint(tmp_path / "narrow.pt", "nafnet-s", width=8)
+    with pytest.raises(
+        InputError, match=r"narrow\.pt does not match nafnet-s: intro\.weight is \(8, 3, 3, 3\) in the "
+    ):
+        Enhancer("nafnet-s", "torch", device="cpu", weights=str(ckpt))
+
+
+def test_weights_and_onnx_together_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="give --weights or --onnx, not both"):
+        Enhancer("nafnet-s", "onnxruntime", weights=str(tmp_path / "a.pt"), onnx_path=str(tmp_path / "a.onnx"))
+
+
+def test_a_corrupt_onnx_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    for content in (b"not a graph \x08\x07", Path(list_specs()[0].onnx_path or "").read_bytes()[:3000]):
+        bad = tmp_path / "corrupt.onnx"
+        bad.write_bytes(content)
+        with pytest.raises(EngineError, match=r"cannot load .*corrupt\.onnx") as info:
+            Enhancer("zero-dce", "onnxruntime", onnx_path=str(bad))
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_weights_take_effect_on_onnxruntime_fast_and_exact_and_are_exported_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("NIGHTVISION_CACHE", str(tmp_path / "cache"))
+    ckpt = _save_checkpoint(tmp_path / "fresh.pt", "zero-dce++", seed=3, downscale=1)
+    frame = dark_frame(64, 96)
+    fast = Enhancer("zero-dce++", "onnxruntime", weights=str(ckpt), threads=1, downscale=8).enhance(frame)
+    exact = Enhancer("zero-dce++", "onnxruntime", weights=str(ckpt), threads=1, exact=True).enhance(frame)
+    on_torch = Enhancer("zero-dce++", "torch", device="cpu", weights=str(ckpt)).enhance(frame)
+    shipped = Enhancer("zero-dce++", "onnxruntime", threads=1, downscale=8).enhance(frame)
+    assert np.abs(fast.astype(int) - on_torch).max() <= 1
+    assert np.abs(exact.astype(int) - on_torch).max() <= 1
+    assert np.abs(fast.astype(int) - shipped).mean() > 2  # the checkpoint, not the shipped weights
+    graphs = sorted(p.name for p in (tmp_path / "cache" / "onnx").iterdir())
+    assert len(graphs) == 2 and graphs[0].endswith(".estimator.onnx")
+
+    def no_export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr("nightvision.export.export_curve_estimator", no_export)
+    again = Enhancer("zero-dce++", "onnxruntime", weights=str(ckpt), threads=1, downscale=8).enhance(frame)
+    assert np.array_equal(again, fast)
