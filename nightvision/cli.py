@@ -475,6 +475,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from nightvision.cluster.batch import batch
+    from nightvision.stream.pipeline import stop_on_signals
+
+    with stop_on_signals() as stop, stop.listening():
+        report = batch(
+            args.inputs,
+            args.output,
+            address=args.address,
+            use_ray=False if args.in_process else None,
+            model=args.model,
+            backend=args.backend,
+            denoise=args.denoise,
+            exposure=args.exposure,
+            crf=args.crf,
+            cpus_per_task=args.cpus_per_task,
+            gpus_per_task=args.gpus_per_task,
+            workers=args.workers,
+            chunk_seconds=args.chunk_seconds,
+            retries=args.retries,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            stop=stop,
+            report_path=args.report,
+        )
+    print(report.table())
+    if report.stopped_by in EXIT_SIGNAL:
+        print(f"nightvision: batch stopped by {report.stopped_by}; run it again to resume", file=sys.stderr)
+        return EXIT_SIGNAL[report.stopped_by]
+    failed = report.count("failed")
+    if failed:
+        print(f"nightvision: error: {failed} of {len(report.files)} inputs failed", file=sys.stderr)
+        return EXIT_FAILURES
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from nightvision.cluster.serve import serve, status_line
     from nightvision.stream.pipeline import stop_on_signals
@@ -826,6 +862,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_doctor)
+
+    p = command(
+        "batch",
+        "enhance archives of videos and images, spread over a Ray cluster, resumable",
+        "Enhance files, folders and globs into OUTDIR (relative paths kept) with the model loaded once per "
+        "worker; videos longer than --chunk-seconds are split at keyframes, processed in parallel (temporal "
+        "stages warm up on the frames before each chunk) and joined into one output with the same frames, "
+        "timestamps and audio as `nightvision enhance`. A manifest in OUTDIR records finished outputs: a rerun "
+        "skips them and redoes the rest. Bad files are reported and skipped (exit 1); a lost worker's tasks are "
+        "retried elsewhere. Without --address: a local Ray instance when Ray is installed, else in-process.",
+        [
+            "nightvision batch recordings/ -o enhanced/",
+            "nightvision batch 'cams/**/*.mp4' -o out/ --address auto --gpus-per-task 0.25",
+            "nightvision batch a.mp4 b.mp4 -o out/ --address ray://head:10001 --denoise --report report.json",
+        ],
+    )
+    p.add_argument("inputs", nargs="+", help="files, folders and globs of videos and images")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument("--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: local)")
+    p.add_argument("--in-process", action="store_true", help="no Ray, even when it is installed")
+    p.add_argument("--cpus-per-task", type=_float_in(0.01, 256), default=1.0, help="CPUs per worker")
+    p.add_argument("--gpus-per-task", type=_float_in(0, 16), default=0.0, help="GPUs per worker (0.25: four per GPU)")
+    p.add_argument("--workers", type=_int_in(1, 100_000), help="workers (default: as many as fit the cluster)")
+    p.add_argument(
+        "--chunk-seconds", type=_float_in(0, 1e6), default=60.0, help="split longer videos at keyframes (0: never)"
+    )
+    p.add_argument("--retries", type=_int_in(0, 100), default=2, help="reruns of a task whose worker was lost")
+    p.add_argument(
+        "--crf", type=CRF, default=18, metavar="0-51", help="x264 quality of video outputs (lower is better)"
+    )
+    p.add_argument("--report", metavar="FILE", help="write the JSON report here (default: OUTDIR/nightvision-batch-report.json)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_overwrite(p)
+    p.add_argument("--model", "-m", default=DEFAULT_MODEL, help="registered model (see `nightvision models`)")
+    p.add_argument(
+        "--backend", "-b", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"], help="inference"
+    )
+    _add_picture_args(p)
+    p.set_defaults(func=cmd_batch)
 
     p = command(
         "serve",
