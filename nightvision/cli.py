@@ -892,7 +892,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--crf", type=CRF, default=18, metavar="0-51", help="x264 quality of video outputs (lower is better)"
     )
-    p.add_argument("--report", metavar="FILE", help="write the JSON report here (default: OUTDIR/nightvision-batch-report.json)")
+    p.add_argument(
+        "--report", metavar="FILE", help="write the JSON report here (default: OUTDIR/nightvision-batch-report.json)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_overwrite(p)
     p.add_argument("--model", "-m", default=DEFAULT_MODEL, help="registered model (see `nightvision models`)")
