@@ -27,7 +27,7 @@ from nightvision.backends import Backend, create_backend, resolve_backend
 from nightvision.curves import FastCurvePath
 from nightvision.errors import EngineError, InputError, ShapeError
 from nightvision.preprocess import from_tensor, to_tensor
-from nightvision.specs import ModelSpec, get_spec, sha256_of
+from nightvision.specs import DEFAULT_MODEL, ModelSpec, get_spec, sha256_of
 from nightvision.tiling import (
     DEFAULT_MEMORY_BUDGET_MB,
     TileEngine,
@@ -42,7 +42,6 @@ from nightvision.tiling import (
 __all__ = ["DEFAULT_MODEL", "Enhancer", "FrameJob"]
 
 log = logging.getLogger(__name__)
-DEFAULT_MODEL = "zero-dce++"
 _NO_INPUT = np.zeros((1, 3, 0, 0), np.float32)
 
 
