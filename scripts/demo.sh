@@ -7,4 +7,4 @@ PY=${PYTHON:-python3}
 [ -x .venv-runtime/bin/python ] || "$PY" -m venv .venv-runtime
 .venv-runtime/bin/python -m pip install -q --upgrade pip
 .venv-runtime/bin/python -m pip install -q .
-exec .venv-runtime/bin/nightvision demo "$@" -o demo --overwrite
+exec .venv-runtime/bin/nightvision demo "$@" -o demo --overwrite --denoise
