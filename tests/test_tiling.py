@@ -283,3 +283,14 @@ def test_every_profile_names_a_registered_model() -> None:
     assert set(PROFILES) <= names
     for name, profile in PROFILES.items():
         assert profile.overlap % 8 == 0 and profile.onnxruntime_bytes_per_pixel > 0, name
+
+
+def test_without_onnx_global_pools_are_per_tile_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx fails: the runtime without the train extra
+    enhancer = Enhancer("nafnet-s", "onnxruntime", threads=1, max_tile=192)
+    with caplog.at_level("WARNING", logger="nightvision.tiling"):
+        out = enhancer.enhance(varied_frame(200, 260))
+    assert out.shape == (200, 260, 3)
+    assert "install the onnx package" in caplog.text

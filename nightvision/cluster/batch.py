@@ -374,7 +374,8 @@ def batch(
         crf: x264 quality of video outputs, 0-51 (0: lossless).
         cpus_per_task, gpus_per_task: Ray resources of each worker (``gpus_per_task=0.25``: four per GPU).
         workers: how many workers (default: as many as the cluster has room for).
-        chunk_seconds: split videos longer than this at keyframes (0: never split).
+        chunk_seconds: cut videos at keyframes at least this many seconds apart (0: never); a video shorter
+            than 1.5 times this stays whole.
         warmup_frames: frames before each chunk run through the temporal stages (only when there are some).
         retries: times a task is run again after its worker was lost.
         overwrite: redo everything, replacing existing outputs (else outputs not made by an earlier run of the
