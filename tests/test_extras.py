@@ -26,7 +26,11 @@ MODULE_OF = {
     "scikit-image": "skimage",
 }
 # modules installed with another distribution, or by the system (JetPack, Debian), and tools not imported
-PROVIDED_BY = {"google": "protobuf (with tritonclient)", "gi": "the system's python3-gi (GStreamer tests)"}
+PROVIDED_BY = {
+    "google": "protobuf (with tritonclient)",
+    "gi": "the system's python3-gi (GStreamer tests)",
+    "yaml": "PyYAML, optional: `serve` reads YAML configs when it is installed (TOML always)",
+}
 # run as tools, or imported by torch on our behalf (torch.utils.tensorboard; torch.onnx's exporter), not by us
 TOOLS = {"pytest", "ruff", "mypy", "tensorboard", "onnxscript"}
 
