@@ -434,8 +434,10 @@ def batch(
             stop=stop or StopRequest(),
             t_start=t_start,
         )
-        job.plan()
         try:
+            if address is not None:
+                job.connect(address, use_ray)  # an unreachable cluster fails now, before the inputs are scanned
+            job.plan()
             job.start(address, use_ray, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, workers=workers)
             with _Bar(job.total, job.committed, enabled=progress) as bar:
                 job.run(bar)
@@ -479,6 +481,8 @@ class _Job:
         self.joiner = ThreadPoolExecutor(1, thread_name_prefix="batch-join")
         self.pool: LocalPool | RayPool | None = None
         self.ray: Any = None  # the ray module, when this job initialised it (and so shuts it down)
+        self._ray_module: Any = None
+        self._connected = False
         self.total = 0  # frames of the whole job, earlier runs' included
         self.committed = 0  # frames finished (recorded), earlier runs' included
         self.serial = 0
@@ -554,14 +558,7 @@ class _Job:
     ) -> None:
         """Start the workers: Ray actors (at ``address``, or a local instance), or one in this process."""
         if self.queue:
-            want_ray = use_ray if use_ray is not None else (address is not None or ray_available())
-            ray_module = None
-            if want_ray:
-                import importlib
-
-                started_here = ray_available() and not importlib.import_module("ray").is_initialized()
-                ray_module = connect(address, required=True)
-                self.ray = ray_module if started_here else None
+            ray_module = self.connect(address, use_ray)
             if ray_module is not None:
                 self.pool = RayPool(
                     ray_module,
@@ -576,6 +573,20 @@ class _Job:
                 self.pool = LocalPool(self.settings)
             self.report.workers, self.report.nodes = self.pool.workers, self.pool.nodes
         self.report.setup_seconds = time.monotonic() - self.t_start
+
+    def connect(self, address: str | None, use_ray: bool | None) -> Any:
+        """The ``ray`` module, connected (at ``address``, or a local instance started here), or None to run
+        in-process; once per job."""
+        if self._connected:
+            return self._ray_module
+        self._connected = True
+        if use_ray if use_ray is not None else (address is not None or ray_available()):
+            import importlib
+
+            started_here = ray_available() and not importlib.import_module("ray").is_initialized()
+            self._ray_module = connect(address, required=True)
+            self.ray = self._ray_module if started_here else None
+        return self._ray_module
 
     # --- running
 
