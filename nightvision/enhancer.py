@@ -198,7 +198,7 @@ class Enhancer:
         plan = self._plan(frame, np.uint8)
         if plan is not None:
             return FrameJob(frame, _NO_INPUT, tiles=plan)
-        return FrameJob(frame, to_tensor(frame, multiple=self.spec.pad_multiple))
+        return FrameJob(frame, to_tensor(frame, multiple=self.spec.pad_multiple, min_side=self.spec.min_side))
 
     def infer(self, job: FrameJob) -> FrameJob:
         """Stage 2 of 3: run the backend (every tile of a tiled job, blended into ``job.output``)."""
@@ -233,7 +233,7 @@ class Enhancer:
         plan = self._plan(bgr, bgr.dtype)
         if plan is not None:
             return self._run_tiled(bgr, plan, bgr.dtype)
-        y = self.backend.run(to_tensor(bgr, multiple=self.spec.pad_multiple))
+        y = self.backend.run(to_tensor(bgr, multiple=self.spec.pad_multiple, min_side=self.spec.min_side))
         return from_tensor(y, bgr.shape[0], bgr.shape[1], bgr.dtype)
 
     def _plan(self, frame: np.ndarray, out_dtype: np.dtype | type) -> TilePlan | None:

@@ -13,19 +13,22 @@ from nightvision.errors import ShapeError
 __all__ = ["from_tensor", "pad_amounts", "to_tensor"]
 
 
-def pad_amounts(height: int, width: int, multiple: int) -> tuple[int, int]:
-    """Rows and columns to add at the bottom and right so both sides are multiples of ``multiple``."""
-    return (-height) % multiple, (-width) % multiple
+def pad_amounts(height: int, width: int, multiple: int, min_side: int = 0) -> tuple[int, int]:
+    """Rows and columns to add at the bottom and right so both sides are multiples of ``multiple`` and at least
+    ``min_side``."""
+    h, w = max(height, min_side), max(width, min_side)
+    return h - height + (-h) % multiple, w - width + (-w) % multiple
 
 
-def to_tensor(bgr: np.ndarray, *, multiple: int = 1) -> np.ndarray:
+def to_tensor(bgr: np.ndarray, *, multiple: int = 1, min_side: int = 0) -> np.ndarray:
     """``(H, W, 3)`` BGR, uint8 or uint16 or float in [0, 1] → ``(1, 3, H', W')`` float32 RGB in ``[0, 1]``.
 
-    ``H'`` and ``W'`` are ``H`` and ``W`` rounded up to ``multiple`` by reflect padding.
+    ``H'`` and ``W'`` are ``H`` and ``W`` raised to at least ``min_side`` and rounded up to ``multiple`` by
+    reflect padding.
     """
     if bgr.ndim != 3 or bgr.shape[2] != 3:
         raise ShapeError(f"expected (H, W, 3) BGR, got {bgr.shape}")
-    pad_h, pad_w = pad_amounts(bgr.shape[0], bgr.shape[1], multiple)
+    pad_h, pad_w = pad_amounts(bgr.shape[0], bgr.shape[1], multiple, min_side)
     if pad_h or pad_w:
         bgr = cv2.copyMakeBorder(
             bgr,

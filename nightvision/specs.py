@@ -46,6 +46,8 @@ class ModelSpec:
         input_range: value range of the network input and output.
         colour_order: channel order of the network input and output.
         pad_multiple: height and width are padded (reflect) to a multiple of this outside the graph.
+        min_side: and to at least this many pixels (models that look at a small copy of the frame need a few
+            pixels of it: CurveDenoise brightens a 30×40 frame by half as much as a 128×128 one without).
         weights: file name of the trained state dict in :data:`WEIGHTS_DIR`, or ``None``.
         onnx: file name of the exported ONNX graph in :data:`WEIGHTS_DIR`, or ``None``.
         estimator_onnx: for models whose one curve map is shared by all iterations (Zero-DCE++): the graph
@@ -65,6 +67,7 @@ class ModelSpec:
     input_range: tuple[float, float] = (0.0, 1.0)
     colour_order: str = "RGB"
     pad_multiple: int = 1
+    min_side: int = 0
     weights: str | None = None
     onnx: str | None = None
     estimator_onnx: str | None = None
@@ -134,6 +137,21 @@ _register(
         estimator_onnx="zero-dce++.estimator.onnx",
         curve_iterations=8,
         curve_side=96,
+    )
+)
+
+
+_register(
+    ModelSpec(
+        name="curve-denoise",
+        summary="CurveDenoise: rational tone curve and luma-detail shrinkage predicted on a 1/8 copy, applied at "
+        "full resolution; brightens and denoises in one pass (34,410 parameters)",
+        paper="ours, after Gharbi et al., Deep Bilateral Learning for Real-Time Image Enhancement, SIGGRAPH 2017",
+        family="restoration",
+        pad_multiple=8,
+        min_side=128,
+        weights="curve-denoise.pt",
+        onnx="curve-denoise.onnx",
     )
 )
 

@@ -117,6 +117,7 @@ PROFILES: dict[str, TilingProfile] = {
     # measured 2025-11 (ONNX Runtime 1.32, PyTorch 2.13, CPU): whole, tiles, torch
     "zero-dce": TilingProfile(1800, 980, 1500, overlap=32),
     "zero-dce++": TilingProfile(100, 60, 120, overlap=128, align=8),
+    "curve-denoise": TilingProfile(110, 60, 250, overlap=128, align=8, global_pooling=True),
     "nafnet-s": TilingProfile(1450, 1050, 1000, overlap=96, global_pooling=True),
     "nafnet": TilingProfile(1450, 1050, 1000, overlap=96, global_pooling=True),
     "mirnet-v2": TilingProfile(3900, 3900, 3900, overlap=128, global_pooling=True),

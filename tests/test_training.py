@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 
 from nightvision import models  # noqa: E402
 from nightvision.errors import InputError  # noqa: E402
+from nightvision.specs import list_specs  # noqa: E402
 from nightvision.training.config import load_config  # noqa: E402
 from nightvision.training.zero_reference import Config, train  # noqa: E402
 from tests.conftest import ROOT, dark_frame, write_lol_folder  # noqa: E402
@@ -72,15 +73,16 @@ def test_resume_continues_where_it_stopped(image_folder: Path, tmp_path: Path) -
 
 def test_recipes_parse_and_flags_override(tmp_path: Path) -> None:
     from nightvision.cli import _recipe_model
-    from nightvision.specs import get_spec
-    from nightvision.training import supervised
+    from nightvision.training.config import trainer_for
 
-    for recipe in (ROOT / "training" / "recipes").glob("*.toml"):
-        family = get_spec(_recipe_model(["--config", str(recipe)])).family
-        config_cls = Config if family == "curve" else supervised.Config
-        cfg = load_config(config_cls, ["--config", str(recipe), "--batch-size", "2", "--no-tensorboard"])
-        assert cfg.batch_size == 2 and cfg.tensorboard is False
-        assert cfg.model in models.list_models()
+    recipes = sorted((ROOT / "training" / "recipes").glob("*.toml"))
+    assert {r.stem for r in recipes} >= {s.name for s in list_specs() if s.weights}  # one per shipped model
+    for recipe in recipes:
+        config_cls = trainer_for(_recipe_model(["--config", str(recipe)])).config
+        cfg = load_config(config_cls, ["--config", str(recipe), "--batch-size", "2"])
+        assert cfg.batch_size == 2 and cfg.model == recipe.stem and cfg.model in models.list_models()
+        if hasattr(cfg, "tensorboard"):
+            assert load_config(config_cls, ["--config", str(recipe), "--no-tensorboard"]).tensorboard is False
     with pytest.raises(InputError, match="unknown option --bacth-size"):
         load_config(Config, ["--bacth-size", "2"])
     with pytest.raises(InputError, match="expected int"):
@@ -216,7 +218,7 @@ def test_every_recipe_key_has_a_default_and_a_comment() -> None:
     import dataclasses
 
     from nightvision.specs import DEFAULT_MODEL
-    from nightvision.training import config, retinex, supervised, zero_reference
+    from nightvision.training import config, curve_denoise, retinex, supervised, zero_reference
 
     assert zero_reference.Config is config.CurveConfig and supervised.Config is config.SupervisedConfig
     assert retinex.Config is config.RetinexConfig
@@ -227,6 +229,7 @@ def test_every_recipe_key_has_a_default_and_a_comment() -> None:
             assert notes[f.name][1], f"{trainer.config.__name__}.{f.name} has no comment"
     assert config.trainer_for("zero-dce").key == "curve" and config.trainer_for("retinexnet").key == "retinex"
     assert config.trainer_for("mirnet-v2").key == "supervised"
+    assert config.trainer_for("curve-denoise").config is curve_denoise.Config is config.CurveDenoiseConfig
 
 
 def test_train_help_lists_every_key_without_torch() -> None:

@@ -2,12 +2,13 @@
 
 Nothing is executed: a recipe is data. An unknown key, or a value of the wrong type, is an error.
 
-This module needs no torch: ``nightvision train --help`` lists every key of the three trainers
+This module needs no torch: ``nightvision train --help`` lists every key of the four trainers
 (:func:`help_text`) on a machine that only runs models. Each trainer reads its dataclass from here:
 
 * :class:`CurveConfig` — :mod:`nightvision.training.zero_reference` (Zero-DCE, Zero-DCE++; no ground truth);
 * :class:`SupervisedConfig` — :mod:`nightvision.training.supervised` (NAFNet, MIRNet-v2 on (low, high) pairs);
-* :class:`RetinexConfig` — :mod:`nightvision.training.retinex` (Retinex-Net's two phases).
+* :class:`RetinexConfig` — :mod:`nightvision.training.retinex` (Retinex-Net's two phases);
+* :class:`CurveDenoiseConfig` — :mod:`nightvision.training.curve_denoise` (CurveDenoise on noisy pairs).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "MODEL_TRAINERS",
     "TRAINERS",
     "CurveConfig",
+    "CurveDenoiseConfig",
     "RetinexConfig",
     "SupervisedConfig",
     "Trainer",
@@ -147,6 +149,53 @@ class RetinexConfig:
     resume: bool = False  # continue from OUT_DIR/last.pt (in either phase)
 
 
+@dataclass
+class CurveDenoiseConfig:
+    # --- data
+    data: str = "../shared/data/sice"  # a folder of exposure brackets
+    patch: int = 256  # side of the random square training patches (a multiple of the model's downscale)
+    p_pair: float = 0.45  # share of bracket pairs (under-exposed frame + sensor noise → well-exposed frame)
+    p_dark: float = 0.40  # share of well-exposed frames made dark and noisy → themselves
+    p_identity: float = 0.15  # share of well-exposed frames (light noise half the time) → themselves
+    pair_noise: float = 0.8  # probability of sensor noise on a bracket pair's input
+    dark_min: float = 1 / 100  # darkest exposure of a "dark" patch, in linear light
+    dark_max: float = 1 / 4  # brightest exposure of a "dark" patch
+    jpeg: float = 0.3  # share of inputs JPEG-coded (quality 60–95)
+    workers: int = 1  # DataLoader worker processes (patches are made while the model trains)
+    init: str = ""  # start from this checkpoint's weights (fine-tuning); the optimiser starts afresh
+    # --- model
+    model: str = "curve-denoise"  # a registered model of this family
+    width: int = 8  # LowResNet width
+    mid_blocks: int = 2  # LowResNet middle blocks
+    downscale: int = 8  # side ratio of the small copy
+    blur: int = 3  # base blur (3 or 5)
+    # --- losses: total = Σ weight × loss
+    w_charbonnier: float = 1.0  # Charbonnier, eps 1e-3
+    w_ssim: float = 0.0  # 1 − SSIM (its 11×11 windows cost 5× the rest of a CPU step)
+    w_temporal: float = 0.5  # |f(warp(x)) − warp(f(x))| over the pixels in view
+    warp_shift: float = 6.0  # largest shift of the random warp, pixels
+    warp_rotate: float = 2.0  # largest rotation, degrees
+    warp_zoom: float = 0.03  # largest relative zoom
+    # --- optimiser and schedule: AdamW, linear warm-up then cosine decay to lr_min
+    lr: float = 2e-3  # peak learning rate
+    lr_min: float = 1e-5  # learning rate at the end of the cosine
+    warmup: int = 100  # steps
+    weight_decay: float = 1e-4  # AdamW's decoupled weight decay
+    grad_clip: float = 1.0  # gradient-norm clipping
+    batch_size: int = 8  # patches per step
+    steps: int = 3000  # total optimisation steps (the cosine period)
+    # --- evaluation
+    eval_every: int = 300  # steps between held-out evaluations
+    # --- run
+    out_dir: str = "runs/curve-denoise"  # checkpoints (last.pt, best.pt, final.pt), log.jsonl, tb/
+    seed: int = 1337  # torch's seed (weights, patches, noise, warps)
+    device: str = "auto"  # auto = cuda when available, else cpu
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    checkpoint_every: int = 100  # steps between checkpoints to OUT_DIR/last.pt
+    resume: bool = False  # continue from OUT_DIR/last.pt
+    tensorboard: bool = True  # scalars in OUT_DIR/tb when tensorboard is installed
+
+
 @dataclass(frozen=True)
 class Trainer:
     """One training loop: its module (``main(argv)`` trains), its config and what it trains."""
@@ -171,19 +220,25 @@ TRAINERS = {
         "restoration models on (low, high) pairs",
     ),
     "retinex": Trainer("retinex", "nightvision.training.retinex", RetinexConfig, "Retinex-Net in two phases"),
+    "curve-denoise": Trainer(
+        "curve-denoise",
+        "nightvision.training.curve_denoise",
+        CurveDenoiseConfig,
+        "CurveDenoise on noisy bracket pairs, with a temporal-consistency term",
+    ),
 }
 
 
 FAMILY_TRAINERS = {"curve": "curve", "restoration": "supervised"}
 """The trainer of each model family (a key of :data:`TRAINERS`)."""
-MODEL_TRAINERS = {"retinexnet": "retinex"}
+MODEL_TRAINERS = {"retinexnet": "retinex", "curve-denoise": "curve-denoise"}
 """Models trained by another trainer than their family's."""
 
 
 def trainer_for(model: str) -> Trainer:
     """The trainer of a registered model: :data:`MODEL_TRAINERS`, else its family's (:data:`FAMILY_TRAINERS`):
-    curve models → ``curve``, ``retinexnet`` → ``retinex``, other restoration models → ``supervised``. An unknown
-    name raises with the closest matches."""
+    curve models → ``curve``, ``retinexnet`` → ``retinex``, ``curve-denoise`` → ``curve-denoise``, other
+    restoration models → ``supervised``. An unknown name raises with the closest matches."""
     spec = get_spec(model)
     key = _trainer_key(spec)
     if key is None:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from nightvision.errors import EngineError
+from nightvision.preprocess import pad_amounts
 from nightvision.specs import ModelSpec
 
 __all__ = ["TorchBackend"]
@@ -64,7 +65,7 @@ class TorchBackend:
         if channels_last:  # Module.to accepts memory_format at run time; the type stubs do not say so
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = model.eval()
-        self.multiple = spec.pad_multiple
+        self.multiple, self.min_side = spec.pad_multiple, spec.min_side
         self._graph_enabled = cuda_graph
         self._graphs: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
         flags = [f for f, on in (("fp16", half), ("cl", channels_last), ("graph", cuda_graph)) if on]
@@ -108,8 +109,8 @@ class TorchBackend:
             t = torch.from_numpy(bgr).to(self.device, non_blocking=True)  # uint8 upload: 4x less than float
             x = t.flip(-1).permute(2, 0, 1)[None].to(self.dtype).div_(255.0)
             h, w = x.shape[-2:]
-            pad_h, pad_w = (-h) % self.multiple, (-w) % self.multiple
-            if pad_h or pad_w:  # to the model's multiple, as preprocess.to_tensor does on the host
+            pad_h, pad_w = pad_amounts(h, w, self.multiple, self.min_side)
+            if pad_h or pad_w:  # as preprocess.to_tensor does on the host
                 mode = "reflect" if min(h, w) > max(pad_h, pad_w) else "replicate"
                 x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
             x = x.contiguous(memory_format=self.memory_format)

@@ -8,11 +8,18 @@
 Needs the ``train`` extra (torch). The torch-free runtime uses :mod:`nightvision.specs` instead.
 """
 
-from nightvision.models import mirnet_v2, nafnet, retinexnet, zero_dce  # importing a model file registers its variants
+from nightvision.models import (  # importing a model file registers its variants
+    curve_denoise,
+    mirnet_v2,
+    nafnet,
+    retinexnet,
+    zero_dce,
+)
 from nightvision.models._registry import create, list_models, load_checkpoint, register_model
 
 __all__ = [
     "create",
+    "curve_denoise",
     "list_models",
     "load_checkpoint",
     "mirnet_v2",

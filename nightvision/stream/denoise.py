@@ -237,11 +237,11 @@ def _shift_helps(prev: np.ndarray, small: np.ndarray, sx: float, sy: float) -> b
     moved = cv2.warpAffine(prev, np.array([[1, 0, sx], [0, 1, sy]], np.float32), (w, h), flags=cv2.INTER_LINEAR)
     x0, x1 = math.ceil(max(0.0, sx)), w - math.ceil(max(0.0, -sx))
     y0, y1 = math.ceil(max(0.0, sy)), h - math.ceil(max(0.0, -sy))
-    if x1 - x0 < 4 or y1 - y0 < 4:
+    if x1 - x0 < 16 or y1 - y0 < 16:
         return False
-    cur = small[y0:y1:2, x0:x1:2]  # every other pixel is plenty for a median
-    still = float(np.median(np.abs(cur - prev[y0:y1:2, x0:x1:2])))
-    shifted = float(np.median(np.abs(cur - moved[y0:y1:2, x0:x1:2])))
+    cur = small[y0:y1:4, x0:x1:4]  # one pixel in 16 is plenty for a median
+    still = float(np.median(np.abs(cur - prev[y0:y1:4, x0:x1:4])))
+    shifted = float(np.median(np.abs(cur - moved[y0:y1:4, x0:x1:4])))
     return shifted < 0.9 * still
 
 
@@ -428,13 +428,18 @@ class TemporalDenoiser:
         chroma_due = self._step(planes)
         parallel = chroma_due and self.threads > 1 and h * w >= _PARALLEL_PIXELS
         chroma = self._pool().submit(self._chroma, planes) if parallel else None
-        self._luma()
-        if chroma_due and chroma is None:
-            self._chroma(planes)
-        if chroma is not None and self.output_dtype != np.uint8:
-            chroma.result()  # (the float path converts the planes together)
-            chroma = None
-        return self._output(h, w, frame.shape, chroma)
+        try:
+            self._luma()
+            if chroma_due and chroma is None:
+                self._chroma(planes)
+            if chroma is not None and self.output_dtype != np.uint8:
+                chroma.result()  # (the float path converts the planes together)
+                chroma = None
+            return self._output(h, w, frame.shape, chroma)
+        except BaseException:
+            if chroma is not None:  # do not leave the worker writing into the state
+                chroma.exception()
+            raise
 
     # --- the recursion
 
@@ -530,6 +535,8 @@ class TemporalDenoiser:
         weight = w_static if index == 0 else w_chroma
         if weight <= 0.0 and (index > 0 or w_move <= 0.0):
             return o
+        if weight >= 1.0 and (index > 0 or w_move >= 1.0):  # fully filtered (dark, noisy footage)
+            return cv2.GaussianBlur(o, (5, 5), 0, dst=o)
         blurred = cv2.GaussianBlur(o, (5, 5), 0, dst=self._buffer(f"blur{index}", o.shape, o.dtype.type))
         mixed_move = None
         if index == 0 and w_move != w_static:
