@@ -554,16 +554,24 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 EVAL_FILES = ("per_image.csv", "summary.md", "summary.json", "grid.png")
 
 
+VIDEO_EVAL_FILES = ("video.md", "video.json", "contact-sheet.jpg")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from nightvision.evaluation.evaluate import classical_methods, evaluate, find_inputs, our_methods, reference_methods
     from nightvision.io.outputs import check_outputs
     from nightvision.specs import get_spec, list_specs
 
-    check_outputs([], [Path(args.output) / name for name in EVAL_FILES], overwrite=args.overwrite)
+    files = VIDEO_EVAL_FILES if args.video else EVAL_FILES
+    check_outputs([], [Path(args.output) / name for name in files], overwrite=args.overwrite)
     names = args.models.split(",") if args.models else [s.name for s in list_specs() if s.has_onnx]
     for name in names:
         if not get_spec(name).has_onnx:
             raise InputError(f"model {name!r} ships no ONNX graph to evaluate (shipped: see nightvision models)")
+    if args.video:
+        return _eval_video(args, names)
+    if args.clips:
+        raise InputError("--clips goes with --video (the real clips of the video benchmark)")
     inputs, targets = find_inputs(args.data, brackets=args.brackets)
     if args.limit:
         inputs, targets = inputs[: args.limit], (targets[: args.limit] if targets else None)
@@ -573,6 +581,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     kind = "pairs" if targets else "unpaired images"
     print(f"scoring {len(methods)} methods on {len(inputs)} {kind} from {args.data}", file=sys.stderr)
     result = evaluate(methods, inputs, targets, args.output)
+    print(result.markdown(), end="")
+    print("wrote " + ", ".join(str(p) for p in result.paths))
+    return 0
+
+
+def _eval_video(args: argparse.Namespace, names: list[str]) -> int:
+    from nightvision.evaluation.video import evaluate_video
+
+    for clip in args.clips:
+        if not Path(clip).is_file():
+            raise InputError(f"no such clip: {clip}")
+    print(f"building the synthetic video set from the test scenes of {args.data}", file=sys.stderr)
+    result = evaluate_video(
+        args.data,
+        args.output,
+        videos=args.clips,
+        references=args.references,
+        models=names,
+        peers=not args.no_peers,
+        fps=not args.no_fps,
+        frames=args.frames,
+        real_frames=args.frames,
+    )
     print(result.markdown(), end="")
     print("wrote " + ", ".join(str(p) for p in result.paths))
     return 0
@@ -826,11 +857,15 @@ def build_parser() -> argparse.ArgumentParser:
         "score models, classical baselines and reference models on a folder",
         "Score the shipped models (and CLAHE, gamma, and the official weights with --references) on paired "
         "data (PSNR, SSIM) or unpaired images (no-reference figures); writes per_image.csv, summary.md, "
-        "summary.json and grid.png.",
+        "summary.json and grid.png. With --video: the paired video benchmark, clips made dark, noisy and moving "
+        "from the test scenes of exposure brackets (cached), every model with and without --denoise and the "
+        "ffmpeg/OpenCV denoisers, PSNR/SSIM, temporal consistency, the moving region, FPS at 720p, and noise "
+        "ratio/flicker on real --clips; writes video.md, video.json and contact-sheet.jpg.",
         [
             "nightvision eval --data ../shared/data/lol",
             "nightvision eval --data ../shared/data/sice --brackets --references ../shared/reference-weights",
             f"nightvision eval --data photos/ --models {m} -o eval-photos --overwrite",
+            "nightvision eval --video --data ../shared/data/sice --clips ../shared/videos/*.mp4 -o eval-video",
         ],
     )
     p.add_argument("--data", required=True, help="LOL-style folder (low/, high/), brackets (--brackets) or images")
@@ -841,6 +876,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", dest="output", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old name
     p.add_argument("--limit", type=_int_in(0, 10**9), default=0, help="score only the first N images (0: all)")
     p.add_argument("--threads", type=THREADS, default=0, help="ONNX Runtime threads (0: one per core)")
+    p.add_argument("--video", action="store_true", help="the paired video benchmark (DATA: exposure brackets)")
+    p.add_argument("--clips", nargs="*", default=[], metavar="CLIP", help="--video: real clips for noise and flicker")
+    p.add_argument("--frames", type=_int_in(2, 10_000), default=32, help="--video: frames per clip (default 32)")
+    p.add_argument("--no-peers", action="store_true", help="--video: leave out the ffmpeg/OpenCV denoisers")
+    p.add_argument("--no-fps", action="store_true", help="--video: skip the 720p timing")
     _add_overwrite(p)
     p.set_defaults(func=cmd_eval)
 

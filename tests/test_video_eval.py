@@ -3,7 +3,9 @@ measures it reports."""
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,7 +23,7 @@ from nightvision.evaluation.video import (
     synthesize_clip,
     temporal_error,
 )
-from tests.conftest import shared_path
+from tests.conftest import run_cli, shared_path
 
 
 def source_image(seed: int = 0) -> np.ndarray:
@@ -180,3 +182,22 @@ def test_video_set_is_built_from_test_scenes_and_cached(tmp_path: pytest.TempPat
         str(p.low) for p in build_pairs(sice) if p.split == "train"
     }
     assert not {c.source for c in clips} & train
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_eval_video_command_writes_the_table_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    sice, clip = shared_path("data", "sice"), shared_path("videos", "dim-room-audio.mp4")
+    out = tmp_path / "video"
+    args = ["eval", "--video", "--data", str(sice), "--models", "zero-dce++", "--frames", "3", "--no-peers"]
+    env = {"NIGHTVISION_CACHE": str(tmp_path / "cache")}
+    done = run_cli(*args, "--no-fps", "--clips", str(clip), "-o", str(out), env=env)
+    assert done.returncode == 0, done.stderr
+    rows = {r["method"]: r for r in json.loads((out / "video.json").read_text())["rows"]}
+    assert {"zero-dce++", "zero-dce++ + 3dnr"} <= set(rows)
+    assert rows["zero-dce++"]["psnr"] > rows["input (dark, no enhancement)"]["psnr"] + 3  # it brightens
+    real = json.loads((out / "video.json").read_text())["real"]
+    assert {r["clip"] for r in real} == {clip.name} and all(r["frames"] == 3 for r in real)
+    assert cv2.imread(str(out / "contact-sheet.jpg")) is not None and "| zero-dce++ + 3dnr |" in done.stdout
+    again = run_cli(*args, "--no-fps", "-o", str(out), env=env)
+    assert again.returncode == 2 and "already exist" in again.stderr and len(again.stderr.strip().splitlines()) == 1
