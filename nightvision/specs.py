@@ -24,13 +24,15 @@ __all__ = [
     "ModelSpec",
     "get_spec",
     "list_specs",
+    "measured_scores",
     "sha256_of",
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "zero-dce++"
-"""The model every command, the :class:`~nightvision.enhancer.Enhancer` and the curve trainer use when none is
-named (the one place it is named; :mod:`nightvision.enhancer` re-exports it)."""
+DEFAULT_MODEL = "curve-denoise"
+"""The model every command and the :class:`~nightvision.enhancer.Enhancer` use when none is named (the one
+place it is named; :mod:`nightvision.enhancer` re-exports it): the best model that keeps real time on a CPU
+(brightens and denoises in one pass; the measured figures are in ``nightvision models``)."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,17 @@ _register(
         pad_multiple=8,
     )
 )
+
+
+def measured_scores() -> dict[str, dict[str, float]]:
+    """Each shipped model's measured figures (``weights/SCORES.json``, written by ``benchmarks/scorecard.py``
+    from the evaluation results): ``sice_psnr``, ``sice_ssim``, ``video_psnr``, ``video_psnr_denoise``,
+    ``phone_noise_ratio``, ``fps_720p``; empty when the file is absent."""
+    path = WEIGHTS_DIR / "SCORES.json"
+    if not path.is_file():
+        return {}
+    models: dict[str, dict[str, float]] = json.loads(path.read_text()).get("models", {})
+    return models
 
 
 def list_specs() -> list[ModelSpec]:

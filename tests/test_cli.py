@@ -23,10 +23,29 @@ def assert_clean_failure(result, *outputs: Path) -> None:  # type: ignore[no-unt
         assert not list(out.parent.glob(f".{out.stem}*"))
 
 
-def test_models_lists_the_registry() -> None:
+def test_models_lists_the_registry_with_measured_figures() -> None:
+    from nightvision.specs import DEFAULT_MODEL, list_specs, measured_scores
+
     result = run_cli("models")
     assert result.returncode == 0
-    assert "zero-dce++" in result.stdout and "zero-dce " in result.stdout
+    lines = result.stdout.splitlines()
+    rows = {line.split()[0]: line for line in lines[1 : 1 + len(list_specs())]}
+    assert list(rows) == [s.name for s in list_specs()] and f"{DEFAULT_MODEL} *" in rows[DEFAULT_MODEL]
+    for name, figures in measured_scores().items():  # every recorded figure is shown, as recorded
+        if "sice_psnr" in figures:
+            assert f"{figures['sice_psnr']:.2f}" in rows[name]
+        if "fps_720p" in figures:
+            assert rows[name].rstrip().endswith(f"{figures['fps_720p']:.0f}")
+
+
+def test_a_closed_pipe_is_not_an_error() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        f"{sys.executable} -m nightvision models | head -1", shell=True, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.startswith("model") and "error" not in done.stderr
 
 
 def test_enhance_an_image(tmp_path: Path) -> None:

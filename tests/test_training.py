@@ -222,7 +222,9 @@ def test_every_recipe_key_has_a_default_and_a_comment() -> None:
 
     assert zero_reference.Config is config.CurveConfig and supervised.Config is config.SupervisedConfig
     assert retinex.Config is config.RetinexConfig
-    assert config.CurveConfig().model == DEFAULT_MODEL
+    assert (
+        config.CurveConfig().model == "zero-dce++" and config.trainer_for(DEFAULT_MODEL).config().model == DEFAULT_MODEL
+    )
     for trainer in config.TRAINERS.values():
         notes = config._comments(trainer.config)
         for f in dataclasses.fields(trainer.config):

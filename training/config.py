@@ -62,7 +62,7 @@ class CurveConfig:
     darken_min: float = 0.05  # darkest exposure of a darkened crop, as a fraction of the light (log-uniform)
     workers: int = 1  # DataLoader worker processes
     # --- model
-    model: str = DEFAULT_MODEL  # a registered curve model
+    model: str = "zero-dce++"  # a registered curve model
     downscale: int = 0  # Zero-DCE++ only: curve-estimation downscale; 0 = the registered default
     # --- losses (weights of the official code; see nightvision.losses.ZeroReferenceLoss)
     w_smoothness: float = 1600.0  # illumination smoothness of the curve maps
@@ -80,7 +80,7 @@ class CurveConfig:
     epochs: int = 100  # passes over the training images
     max_steps: int = 0  # stop after this many steps in total (0 = no limit); handy on a CPU
     # --- run
-    out_dir: str = f"runs/{DEFAULT_MODEL}"  # checkpoints (last.pt, best.pt, final.pt), log.jsonl, tb/
+    out_dir: str = "runs/zero-dce++"  # checkpoints (last.pt, best.pt, final.pt), log.jsonl, tb/
     seed: int = 1337  # torch's seed (initial weights, crops, shuffling)
     device: str = "auto"  # auto = cuda when available, else cpu
     threads: int = 0  # torch CPU threads (0 = torch's default)
