@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nightvision.errors import EngineError, InputError
 from nightvision.io.atomic import atomic_path
 from nightvision.specs import get_spec
@@ -27,6 +29,7 @@ __all__ = [
     "export_onnx",
     "normalisation_nodes",
     "record_in_manifest",
+    "store_weights_fp16",
 ]
 
 FP32_OPS = [
@@ -202,6 +205,40 @@ def convert_to_fp16(onnx_path: str | Path, output: str | Path) -> Path:
     output = Path(output)
     with atomic_path(output) as tmp:
         onnx.save(half, str(tmp))
+    return output
+
+
+def store_weights_fp16(onnx_path: str | Path, output: str | Path, *, min_elements: int = 1024) -> Path:
+    """A copy of an fp32 graph whose large weights are *stored* in fp16 and cast back to fp32 when the session
+    loads (ONNX Runtime folds the ``Cast`` nodes into constants): half the file, fp32 arithmetic, outputs
+    within fp16's rounding of the weights. For shipping large models (MIRNet-v2) in a small package; the
+    precision of the computation is unchanged (unlike :func:`convert_to_fp16`). Initializers with fewer than
+    ``min_elements`` values (biases, scales) stay fp32."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    casts, kept = [], []
+    for init in graph.initializer:
+        values = numpy_helper.to_array(init)
+        if init.data_type != TensorProto.FLOAT or values.size < min_elements:
+            kept.append(init)
+            continue
+        half = numpy_helper.from_array(values.astype(np.float16), f"{init.name}__fp16")
+        kept.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "nightvision.weights_storage", "fp16"
+    onnx.checker.check_model(model)
+    output = Path(output)
+    with atomic_path(output) as tmp:
+        onnx.save(model, str(tmp))
     return output
 
 

@@ -141,3 +141,20 @@ def test_fp16_keeps_plain_op_layernorm_in_fp32(tmp_path: Path) -> None:
             checked += 1
     assert checked > 0
     assert onnx.TensorProto.FLOAT16 in init.values()  # the rest is converted
+
+
+def test_weights_stored_in_fp16_halve_the_file_and_keep_fp32_arithmetic(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from nightvision.export import store_weights_fp16
+    from tests.conftest import dark_frame
+
+    source = get_spec("nafnet-s").onnx_path
+    assert source is not None
+    small = store_weights_fp16(source, tmp_path / "half.onnx")
+    assert small.stat().st_size < 0.6 * source.stat().st_size  # small tensors stay fp32
+    x = dark_frame(64, 96).transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+    full, half = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (source, small))
+    a, b = (s.run(None, {s.get_inputs()[0].name: x})[0] for s in (full, half))
+    assert b.dtype == np.float32 and a.shape == b.shape
+    assert 0 < np.abs(a - b).max() < 2e-3  # fp16 rounding of the weights only: well under an 8-bit level
