@@ -77,7 +77,10 @@ def test_unpaired_folder_gets_no_reference_figures(tmp_path: Path) -> None:
     rows = {r["method"]: r for r in result.rows}
     assert "psnr" not in rows["input"]
     assert rows["auto-gamma"]["luma"] > rows["input"]["luma"] + 40  # the gamma maps the mean towards 128
-    assert "mean luma" in result.markdown()
+    assert rows["input"]["noise_ratio"] == pytest.approx(1.0, abs=0.02)  # unchanged: the noise of a gain of 1
+    assert rows["input"]["luma_dark"] == pytest.approx(rows["input"]["luma"])  # both images are darker than 30
+    assert rows["input"]["colour_cast"] > 1  # dark_frame is bluish (B > G > R)
+    assert "mean luma" in result.markdown() and "| noise ratio | colour cast |" in result.markdown()
 
 
 def test_cli_scores_a_shipped_model_and_refuses_bad_input(

@@ -1,10 +1,12 @@
 """Score enhancement methods side by side: ours, classical baselines and the official reference models.
 
-Paired data (a LOL-style folder, or exposure brackets whose test split :mod:`nightvision.evaluation.pairs` builds) gets
-full-reference figures: PSNR and SSIM (:mod:`nightvision.evaluation.metrics`, which agree with scikit-image within
-1e-3). Unpaired folders get no-reference figures: mean luma, clipped fraction, colourfulness (Hasler and
-Süsstrunk 2003) and the entropy of the luma histogram; no learnt no-reference quality score (BRISQUE, NIQE)
-is computed, because none of the libraries that ship one run offline here without downloading models.
+Paired data (a LOL-style folder, or exposure brackets whose test split :mod:`nightvision.evaluation.pairs` builds)
+gets full-reference figures: PSNR and SSIM (:mod:`nightvision.evaluation.metrics`, which agree with scikit-image
+within 1e-3). Unpaired folders get no-reference figures: mean luma (of all images, and of those darker than
+:data:`DARK_INPUT`), clipped fraction, the noise ratio and colour cast of :mod:`nightvision.evaluation.metrics`
+(median and mean), colourfulness (Hasler and Süsstrunk 2003) and the entropy of the luma histogram; no learnt no-
+reference quality score (BRISQUE, NIQE) is computed, because none of the libraries that ship one run offline here
+without downloading models.
 
 Every method also gets its parameter count, GFLOPs at 1920×1080 and its CPU latency per image (median over
 the images scored, in this process, one image at a time).
@@ -33,12 +35,15 @@ import numpy as np
 
 from nightvision.errors import InputError
 from nightvision.evaluation.complexity import complexity, conv_gflops
-from nightvision.evaluation.metrics import clipped_fraction, mean_luma, psnr, ssim
+from nightvision.evaluation.metrics import clipped_fraction, colour_cast, mean_luma, noise_ratio, psnr, ssim
 from nightvision.evaluation.pairs import build_pairs, list_images, lol_pairs
 from nightvision.io.atomic import atomic_path
 from nightvision.io.images import read_image
 
-__all__ = ["EvalResult", "Method", "classical_methods", "colourfulness", "evaluate", "luma_entropy"]
+DARK_INPUT = 30.0
+"""Inputs darker than this mean luma (0-255) get their own mean output luma in the unpaired table."""
+
+__all__ = ["DARK_INPUT", "EvalResult", "Method", "classical_methods", "colourfulness", "evaluate", "luma_entropy"]
 
 log = logging.getLogger(__name__)
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -67,10 +72,11 @@ class EvalResult:
             cols = ["method", "kind", "PSNR (dB)", "SSIM", "params", "GFLOPs @1080p", "CPU ms/image"]
             keys = ["method", "kind", "psnr", "ssim", "params", "gflops_1080p", "cpu_ms"]
         else:
-            cols = ["method", "kind", "mean luma", "clipped %", "colourfulness", "entropy (bits)", "params",
-                    "GFLOPs @1080p", "CPU ms/image"]  # fmt: skip
-            keys = ["method", "kind", "luma", "clipped_pct", "colourfulness", "entropy", "params", "gflops_1080p",
-                    "cpu_ms"]  # fmt: skip
+            cols = ["method", "kind", "mean luma", f"luma, inputs < {DARK_INPUT:.0f}", "clipped %", "noise ratio",
+                    "colour cast", "colourfulness", "entropy (bits)", "params", "GFLOPs @1080p",
+                    "CPU ms/image"]  # fmt: skip
+            keys = ["method", "kind", "luma", "luma_dark", "clipped_pct", "noise_ratio", "colour_cast",
+                    "colourfulness", "entropy", "params", "gflops_1080p", "cpu_ms"]  # fmt: skip
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for row in self.rows:
             lines.append("| " + " | ".join(_fmt(k, row.get(k)) for k in keys) + " |")
@@ -82,7 +88,7 @@ def _fmt(key: str, value: Any) -> str:
         return "–"
     if key == "params":
         return f"{int(value):,}"
-    if key in ("psnr", "luma", "cpu_ms", "colourfulness"):
+    if key in ("psnr", "luma", "luma_dark", "cpu_ms", "colourfulness", "noise_ratio", "colour_cast"):
         return f"{value:.2f}" if key != "cpu_ms" else f"{value:.1f}"
     if key in ("ssim", "entropy", "clipped_pct"):
         return f"{value:.3f}"
@@ -250,8 +256,11 @@ def evaluate(
             if target is not None:
                 row.update(psnr=psnr(enhanced, target), ssim=ssim(enhanced, target))
             row.update(
+                input_luma=mean_luma(image),
                 luma=mean_luma(enhanced),
                 clipped_pct=100 * clipped_fraction(enhanced),
+                noise_ratio=noise_ratio(enhanced, image),
+                colour_cast=colour_cast(enhanced),
                 colourfulness=colourfulness(enhanced),
                 entropy=luma_entropy(enhanced),
             )
@@ -271,9 +280,13 @@ def evaluate(
         row = {"method": method.name, "kind": method.kind, "params": method.params}
         row["gflops_1080p"] = method.gflops_1080p
         row["cpu_ms"] = 1000 * float(np.median(timings[method.name]))
-        for key in ("psnr", "ssim", "luma", "clipped_pct", "colourfulness", "entropy"):
+        for key in ("psnr", "ssim", "luma", "clipped_pct", "colour_cast", "colourfulness", "entropy"):
             if mine and key in mine[0]:
                 row[key] = float(np.mean([r[key] for r in mine]))
+        finite = [r["noise_ratio"] for r in mine if math.isfinite(r["noise_ratio"])]
+        row["noise_ratio"] = float(np.median(finite)) if finite else math.nan  # a median: flat images give ∞
+        dark = [r["luma"] for r in mine if r["input_luma"] < DARK_INPUT]
+        row["luma_dark"] = float(np.mean(dark)) if dark else math.nan
         rows.append(row)
     result = EvalResult(paired, rows, per_image)
     result.paths = _save(result, methods, grid, out, paired)
