@@ -93,6 +93,40 @@ def test_follows_a_camera_pan() -> None:
     assert errors[-1] < 0.5 * errors[0], errors
 
 
+def test_a_still_camera_keeps_a_zero_offset() -> None:
+    """Phase correlation of two noisy thumbnails scatters by about 0.1 thumbnail pixel; those shifts are not
+    followed, so the history of a still scene is never moved (it once drifted by a pixel every few dozen
+    frames, and two denoisers started at different frames then disagreed for good)."""
+    rng = np.random.default_rng(12)
+    clean = scene(180, 320, seed=12)
+    den = TemporalDenoiser()
+    for t in range(150):
+        den(noisy(clean, 4.0, rng))
+        assert den.control.plane_offsets == [(0, 0), (0, 0)], t
+    assert den.control.offset.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(("height", "width", "step"), [(180, 320, (2, 0)), (180, 320, (3, -1)), (360, 640, (4, 2))])
+def test_follows_an_integer_pan(height: int, width: int, step: tuple[int, int]) -> None:
+    """A pan of ``step`` pixels a frame: the history moves with it, within a pixel on nearly every frame (a
+    frame whose shift is not trusted leaves the history where it is; the motion detection takes over)."""
+    rng = np.random.default_rng(13)
+    frames = 30
+    big = scene(height + 2 * frames * abs(step[1]), width + frames * step[0], seed=13, level=20.0)
+    y0 = frames * abs(step[1])
+    den = TemporalDenoiser()
+    moves: list[tuple[int, int]] = []
+    for t in range(frames):
+        y, x = y0 + step[1] * t, step[0] * t
+        den(noisy(big[y : y + height, x : x + width], 3.0, rng))
+        if t:
+            moves.append(den.control.last_move)
+    off = [t for t, (mx, my) in enumerate(moves) if abs(mx + step[0]) > 1 or abs(my + step[1]) > 1]
+    assert len(off) <= 2, (off, moves)
+    total, truth = np.sum(moves, axis=0), -np.array(step) * (frames - 1)
+    assert np.abs(total - truth).max() <= 0.05 * np.abs(truth).max() + 1.0, (total, truth)
+
+
 def test_scene_cut_restarts_the_history(caplog: pytest.LogCaptureFixture) -> None:
     rng = np.random.default_rng(5)
     a, b = scene(96, 128, seed=6, level=25.0), scene(96, 128, seed=7, level=70.0)[:, ::-1]

@@ -3,7 +3,8 @@
 Every cell warms up, then measures for a fixed time and reports median / p95 / p99 latency and FPS, with a
 status (``ok``, ``failed: …``, ``unavailable: …``). Each model also gets a **reference** row — the model run as
 its original code runs it (eager PyTorch, fp32, full-resolution tensors, no graph capture, its conversions
-included) — so the speed-up is a ratio measured side by side, and CLAHE gives the classical floor.
+included) — so the speed-up is a ratio measured side by side, and CLAHE gives the classical floor. A
+**denoise (3dnr)** row per size times the temporal denoiser alone (what ``--denoise`` adds to every frame).
 GPU cells synchronise around the measured region. Results carry the versions, hardware and settings.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import json
 import logging
 import os
@@ -35,6 +37,7 @@ from nightvision.io.sizes import SIZES, parse_size
 from nightvision.specs import get_spec
 
 __all__ = [
+    "DENOISE_ROW",
     "RESULT_FILES",
     "SIZES",
     "Cell",
@@ -165,6 +168,26 @@ def _clahe_runner(frame: np.ndarray) -> Callable[[], Any]:
     return run
 
 
+DENOISE_ROW = "denoise (3dnr)"
+"""The model column of the temporal denoiser's row."""
+
+
+def _denoise_runner(frame: np.ndarray) -> Callable[[], Any]:
+    """The CPU temporal denoiser (:class:`~nightvision.stream.denoise.TemporalDenoiser`) on a still scene with
+    fresh noise every frame (eight noisy copies of ``frame`` in turn), so each call is a steady-state frame."""
+    from nightvision.stream.denoise import TemporalDenoiser
+
+    rng = np.random.default_rng(1)
+    frames = [cv2.add(frame, rng.integers(0, 4, frame.shape, dtype=np.uint8)) for _ in range(8)]
+    denoiser = TemporalDenoiser()
+    count = itertools.count()
+
+    def run() -> np.ndarray:
+        return denoiser(frames[next(count) % len(frames)])
+
+    return run
+
+
 def bench_models(
     models: list[str],
     backends: list[str],
@@ -175,8 +198,10 @@ def bench_models(
     threads: int = 0,
     reference: bool = True,
     baseline: bool = True,
+    denoise: bool = True,
 ) -> list[Cell]:
-    """Measure every model × backend × size cell (plus reference and CLAHE rows)."""
+    """Measure every model × backend × size cell (plus reference rows, and per size the CLAHE row where
+    ``baseline`` and the temporal denoiser's row, :data:`DENOISE_ROW`, where ``denoise``)."""
     for s in sizes:
         parse_size(s)
     for m in models:
@@ -186,6 +211,8 @@ def bench_models(
         frame = _frame(size)
         if baseline:
             cells.append(_run_cell("clahe", "opencv", size, _clahe_runner(frame), seconds, warmup))
+        if denoise:
+            cells.append(_run_cell(DENOISE_ROW, "cpu", size, _denoise_runner(frame), seconds, max(warmup, 3)))
         for model in models:
             params, gflops = _complexity(model, size)
             ref_cell = None

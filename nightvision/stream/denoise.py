@@ -9,7 +9,10 @@ handful of OpenCV passes per frame on 8- and 16-bit data. Per frame:
 2. **Alignment.** The global translation between the previous and the current frame is measured by phase
    correlation on an area-downscaled luma copy (about 90 px on its shorter side) and accumulated; the
    history is addressed with the rounded offset, so camera pans and hand shake do not count as motion and the
-   rounding error (at most half a pixel) does not accumulate. Zoom, rotation and parallax are left to step 3.
+   rounding error (at most half a pixel) does not accumulate. A shift below ``min_shift`` of a thumbnail pixel
+   is within the estimate's own noise and counts as none; a frame without a shift re-bases the offset to zero
+   (the history stays where it is), so a still camera keeps a zero offset and the offset's sub-pixel part
+   does not carry over from the past. Zoom, rotation and parallax are left to step 3.
 3. **Motion detection against the history.** ``d = current − history``; ``|d|`` in units of the estimated
    temporal noise, averaged over 5×5 pixels, is mapped to a blend weight ``k`` by a lookup table: ``k_min``
    (strong averaging) where noise explains the difference, rising smoothly to 1 (the current frame, no
@@ -76,6 +79,11 @@ class DenoiseParams:
             alone, dark noisy footage (which the model will brighten) is smoothed.
         align: estimate and follow the global translation.
         max_shift: largest global shift followed per frame, as a fraction of the frame's shorter side.
+        min_shift: smallest global shift followed per frame, in thumbnail pixels (the thumbnail's shorter side is
+            about 90 px: 0.2 is 0.8 luma pixel at 360p, 1.6 at 720p). The phase correlation of two noisy dark
+            thumbnails scatters by about 0.1 thumbnail pixel (p90 0.15-0.2) from frame to frame on a still
+            scene; below this, a measured shift counts as none (a slower pan is left to the motion detection:
+            no ghosting, less averaging on its edges).
         cut_fraction, cut_change: a scene cut is a frame in which more than ``cut_fraction`` of the luma moved
             and whose coarse thumbnail changed by more than ``cut_change`` of its level.
         noise_floor: the noise estimate never goes below this (8-bit levels); a clean clip sits on it.
@@ -92,6 +100,7 @@ class DenoiseParams:
     relative_noise: tuple[float, float] = (0.02, 0.06)
     align: bool = True
     max_shift: float = 0.125
+    min_shift: float = 0.2
     cut_fraction: float = 0.6
     cut_change: float = 0.25
     noise_floor: float = 0.3
@@ -111,6 +120,8 @@ class DenoiseParams:
         lo, hi = self.relative_noise
         if not 0.0 <= lo < hi:
             raise ValueError(f"relative_noise must be two increasing non-negative numbers, got {self.relative_noise}")
+        if self.min_shift < 0.0:
+            raise ValueError(f"min_shift must be non-negative, got {self.min_shift}")
         if self.noise_floor <= 0.0:
             raise ValueError(f"noise_floor must be positive, got {self.noise_floor}")
 
@@ -163,6 +174,7 @@ class DenoiseControl:
         """New history: offsets back to zero (the noise estimate is kept)."""
         self.offset = np.zeros(2)  # accumulated global shift (x, y) in luma pixels
         self.plane_offsets = [(0, 0), (0, 0)]  # rounded offsets of luma and of chroma
+        self.last_move = (0, 0)  # how far the luma history moved on the latest frame (x, y), in pixels
         self.frames = 0
 
     @staticmethod
@@ -179,18 +191,18 @@ class DenoiseControl:
         self, prev: np.ndarray, small: np.ndarray, factor: tuple[float, float]
     ) -> tuple[tuple[int, int], tuple[int, int]]:
         """Integer shifts of the luma and chroma histories for this frame, from the phase correlation of two
-        thumbnails (float32, same shape) accumulated and rounded. ``factor``: luma pixels per thumbnail pixel."""
-        p = self.params
-        sx = sy = 0.0
-        if p.align and min(small.shape) >= 8:
-            if self.window is None or self.window.shape != small.shape:
-                self.window = cv2.createHanningWindow((small.shape[1], small.shape[0]), cv2.CV_32F)
-            # (phaseCorrelate multiplies its inputs by the window in place: give it copies)
-            (sx, sy), response = cv2.phaseCorrelate(prev.copy(), small.copy(), self.window)
-            limit = p.max_shift * min(small.shape)
-            finite = math.isfinite(sx) and math.isfinite(sy)
-            if response < 0.05 or not finite or max(abs(sx), abs(sy)) > limit or not _shift_helps(prev, small, sx, sy):
-                sx = sy = 0.0
+        thumbnails (float32, same shape) accumulated and rounded. ``factor``: luma pixels per thumbnail pixel.
+
+        A frame without a shift (none measured, or one :meth:`measure` rejects) leaves the histories where they
+        are and re-bases the offset to zero: the offset is the history's displacement since the camera last
+        stood still, and no sub-pixel remainder of the past carries over (two denoisers started at different
+        frames of a still scene make the same decisions)."""
+        sx, sy = self.measure(prev, small)
+        if sx == 0.0 and sy == 0.0:
+            self.offset = np.zeros(2)
+            self.plane_offsets = [(0, 0), (0, 0)]
+            self.last_move = (0, 0)
+            return (0, 0), (0, 0)
         self.offset += (sx * factor[0], sy * factor[1])
         moves = []
         for i, scale in enumerate((1.0, 2.0)):
@@ -198,7 +210,26 @@ class DenoiseControl:
             nx, ny = round(self.offset[0] / scale), round(self.offset[1] / scale)
             self.plane_offsets[i] = (nx, ny)
             moves.append((nx - ox, ny - oy))
+        self.last_move = moves[0]
         return moves[0], moves[1]
+
+    def measure(self, prev: np.ndarray, small: np.ndarray) -> tuple[float, float]:
+        """The global shift ``(x, y)`` of ``small`` against ``prev`` in thumbnail pixels, or ``(0, 0)`` where
+        alignment is off, the thumbnail is too small, or the measurement is unreliable, beyond ``max_shift``,
+        below ``min_shift`` or does not match the picture better than no shift (:func:`_shift_helps`)."""
+        p = self.params
+        if not p.align or min(small.shape) < 8:
+            return 0.0, 0.0
+        if self.window is None or self.window.shape != small.shape:
+            self.window = cv2.createHanningWindow((small.shape[1], small.shape[0]), cv2.CV_32F)
+        # (phaseCorrelate multiplies its inputs by the window in place: give it copies)
+        (sx, sy), response = cv2.phaseCorrelate(prev.copy(), small.copy(), self.window)
+        if response < 0.05 or not (math.isfinite(sx) and math.isfinite(sy)):
+            return 0.0, 0.0
+        size = max(abs(sx), abs(sy))
+        if size < p.min_shift or size > p.max_shift * min(small.shape) or not _shift_helps(prev, small, sx, sy):
+            return 0.0, 0.0
+        return float(sx), float(sy)
 
     def is_cut(self, moved_fraction: float, prev: np.ndarray, small: np.ndarray) -> bool:
         """Most of the frame moved beyond noise, and the coarse picture changed too (not a noise burst)."""
@@ -229,10 +260,9 @@ def _shift_helps(prev: np.ndarray, small: np.ndarray, sx: float, sy: float) -> b
     """Whether shifting the previous thumbnail by ``(sx, sy)`` matches the current one clearly better than
     not shifting it, by the median absolute difference over the pixels both cover. The median follows the
     majority of the picture: a bright object moving over a still, smooth background can win the phase
-    correlation, and following it would misalign the background; a sub-pixel shift measured on noise alone
-    does not pass either, so still footage does not drift."""
-    if max(abs(sx), abs(sy)) < 0.1:
-        return False
+    correlation, and following it would misalign the background. (The bilinear shift smooths the noise of
+    ``prev`` a little, so on a noisy thumbnail any sub-pixel shift scores slightly better than none: this test
+    alone does not keep still footage still, ``min_shift`` does.)"""
     h, w = small.shape
     moved = cv2.warpAffine(prev, np.array([[1, 0, sx], [0, 1, sy]], np.float32), (w, h), flags=cv2.INTER_LINEAR)
     x0, x1 = math.ceil(max(0.0, sx)), w - math.ceil(max(0.0, -sx))
