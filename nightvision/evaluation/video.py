@@ -716,47 +716,19 @@ def model_methods(models: Sequence[str], *, denoise: bool = True, sixteen_bit: b
 
 
 def reference_video_methods(root: str | Path, *, denoise: bool = True) -> list[VideoMethod]:
-    """The official Zero-DCE, Zero-DCE++ (curve at 1/12, the official test setting) and SCI (``medium``)
-    weights under ``root`` in eager PyTorch, as :func:`nightvision.evaluation.evaluate.reference_methods`
-    loads them (without its 1080p FLOP count); the official Zero-DCE++ also after the denoiser. Needs torch.
-
-    Sets, for this process, PyTorch to flush denormal floats to zero (dark inputs drive the activations of
-    the full-resolution Zero-DCE into denormals: 13.2 s a 448×256 frame here, 0.28 s flushed, the same
-    output to 8 bits) and to one intra-op thread (its pool spin-waits; on a CPU shared with other work two
-    threads were slower still)."""
-    try:
-        import torch
-    except ImportError as err:
-        raise InputError("reference models need torch: pip install 'nightvision[train]'") from err
-    from nightvision.models.sci import load_reference as load_sci
-    from nightvision.models.zero_dce import load_reference as load_dce
+    """The official Zero-DCE, Zero-DCE++ and SCI weights under ``root`` in eager PyTorch
+    (:func:`nightvision.evaluation.evaluate.reference_networks`); the official Zero-DCE++ also after the
+    denoiser. Needs torch. Sets PyTorch to one intra-op thread for this process (its pool spin-waits; on a CPU
+    shared with other work two threads were slower still)."""
+    from nightvision.evaluation.evaluate import reference_networks
     from nightvision.stream.denoise import TemporalDenoiser
 
-    torch.set_flush_denormal(True)
+    networks = reference_networks(root)  # one line, not a traceback, without torch
+    import torch
+
     torch.set_num_threads(1)
-    root = Path(root)
-    files = {
-        "official zero-dce": root / "zero-dce" / "Epoch99.pth",
-        "official zero-dce++": root / "zero-dce-pp" / "Epoch99.pth",
-        "official sci (medium)": root / "sci" / "medium.pt",
-    }
-    missing = [str(p) for p in files.values() if not p.is_file()]
-    if missing:
-        raise InputError(f"reference weights not found: {', '.join(missing)}")
-    nets = {
-        "official zero-dce": load_dce(str(files["official zero-dce"]), plus_plus=False),
-        "official zero-dce++": load_dce(str(files["official zero-dce++"]), plus_plus=True, downscale=12),
-        "official sci (medium)": load_sci(files["official sci (medium)"]),
-    }
     methods = []
-    for name, net in nets.items():
-
-        def run(bgr: np.ndarray, net: Any = net) -> np.ndarray:
-            x = torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).permute(2, 0, 1)[None].float() / 255.0
-            with torch.no_grad():
-                y = net(x)[0].permute(1, 2, 0).numpy()[:, :, ::-1]
-            return np.ascontiguousarray(np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8))
-
+    for name, (_, run) in networks.items():
         methods.append(VideoMethod(name, "reference", _per_frame(_returning(run)), _returning(run)))
         if denoise and name == "official zero-dce++":
 
