@@ -387,6 +387,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         threads=args.threads,
         reference=not args.no_reference,
+        denoise=not args.no_denoise,
     )
     pipeline = None
     if args.pipeline is not None:
@@ -816,7 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
             "nightvision bench --models nafnet-s --backends torch,torch:fp16+graphs --sizes 720p,1920x1080 -o gpu/",
         ],
     )
-    p.add_argument("--models", default=f"{m},zero-dce", help="comma-separated models")
+    p.add_argument("--models", default=f"{m},zero-dce++,zero-dce", help="comma-separated models")
     p.add_argument(
         "--backends",
         default="onnxruntime",
@@ -829,6 +830,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=_int_in(0, 1000), default=3, help="warm-up calls per cell")
     p.add_argument("--threads", type=THREADS, default=0, help="ONNX Runtime threads (0: one per core)")
     p.add_argument("--no-reference", action="store_true", help="skip the eager-PyTorch reference rows")
+    p.add_argument("--no-denoise", action="store_true", help="skip the temporal denoiser's row (--denoise's cost)")
     p.add_argument(
         "--pipeline",
         nargs="?",
