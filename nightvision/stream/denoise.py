@@ -349,6 +349,17 @@ class _Plane:
         self.hist, self.spare = self.spare, self.hist
 
 
+@dataclass
+class _ChromaMotion:
+    """What :meth:`TemporalDenoiser._chroma_motion` leaves for :meth:`TemporalDenoiser._chroma_finish`: the
+    chroma planes' states and overlaps, their noise medians and the σ they were scaled with."""
+
+    states: list[_Plane]
+    regions: list[tuple[slice, slice, slice, slice] | None]
+    medians: list[float]
+    sigma: float
+
+
 class TemporalDenoiser:
     """Temporal denoiser for a stream of dark frames; call it on each frame, in order.
 
@@ -396,8 +407,10 @@ class TemporalDenoiser:
         self.control = DenoiseControl(self.params)
         self._planes: list[_Plane] = []
         self._small: np.ndarray | None = None
+        self._prev: np.ndarray | None = None
         self._buffers: dict[str, np.ndarray] = {}  # reused from frame to frame (fresh large arrays page-fault)
         self._luma_region: tuple[slice, slice, slice, slice] | None = None
+        self._luma_shift = (0, 0)
         self._chroma_shift = (0, 0)
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
@@ -455,20 +468,30 @@ class TemporalDenoiser:
             hh, ww = src.shape[:2]
             yuv = cv2.cvtColor(src, cv2.COLOR_BGR2YUV_I420, dst=self._buffer("yuv_in", (hh * 3 // 2, ww), np.uint8))
             planes = _i420_planes(yuv, hh, ww)
-        chroma_due = self._step(planes)
+        started = self._begin(planes)
+        chroma_due = not started and not grey
         parallel = chroma_due and self.threads > 1 and h * w >= _PARALLEL_PIXELS
-        chroma = self._pool().submit(self._chroma, planes) if parallel else None
+        motion = self._pool().submit(self._chroma_motion, planes) if parallel else None
+        chroma: Future[None] | None = None
         try:
+            if not started and self._luma_motion(planes):
+                if motion is not None:  # (its work is dropped with the old state)
+                    motion.result()
+                    motion = None
+                chroma_due = False
+            if chroma_due and motion is not None:
+                chroma = self._pool().submit(self._chroma_finish, motion)
             self._luma()
             if chroma_due and chroma is None:
-                self._chroma(planes)
+                self._chroma_finish(self._chroma_motion(planes))
             if chroma is not None and self.output_dtype != np.uint8:
                 chroma.result()  # (the float path converts the planes together)
                 chroma = None
             return self._output(h, w, frame.shape, chroma)
         except BaseException:
-            if chroma is not None:  # do not leave the worker writing into the state
-                chroma.exception()
+            for task in (motion, chroma):  # do not leave the worker writing into the state
+                if task is not None:
+                    task.exception()
             raise
 
     # --- the recursion
@@ -483,21 +506,26 @@ class TemporalDenoiser:
         small = cv2.resize(as_float, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
         return small, (w / small.shape[1], h / small.shape[0])
 
-    def _step(self, planes: list[np.ndarray]) -> bool:
-        """Luma motion, the decisions of the frame, and the luma history (the chroma's is left to
-        :meth:`_chroma`). Returns whether the chroma still has to be stepped (not on a first frame or a cut)."""
+    def _begin(self, planes: list[np.ndarray]) -> bool:
+        """The thumbnail, the level and the global shifts of the frame; returns whether the state started
+        afresh instead (a first frame, or a new thumbnail size)."""
         c = self.control
-        grey = len(planes) == 1
         small, factor = self._thumbnail(planes[0], c.factor(*planes[0].shape))
-        prev, self._small = self._small, small
-        c.set_level(small, grey)
-        if not self._planes or prev is None or prev.shape != small.shape:
+        self._prev, self._small = self._small, small
+        c.set_level(small, len(planes) == 1)
+        if not self._planes or self._prev is None or self._prev.shape != small.shape:
             self._start(planes)
-            return False
-        luma_shift, self._chroma_shift = c.shifts(prev, small, factor)
+            return True
+        self._luma_shift, self._chroma_shift = c.shifts(self._prev, small, factor)
+        return False
+
+    def _luma_motion(self, planes: list[np.ndarray]) -> bool:
+        """The luma's difference to its history and its averaged scaled ``|d|``, the noise estimate and the
+        cut decision; returns whether the frame is a cut (the state then started afresh)."""
+        c = self.control
         sigma_y = c.sigma[0]
         luma = self._planes[0]
-        region = luma.step(planes[0], luma_shift)
+        region = luma.step(planes[0], self._luma_shift)
         median_y = math.nan
         if region is not None:
             ys, xs, yh, xh = region
@@ -508,34 +536,36 @@ class TemporalDenoiser:
             cv2.blur(a, (5, 5), dst=a)
         sample = luma.a[::4, ::4]
         moved = float(np.count_nonzero(sample >= self.params.moved_step)) / sample.size
-        if c.is_cut(moved, prev, small):
+        assert self._prev is not None and self._small is not None
+        if c.is_cut(moved, self._prev, self._small):
             log.info("denoiser reset: scene cut (%.0f%% of the frame moved)", 100 * moved)
             self.cuts += 1
             self._start(planes)
-            return False
+            return True
         c.update_sigma(0, median_y, sigma_y)
         c.frames += 1
         self._luma_region = region
-        return not grey
+        return False
 
     def _luma(self) -> None:
-        """The luma's blend weights and new history (after :meth:`_step`)."""
+        """The luma's blend weights and new history (after :meth:`_luma_motion`)."""
         luma, region = self._planes[0], self._luma_region
         if region is not None:
             ys, xs, _, _ = region
             cv2.LUT(luma.a[ys, xs], self._luma_table, dst=luma.k[ys, xs])
             luma.update(region)
 
-    def _chroma(self, planes: list[np.ndarray]) -> None:
-        """The chroma planes' step: they move where the luma moved or where their own difference is beyond
-        their noise, with their own ``k_min``."""
-        c = self.control
-        hc, wc = planes[1].shape
-        motion = cv2.resize(self._planes[0].a, (wc, hc), interpolation=cv2.INTER_AREA)
-        sigma_c = c.sigma[1]
+    def _chroma_motion(self, planes: list[np.ndarray]) -> _ChromaMotion:
+        """The chroma planes' differences to their histories and their own averaged scaled ``|d|`` (3×3): the
+        part of their step that does not wait for the luma's, nor for the cut decision (it commits nothing:
+        on a cut the state starts afresh)."""
+        sigma_c = self.control.sigma[1]
+        states = self._planes[1:]
+        regions: list[tuple[slice, slice, slice, slice] | None] = []
         medians = []
-        for state, cur in zip(self._planes[1:], planes[1:], strict=True):
+        for state, cur in zip(states, planes[1:], strict=True):
             region = state.step(cur, self._chroma_shift)
+            regions.append(region)
             if region is None:
                 continue
             ys, xs, yh, xh = region
@@ -544,11 +574,25 @@ class TemporalDenoiser:
             cv2.convertScaleAbs(d, dst=a, alpha=UNIT / (sigma_c * FIXED))
             medians.append(median_nonzero(np.bincount(a[::4, ::4].ravel(), minlength=256)))
             cv2.blur(a, (3, 3), dst=a)
-            cv2.max(a, motion[ys, xs], dst=a)
+        return _ChromaMotion(states, regions, medians, sigma_c)
+
+    def _chroma_finish(self, motion: _ChromaMotion | Future[_ChromaMotion]) -> None:
+        """The rest of the chroma planes' step (after :meth:`_luma_motion`, on a frame that is no cut): they
+        move where the luma moved or where their own difference is beyond their noise, with their own
+        ``k_min``."""
+        m = motion.result() if isinstance(motion, Future) else motion
+        hc, wc = m.states[0].hist.shape
+        luma_motion = cv2.resize(self._planes[0].a, (wc, hc), interpolation=cv2.INTER_AREA)
+        for state, region in zip(m.states, m.regions, strict=True):
+            if region is None:
+                continue
+            ys, xs, _, _ = region
+            a = state.a[ys, xs]
+            cv2.max(a, luma_motion[ys, xs], dst=a)
             cv2.LUT(a, self._chroma_table, dst=state.k[ys, xs])
             state.update(region)
-        finite = [m for m in medians if math.isfinite(m)]
-        c.update_sigma(1, float(np.mean(finite)) if finite else math.nan, sigma_c)
+        finite = [v for v in m.medians if math.isfinite(v)]
+        self.control.update_sigma(1, float(np.mean(finite)) if finite else math.nan, m.sigma)
 
     def _start(self, planes: list[np.ndarray]) -> None:
         """First frame (or after a reset or a cut): the history is the frame."""
