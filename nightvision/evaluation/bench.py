@@ -34,6 +34,7 @@ from nightvision.errors import EngineError, InputError
 from nightvision.io.atomic import atomic_path
 from nightvision.io.images import write_image
 from nightvision.io.sizes import SIZES, parse_size
+from nightvision.preprocess import pad_amounts
 from nightvision.specs import get_spec
 
 __all__ = [
@@ -146,11 +147,15 @@ def _reference_runner(model: str, frame: np.ndarray) -> Callable[[], Any]:
     from nightvision import models
 
     net = models.create(model).eval()
+    h, w = frame.shape[:2]
+    pad_h, pad_w = pad_amounts(h, w, get_spec(model).pad_multiple)
 
     def run() -> np.ndarray:
         with torch.no_grad():
             x = torch.from_numpy(frame[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 255.0
-            y = net(x)
+            if pad_h or pad_w:  # to the model's multiple (reflect), as every backend does
+                x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+            y = net(x)[:, :, :h, :w]
             out: np.ndarray = (y[0].permute(1, 2, 0).numpy()[:, :, ::-1] * 255.0).clip(0, 255).astype(np.uint8)
         return out
 
