@@ -141,7 +141,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="curve models: estimate the curve at 1/N size (default: a ~96-px copy at any size)",
     )
-    g.add_argument("--exact", action="store_true", help="run the full ONNX graph instead of the fast curve lookup")
+    g.add_argument(
+        "--exact",
+        action="store_true",
+        help="run the full ONNX graph instead of a fast path (zero-dce++: curve lookup; curve-denoise: OpenCV apply)",
+    )
 
 
 def _exposure(text: str) -> float | None:

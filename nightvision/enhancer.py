@@ -14,6 +14,7 @@ cut into overlapping tiles, blended without visible seams (:mod:`nightvision.til
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 
 from nightvision.backends import Backend, create_backend, resolve_backend
+from nightvision.curve_denoise_fast import DenoiseFeatures, FastCurveDenoise
 from nightvision.curves import FastCurvePath
 from nightvision.errors import EngineError, InputError, ShapeError
 from nightvision.preprocess import from_tensor, to_tensor
@@ -58,6 +60,8 @@ class FrameJob:
             ``(h, w, 3)`` float32 BGR), set by ``infer``; temporal smoothing acts on it before ``postprocess``.
         tiles: the tiles of a frame too large to run whole within the memory budget, else ``None``.
         output: the finished ``(H, W, 3)`` uint8 frame of a tiled job, set by ``infer``.
+        features: for CurveDenoise on its fast path, what ``preprocess`` computed at full resolution for
+            ``postprocess``; ``net_input`` is then the coefficients graph's input and ``net_output`` its maps.
     """
 
     frame: np.ndarray
@@ -66,6 +70,7 @@ class FrameJob:
     curve: np.ndarray | None = None
     tiles: TilePlan | None = None
     output: np.ndarray | None = None
+    features: DenoiseFeatures | None = None
 
 
 class Enhancer:
@@ -85,8 +90,11 @@ class Enhancer:
         downscale: curve models that estimate their curve on a downscaled copy (Zero-DCE++): the factor.
             Default: chosen per frame so the copy's shorter side is about ``spec.curve_side`` pixels
             (constant cost at any resolution). Larger is faster and smoother.
-        exact: on ONNX Runtime, run the single full graph instead of the fast curve path (estimator graph
-            plus table lookup, within one grey level of the full graph and several times faster on a CPU).
+        exact: on ONNX Runtime, run the single full graph instead of the fast path: for Zero-DCE++ the
+            estimator graph plus a table lookup, for CurveDenoise its coefficients graph between two OpenCV
+            passes (:mod:`nightvision.curve_denoise_fast`); each within one grey level of the full graph and
+            several times faster on a CPU. 16-bit and float frames, and frames run in tiles, always take the
+            full graph.
         memory_budget_mb: memory that enhancing one frame may take (its input and output, the network's
             working memory and the blending buffers), in MiB; a frame that would need more runs in overlapping
             tiles sized to fit. The default (1700) keeps a whole process under 2 GB for images of any size
@@ -126,6 +134,7 @@ class Enhancer:
         self._threads = threads
         self._engine: TileEngine | None = None
         self._fast: FastCurvePath | None = None
+        self._denoise: FastCurveDenoise | None = None
         fast = backend == "onnxruntime" and not exact and onnx_path is None and bool(self.spec.estimator_onnx)
         checkpoint = None
         if weights is not None:
@@ -158,6 +167,24 @@ class Enhancer:
             )
             self._graph = Path(onnx_path) if onnx_path else self.spec.onnx_path
             log.info("model %s on %s", self.spec.name, self.backend.name)
+            if backend == "onnxruntime" and not exact and onnx_path is None and checkpoint is None:
+                self._denoise = self._fast_denoise()
+
+    def _fast_denoise(self) -> FastCurveDenoise | None:
+        """CurveDenoise's fast path when the model has a shipped coefficients graph, else ``None``."""
+        path = self.spec.coefficients_path
+        if path is None or not path.is_file():
+            return None
+        log.info("model %s: uint8 frames on the coefficients graph and OpenCV", self.spec.name)
+        # one thread: the graph is small, and a pool's threads spin after each run, slowing the OpenCV passes
+        graph = create_backend(self.spec, "onnxruntime", onnx_path=str(path), threads=1)
+        args = json.loads(getattr(graph, "metadata", {}).get("nightvision.model_args", "{}"))
+        return FastCurveDenoise(
+            graph,
+            downscale=int(args.get("downscale", 8)),  # the model's, recorded by export_curve_coefficients
+            pad_multiple=self.spec.pad_multiple,
+            min_side=self.spec.min_side,
+        )
 
     def enhance(self, frame: np.ndarray) -> np.ndarray:
         """Enhance one frame; the result has the shape and dtype of ``frame``.
@@ -198,12 +225,18 @@ class Enhancer:
         plan = self._plan(frame, np.uint8)
         if plan is not None:
             return FrameJob(frame, _NO_INPUT, tiles=plan)
+        if self._denoise is not None and frame.dtype == np.uint8:
+            feats = self._denoise.features(frame)
+            return FrameJob(frame, feats.blob, features=feats)
         return FrameJob(frame, to_tensor(frame, multiple=self.spec.pad_multiple, min_side=self.spec.min_side))
 
     def infer(self, job: FrameJob) -> FrameJob:
         """Stage 2 of 3: run the backend (every tile of a tiled job, blended into ``job.output``)."""
         if job.tiles is not None:
             job.output = self._run_tiled(job.frame, job.tiles, np.uint8)
+            return job
+        if job.features is not None and self._denoise is not None:
+            job.net_output = self._denoise.coefficients.run(job.net_input)
             return job
         job.net_output = self.backend.run(job.net_input)
         if self._fast is not None:
@@ -218,6 +251,8 @@ class Enhancer:
             raise EngineError("infer() must run before postprocess()")
         if self._fast is not None and job.curve is not None:
             return self._fast.apply_small(job.frame, job.curve)
+        if self._denoise is not None and job.features is not None:
+            return self._denoise.apply(job.features, job.net_output)
         return from_tensor(job.net_output, job.frame.shape[0], job.frame.shape[1])
 
     def _enhance_bgr(self, bgr: np.ndarray) -> np.ndarray:
@@ -263,6 +298,8 @@ class Enhancer:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+        if self._denoise is not None:
+            self._denoise.coefficients.close()
         self.backend.close()
 
     def __enter__(self) -> Enhancer:

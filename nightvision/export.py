@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_OPSET",
     "FP32_OPS",
     "convert_to_fp16",
+    "export_curve_coefficients",
     "export_curve_estimator",
     "export_module",
     "export_onnx",
@@ -118,6 +119,54 @@ def export_curve_estimator(
     )
 
 
+def export_curve_coefficients(
+    name: str, output: str | Path, *, weights: str | Path | None = None, opset: int = DEFAULT_OPSET
+) -> Path:
+    """Export only the learnt part of CurveDenoise: the 1/8 copy's pooled features in, its two maps out.
+
+    The graph maps ``(N, 4, h, w)`` float32 (``avgpool(x)`` as RGB, then ``avgpool(|detail|)``, in ``[0, 1]``)
+    to ``(N, 2, h, w)``: ``log g`` and ``t²`` (:meth:`CurveDenoise.small_maps`); the caller computes the features
+    and applies the maps at full resolution (:class:`nightvision.curve_denoise_fast.FastCurveDenoise`).
+    """
+    import torch
+
+    from nightvision import models
+    from nightvision.models.curve_denoise import CurveDenoise
+
+    spec = get_spec(name)
+    if not spec.coefficients_onnx:
+        raise InputError(f"model {name!r} has no coefficients graph; only the full graph can be exported")
+    if weights is None:
+        model = models.create(name, pretrained=True)
+    else:
+        model = models.create(name, pretrained=False, **_checkpoint_args(Path(weights)))
+        models.load_checkpoint(model, weights)
+    if not isinstance(model, CurveDenoise):
+        raise InputError(f"model {name!r} has no small_maps(); its coefficients cannot be exported alone")
+    small_maps, downscale = model.small_maps, model.downscale
+
+    class Coefficients(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model  # registered, so that export sees its weights
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = small_maps(x[:, :3], x[:, 3:])
+            return out
+
+    return export_module(
+        Coefficients(),
+        name,
+        output,
+        model_args={"graph": "curve-coefficients", "downscale": downscale},
+        opset=opset,
+        sample_size=(12, 16),
+        in_channels=4,
+        multiple=1,
+        output_name="maps",
+    )
+
+
 def export_module(
     model: Any,
     name: str,
@@ -126,8 +175,12 @@ def export_module(
     model_args: dict[str, Any] | None = None,
     opset: int = DEFAULT_OPSET,
     sample_size: tuple[int, int] = (64, 96),
+    in_channels: int = 3,
+    multiple: int | None = None,
+    output_name: str | None = None,
 ) -> Path:
-    """Export an already-built module of registered model ``name`` (see :func:`export_onnx`)."""
+    """Export an already-built module of registered model ``name`` (see :func:`export_onnx`); ``in_channels``,
+    ``multiple`` (default: the spec's ``pad_multiple``) and ``output_name`` for graphs of a model's part."""
     import onnx
     import torch
 
@@ -136,10 +189,11 @@ def export_module(
     if opset < 17:
         raise InputError(f"opset must be >= 17, got {opset}")
     spec = get_spec(name)
-    output_name = "curves" if (model_args or {}).get("graph") == "curve-estimator" else "enhanced"
+    if output_name is None:
+        output_name = "curves" if (model_args or {}).get("graph") == "curve-estimator" else "enhanced"
     model.eval()
-    m = spec.pad_multiple  # H and W reach the graph as multiples of this (the runtime pads outside it)
-    x = torch.rand(1, 3, *(-(-side // m) * m for side in sample_size))
+    m = spec.pad_multiple if multiple is None else multiple  # H and W reach the graph as multiples of this
+    x = torch.rand(1, in_channels, *(-(-side // m) * m for side in sample_size))
     batch = torch.export.Dim("batch", min=1, max=64)
     height: Any = torch.export.Dim("height", min=1, max=16384 // m)
     width: Any = torch.export.Dim("width", min=1, max=16384 // m)
@@ -168,7 +222,7 @@ def export_module(
         "nightvision.input_range": json.dumps(list(spec.input_range)),
         "nightvision.colour_order": spec.colour_order,
         "nightvision.layout": "NCHW",
-        "nightvision.pad_multiple": str(spec.pad_multiple),
+        "nightvision.pad_multiple": str(m),
     }
     del proto.metadata_props[:]
     for key, value in metadata.items():

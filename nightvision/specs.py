@@ -56,6 +56,9 @@ class ModelSpec:
             of the curve estimator alone, which the CPU runtime runs on a downscaled copy before a table
             lookup (:mod:`nightvision.curves`).
         curve_iterations: iterations of the shared curve (with ``estimator_onnx``).
+        coefficients_onnx: for CurveDenoise: the graph of its learnt part alone (pooled features of the 1/8 copy
+            in, the two maps out), which the CPU runtime runs between two OpenCV passes over the frame
+            (:mod:`nightvision.curve_denoise_fast`).
         curve_side: the fast path's default: pick the downscale factor per frame so that the estimator's copy
             has a shorter side of about this many pixels (constant cost at any resolution). 0: use the fixed
             ``downscale`` of ``kwargs``.
@@ -75,6 +78,7 @@ class ModelSpec:
     estimator_onnx: str | None = None
     curve_iterations: int = 0
     curve_side: int = 0
+    coefficients_onnx: str | None = None
 
     @property
     def weights_path(self) -> Path | None:
@@ -87,6 +91,10 @@ class ModelSpec:
     @property
     def estimator_path(self) -> Path | None:
         return WEIGHTS_DIR / self.estimator_onnx if self.estimator_onnx else None
+
+    @property
+    def coefficients_path(self) -> Path | None:
+        return WEIGHTS_DIR / self.coefficients_onnx if self.coefficients_onnx else None
 
     @property
     def downscale(self) -> int:
@@ -154,6 +162,7 @@ _register(
         min_side=128,
         weights="curve-denoise.pt",
         onnx="curve-denoise.onnx",
+        coefficients_onnx="curve-denoise.coefficients.onnx",
     )
 )
 

@@ -3,7 +3,8 @@
     python -m nightvision.training.publish zero-dce++ runs/zero-dce++/final.pt
 
 writes ``nightvision/weights/NAME.pt`` (state dict, model arguments, config and final losses: no optimiser
-state), ``NAME.onnx`` (the full graph), ``NAME.estimator.onnx`` for shared-curve models, and updates
+state), ``NAME.onnx`` (the full graph), ``NAME.estimator.onnx`` for shared-curve models, ``NAME.coefficients.onnx``
+for CurveDenoise (the fast path's network on the 1/8 copy), and updates
 ``nightvision/weights/MANIFEST.json``. Files that would exceed :data:`FP16_STORAGE_ABOVE` bytes (MIRNet-v2's 5.4 M
 parameters) store their weights in fp16: the state dict's floats are halved (they load into the fp32 model),
 and the graph's large initializers are stored in fp16 and cast to fp32 at load
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 
-from nightvision.export import export_curve_estimator, export_onnx, store_weights_fp16
+from nightvision.export import export_curve_coefficients, export_curve_estimator, export_onnx, store_weights_fp16
 from nightvision.io.atomic import atomic_path
 from nightvision.specs import WEIGHTS_DIR, get_spec, sha256_of
 
@@ -54,6 +55,8 @@ def publish(name: str, checkpoint: str | Path) -> list[Path]:
     written.append(graph)
     if spec.estimator_onnx:
         written.append(export_curve_estimator(name, WEIGHTS_DIR / spec.estimator_onnx))
+    if spec.coefficients_onnx:
+        written.append(export_curve_coefficients(name, WEIGHTS_DIR / spec.coefficients_onnx))
     manifest_path = WEIGHTS_DIR / "MANIFEST.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     for path in written:

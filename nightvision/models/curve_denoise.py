@@ -147,8 +147,20 @@ class CurveDenoise(nn.Module):
         luma = (r + g + b) * (1.0 / 3.0)
         base_luma = self._box(luma)  # = base.mean(1): the blur is linear
         detail = luma - base_luma
-        small = F.avg_pool2d(x, s)
-        texture = F.avg_pool2d(detail.abs(), s)
+        maps = self.small_maps(F.avg_pool2d(x, s), F.avg_pool2d(detail.abs(), s))
+        return base, base_luma, detail, maps
+
+    def small_maps(self, small: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
+        """The small copy's maps from its pooled features (the part of :meth:`coefficients` that learns; the
+        CPU runtime exports it alone, :mod:`nightvision.curve_denoise_fast`).
+
+        Args:
+            small: ``avgpool(x)``, ``(B, 3, h, w)`` float RGB in ``[0, 1]``.
+            texture: ``avgpool(|detail|)``, ``(B, 1, h, w)``, same units.
+
+        Returns:
+            ``(B, 2, h, w)``: ``log g`` in ``[−max_log_gain, max_log_gain]`` and ``t²`` (> 0).
+        """
         # the frame's mean as a spatial pool, then over channels: tiling shares the spatial one between tiles
         log_m = torch.log(small.mean((2, 3), keepdim=True).mean(1, keepdim=True) + _EPS)
         feats = torch.cat(
@@ -158,7 +170,7 @@ class CurveDenoise(nn.Module):
         lim = self.max_log_gain
         log_gain = lim * torch.tanh(raw[:, :1] / lim)
         t2 = torch.exp(2.0 * (raw[:, 1:2].clamp(-10.0, 10.0) + log_m - 2.3))  # t = m·exp(raw)/10
-        return base, base_luma, detail, torch.cat([log_gain, t2], 1)
+        return torch.cat([log_gain, t2], 1)
 
     def forward_with_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The enhanced image (not clamped in training) and the small copy's maps (see :meth:`coefficients`)."""
