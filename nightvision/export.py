@@ -267,7 +267,8 @@ def store_weights_fp16(onnx_path: str | Path, output: str | Path, *, min_element
     loads (ONNX Runtime folds the ``Cast`` nodes into constants): half the file, fp32 arithmetic, outputs
     within fp16's rounding of the weights. For shipping large models (MIRNet-v2) in a small package; the
     precision of the computation is unchanged (unlike :func:`convert_to_fp16`). Initializers with fewer than
-    ``min_elements`` values (biases, scales) stay fp32."""
+    ``min_elements`` values (biases, scales) stay fp32. The nodes' metadata (the exporter's provenance, which
+    :func:`normalisation_nodes` reads for :func:`convert_to_fp16`) is dropped."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -284,6 +285,8 @@ def store_weights_fp16(onnx_path: str | Path, output: str | Path, *, min_element
         casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
     del graph.initializer[:]
     graph.initializer.extend(kept)
+    for node in graph.node:  # the exporter's per-node provenance (~3 MB for MIRNet-v2): not needed to run
+        del node.metadata_props[:]
     nodes = casts + list(graph.node)
     del graph.node[:]
     graph.node.extend(nodes)

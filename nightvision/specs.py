@@ -192,10 +192,13 @@ _register(
 _register(
     ModelSpec(
         name="mirnet-v2",
-        summary="MIRNet-v2, low-light configuration: 80 features, 4 RRGs x 2 MRBs, 3 scales (no shipped weights)",
+        summary="MIRNet-v2, low-light configuration: 80 features, 4 RRGs x 2 MRBs, 3 scales; trained on SICE pairs "
+        "(5,354,264 parameters, weights stored in fp16)",
         paper="Zamir et al., Learning Enriched Features for Fast Image Restoration and Enhancement, TPAMI 2022",
         family="restoration",
         pad_multiple=4,
+        weights="mirnet-v2.pt",
+        onnx="mirnet-v2.onnx",
     )
 )
 
@@ -203,10 +206,12 @@ _register(
 _register(
     ModelSpec(
         name="retinexnet",
-        summary="Retinex-Net: Decom-Net + Enhance-Net, R x adjusted I (444,613 parameters; no shipped weights)",
+        summary="Retinex-Net: Decom-Net + Enhance-Net, R x adjusted I; trained on SICE pairs (444,613 parameters)",
         paper="Wei, Wang, Yang and Liu, Deep Retinex Decomposition for Low-Light Enhancement, BMVC 2018",
         family="restoration",
         pad_multiple=8,
+        weights="retinexnet.pt",
+        onnx="retinexnet.onnx",
     )
 )
 

@@ -121,7 +121,7 @@ PROFILES: dict[str, TilingProfile] = {
     "nafnet-s": TilingProfile(1450, 1050, 1000, overlap=96, global_pooling=True),
     "nafnet": TilingProfile(1450, 1050, 1000, overlap=96, global_pooling=True),
     "mirnet-v2": TilingProfile(3900, 3900, 3900, overlap=128, global_pooling=True),
-    "retinexnet": TilingProfile(3100, 3100, 3100, overlap=128),
+    "retinexnet": TilingProfile(5100, 3400, 3100, overlap=128),  # ONNX Runtime measured 2026-11-30
 }
 """Per-model tiling profiles (``benchmarks/memory.py --calibrate`` measures them; models without a shipped
 graph have only PyTorch figures, used for ONNX Runtime too)."""

@@ -70,7 +70,11 @@ def test_video_frames_run_whole_and_a_64_mp_image_in_tiles_within_the_budget() -
             "tile_bytes_per_pixel": profile.tile_bytes_per_pixel,
             "multiple": spec.pad_multiple,
         }
-        assert plan_tiles(720, 1280, frame_bytes=720 * 1280 * 6, **options) is None, name
+        whole_720p = plan_tiles(720, 1280, frame_bytes=720 * 1280 * 6, **options)
+        if name in ("mirnet-v2", "retinexnet"):  # full-resolution features: 3.6-4.6 GB at 720p, tiled by design
+            assert whole_720p is not None and whole_720p.count <= 4, (name, whole_720p)
+        else:
+            assert whole_720p is None, name
         plan = plan_tiles(8000, 8000, frame_bytes=8000 * 8000 * 6, **options)
         assert plan is not None and plan.count > 1
         assert plan.tile_height % spec.pad_multiple == 0 and plan.tile_width % spec.pad_multiple == 0

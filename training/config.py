@@ -117,6 +117,7 @@ class SupervisedConfig:
     steps: int = 6000  # total optimisation steps (the cosine period)
     # --- evaluation
     eval_every: int = 500  # steps between held-out evaluations
+    eval_pairs: int = 0  # held-out pairs scored at each evaluation, spread over the set (0: all 68)
     # --- run
     out_dir: str = "runs/nafnet-s"  # checkpoints (last.pt, best.pt, final.pt), log.jsonl, tb/
     seed: int = 1337  # torch's seed (initial weights, patches, shuffling)

@@ -119,6 +119,8 @@ def train(cfg: Config) -> dict[str, float]:
         cfg.data, max_input_level=cfg.max_input_level, identity_pairs=cfg.identity_pairs
     )
     train_set = PairedPatches(train_pairs, cfg.patch, train=True, repeat=cfg.repeat)
+    if cfg.eval_pairs and cfg.eval_pairs < len(held_pairs):  # evenly spread: every scene keeps its chance
+        held_pairs = [held_pairs[round(i * len(held_pairs) / cfg.eval_pairs)] for i in range(cfg.eval_pairs)]
     held_set = PairedPatches(held_pairs, train=False, multiple=spec.pad_multiple)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=gen)
