@@ -104,7 +104,8 @@ def test_shipped_fp16_on_real_low_light_images(tmp_path: Path) -> None:
     files = sorted(
         p for p in shared_path("data", "unpaired").rglob("*") if p.suffix.lower() in (".jpg", ".png", ".bmp")
     )
-    for spec in [s for s in list_specs() if s.has_onnx]:
+    # mirnet-v2 ships fp16-stored weights already (and takes ~30 s a photo here): the others are converted
+    for spec in [s for s in list_specs() if s.has_onnx and s.name != "mirnet-v2"]:
         half = convert_to_fp16(spec.onnx_path, tmp_path / f"{spec.name}-fp16.onnx")
         s16 = ort.InferenceSession(str(half), providers=["CPUExecutionProvider"])
         s32 = ort.InferenceSession(str(spec.onnx_path), providers=["CPUExecutionProvider"])
