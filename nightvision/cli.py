@@ -456,7 +456,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(
             f"{name:<17}{ready:<10}{fig(spec.name, 'sice_psnr', '.2f'):>8}{fig(spec.name, 'sice_ssim', '.3f'):>7}"
             f"{fig(spec.name, 'video_psnr', '.2f'):>10}{fig(spec.name, 'video_psnr_denoise', '.2f'):>7}"
-            f"{fig(spec.name, 'phone_noise_ratio', '.2f'):>7}{fig(spec.name, 'fps_720p', '.0f'):>10}"
+            f"{fig(spec.name, 'phone_noise_ratio', '.2f'):>7}{fig(spec.name, 'fps_720p', '.1f'):>10}"
         )
     note = (
         "* the default. Measured (benchmarks/scorecard.py): SICE dB/SSIM on the 40 test pairs (nightvision eval "

@@ -35,7 +35,7 @@ def test_models_lists_the_registry_with_measured_figures() -> None:
         if "sice_psnr" in figures:
             assert f"{figures['sice_psnr']:.2f}" in rows[name]
         if "fps_720p" in figures:
-            assert rows[name].rstrip().endswith(f"{figures['fps_720p']:.0f}")
+            assert rows[name].rstrip().endswith(f"{figures['fps_720p']:.1f}")
 
 
 def test_a_closed_pipe_is_not_an_error() -> None:
