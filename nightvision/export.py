@@ -100,16 +100,11 @@ def export_curve_estimator(
     same size; the caller downscales the frame, upsamples the map and applies the curve
     (:class:`nightvision.curves.FastCurvePath`).
     """
-    from nightvision import models
 
     spec = get_spec(name)
     if not spec.curve_iterations:
         raise InputError(f"model {name!r} has no shared curve map; only the full graph can be exported")
-    if weights is None:
-        model = models.create(name, pretrained=True)
-    else:
-        model = models.create(name, pretrained=False, **_checkpoint_args(Path(weights)))
-        models.load_checkpoint(model, weights)
+    model = _load_model(name, weights)
     return export_module(
         model.net,
         name,
@@ -130,17 +125,12 @@ def export_curve_coefficients(
     """
     import torch
 
-    from nightvision import models
     from nightvision.models.curve_denoise import CurveDenoise
 
     spec = get_spec(name)
     if not spec.coefficients_onnx:
         raise InputError(f"model {name!r} has no coefficients graph; only the full graph can be exported")
-    if weights is None:
-        model = models.create(name, pretrained=True)
-    else:
-        model = models.create(name, pretrained=False, **_checkpoint_args(Path(weights)))
-        models.load_checkpoint(model, weights)
+    model = _load_model(name, weights)
     if not isinstance(model, CurveDenoise):
         raise InputError(f"model {name!r} has no small_maps(); its coefficients cannot be exported alone")
     small_maps, downscale = model.small_maps, model.downscale
@@ -339,6 +329,17 @@ def record_in_manifest(onnx_path: str | Path, manifest: str | Path | None = None
     with atomic_path(manifest) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def _load_model(name: str, weights: str | Path | None) -> Any:
+    """Registered model ``name`` with its shipped weights, or with the checkpoint ``weights`` (its arguments)."""
+    from nightvision import models
+
+    if weights is None:
+        return models.create(name, pretrained=True)
+    model = models.create(name, pretrained=False, **_checkpoint_args(Path(weights)))
+    models.load_checkpoint(model, weights)
+    return model
 
 
 def _checkpoint_args(path: Path) -> dict[str, Any]:
