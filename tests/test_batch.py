@@ -23,7 +23,7 @@ from nightvision import Enhancer
 from nightvision.cluster.batch import REPORT_NAME, WORK_DIR, BatchProgress, batch, plan_inputs
 from nightvision.cluster.chunks import plan_chunks, scan_video
 from nightvision.cluster.manifest import MANIFEST_NAME
-from nightvision.cluster.worker import Settings, make_stages
+from nightvision.cluster.worker import Settings, Task, make_stages
 from nightvision.errors import InputError, OutputError
 from nightvision.sample import sample_frames
 from nightvision.stream.jobs import enhance_path
@@ -302,21 +302,36 @@ def big_single(big_archive: Path, enhancer: Enhancer, tmp_path_factory: pytest.T
 
 
 @pytest.mark.slow
-def test_cluster_job_survives_a_lost_node(cluster: object, big_archive: Path, big_single: Path, tmp_path: Path) -> None:
+def test_cluster_job_survives_a_lost_node(
+    cluster: object, big_archive: Path, big_single: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker node dies while a task runs on it: the task runs again elsewhere and the outputs are whole.
+
+    Deterministic on any machine: no task is handed out until both workers are ready (one per node), and the
+    worker node is killed right after the second task was handed out, so it is certainly running one.
+    """
+    from nightvision.cluster.pool import RayPool
     from tests.ray_cluster import LocalCluster
 
     assert isinstance(cluster, LocalCluster)
     worker = cluster.nodes[1]
-    killed: list[float] = []
+    killed: list[int] = []
+    free, submit = RayPool.free, RayPool.submit
 
-    def kill_worker_node(p: BatchProgress) -> None:
-        if p.busy == 2 and p.frames >= 1 and not killed:  # a task runs on each node (the job is short: act early)
+    def free_once_all_are_ready(self: RayPool) -> int:
+        return free(self) if killed or free(self) + self.busy() == self.workers else 0
+
+    def submit_then_kill(self: RayPool, task: Task) -> None:
+        submit(self, task)
+        if self.busy() == 2 and not killed:  # a task was just given to each node's worker
             cluster.kill(worker)
-            killed.append(p.frames)
+            killed.append(self.busy())
 
+    monkeypatch.setattr(RayPool, "free", free_once_all_are_ready)
+    monkeypatch.setattr(RayPool, "submit", submit_then_kill)
     inputs = [big_archive / "a.mp4", big_archive / "cams"]
-    report = batch(inputs, tmp_path / "out", address=cluster.address, chunk_seconds=1.0, crf=0,
-                   on_progress=kill_worker_node)  # fmt: skip
+    report = batch(inputs, tmp_path / "out", address=cluster.address, chunk_seconds=1.0, crf=0)
+    monkeypatch.undo()
     assert killed, "the job ended before the node could be killed"
     assert report.engine == "ray" and report.workers == 2 and report.nodes == 2
     assert report.ok, report.table()
@@ -327,9 +342,22 @@ def test_cluster_job_survives_a_lost_node(cluster: object, big_archive: Path, bi
 
 
 _DRIVER = """
-import sys
-from nightvision.cluster.batch import batch
-batch(sys.argv[3:], sys.argv[2], address=sys.argv[1], chunk_seconds=1.0, crf=0)
+import sys, time
+from pathlib import Path
+import nightvision.cluster.batch as batch_module
+
+commit_part, committed = batch_module._commit_part, []
+
+def commit_then_hang(*args, **kwargs):  # the test kills this driver once two chunks are committed
+    record = commit_part(*args, **kwargs)
+    committed.append(record)
+    if len(committed) == 2:
+        Path(sys.argv[3]).write_text("2")
+        time.sleep(600)
+    return record
+
+batch_module._commit_part = commit_then_hang
+batch_module.batch(sys.argv[4:], sys.argv[2], address=sys.argv[1], chunk_seconds=1.0, crf=0)
 """
 
 
@@ -340,10 +368,10 @@ def test_cluster_job_resumes_after_its_driver_was_killed(
     from tests.ray_cluster import LocalCluster
 
     assert isinstance(cluster, LocalCluster)
-    out = tmp_path / "out"
+    out, marker = tmp_path / "out", tmp_path / "two-chunks-committed"
     inputs = [str(big_archive / "a.mp4"), str(big_archive / "cams")]
     driver = subprocess.Popen(
-        [sys.executable, "-c", _DRIVER, cluster.address, str(out), *inputs],
+        [sys.executable, "-c", _DRIVER, cluster.address, str(out), str(marker), *inputs],
         env={**os.environ, **cluster.env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -351,16 +379,11 @@ def test_cluster_job_resumes_after_its_driver_was_killed(
     )
     try:
         deadline = time.monotonic() + 120
-        parts = 0
-        while time.monotonic() < deadline and driver.poll() is None:
-            manifest = out / MANIFEST_NAME
-            if manifest.exists():
-                data = json.loads(manifest.read_text())
-                parts = sum(len(e["parts"]) for e in data["chunks"].values()) + len(data["outputs"])
-                if parts >= 2:
-                    break
-            time.sleep(0.2)
-        assert driver.poll() is None and parts >= 2, "the driver ended before it could be killed"
+        while time.monotonic() < deadline and driver.poll() is None and not marker.exists():
+            time.sleep(0.1)
+        assert marker.exists(), "the driver ended or stalled before two chunks were committed"
+        parts = json.loads((out / MANIFEST_NAME).read_text())["chunks"]
+        assert sum(len(e["parts"]) for e in parts.values()) == 2
         os.killpg(driver.pid, signal.SIGKILL)
     finally:
         if driver.poll() is None:
