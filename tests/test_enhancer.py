@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -49,6 +50,17 @@ def test_grey_stays_grey(enhancer: Enhancer) -> None:
     assert out.shape == (40, 30) and out.dtype == np.uint8
     assert out.mean() > grey.mean() + 20
     assert enhancer.enhance(grey[:, :, None]).shape == (40, 30, 1)
+
+
+def test_neutral_greys_stay_neutral(enhancer: Enhancer) -> None:
+    """A grey ramp (dark to mid, with some structure) as a colour frame: every model keeps it grey
+    (|a*|, |b*| ≤ 2 in 8-bit Lab, F2's bound for a grey source, in each eighth of the ramp)."""
+    h, w = 64, 256
+    ramp = np.linspace(2, 120, w, dtype=np.float32)[None, :] * (1 + 0.15 * np.sin(np.arange(h) / 3.0))[:, None]
+    frame = np.repeat(np.rint(ramp).astype(np.uint8)[:, :, None], 3, axis=2)
+    lab = cv2.cvtColor(enhancer.enhance(frame), cv2.COLOR_BGR2LAB).astype(np.float32) - [0, 128, 128]
+    shift = np.abs(lab.reshape(h, 8, w // 8, 3).mean(axis=(0, 2))[:, 1:])  # (a*, b*) in 8 bins along the ramp
+    assert shift.max() <= 2.0, f"{enhancer.spec.name} tints grey: |a*|, |b*| up to {shift.max():.1f}"
 
 
 def test_alpha_is_kept(enhancer: Enhancer) -> None:

@@ -107,3 +107,32 @@ def test_synthetic_pairs_are_aligned_and_scoreable(tmp_path: Path) -> None:
     assert low.shape == high.shape and low.mean() < 15 < 60 < high.mean()
     rows = {r["method"]: r for r in evaluate(classical_methods(), inputs, targets, tmp_path / "out").rows}
     assert rows["auto-gamma"]["psnr"] > rows["input"]["psnr"] + 5  # brightening moves towards the target
+
+
+def test_merge_rows_replaces_and_inserts_and_keeps_kinds_apart(tmp_path: Path) -> None:
+    """benchmarks/merge_rows.py: a partial re-run's rows go into a recorded table, nothing else changes."""
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("merge_rows", ROOT / "benchmarks" / "merge_rows.py")
+    assert spec is not None and spec.loader is not None
+    merge_rows = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(merge_rows)
+
+    def row(method: str, kind: str, psnr: float) -> dict:
+        return {"method": method, "kind": kind, "psnr": psnr, "ssim": 0.5}
+
+    table = tmp_path / "sice"
+    old = [row("input", "classical", 8.0), row("a", "ours", 17.0), row("official", "reference", 16.0)]
+    table.with_suffix(".json").write_text(json.dumps({"paired": True, "rows": old}))
+    update = tmp_path / "summary.json"
+    new = [row("input", "classical", 8.5), row("a", "ours", 18.0), row("b", "ours", 19.0)]
+    update.write_text(json.dumps({"paired": True, "rows": new}))
+    assert merge_rows.merge(table, update) == ["a", "b"]
+    rows = json.loads(table.with_suffix(".json").read_text())["rows"]
+    assert [(r["method"], r["psnr"]) for r in rows] == [("input", 8.0), ("a", 18.0), ("b", 19.0), ("official", 16.0)]
+    assert "| b | ours | 19.00 | 0.500 |" in table.with_suffix(".md").read_text()
+    update.write_text(json.dumps({"paired": False, "rows": new}))
+    with pytest.raises(SystemExit, match="unpaired"):
+        merge_rows.merge(table, update)

@@ -14,6 +14,7 @@ from nightvision.losses import (  # noqa: E402
     colour_constancy_loss,
     exposure_control_loss,
     illumination_smoothness_loss,
+    neutral_loss,
     spatial_consistency_loss,
 )
 
@@ -59,6 +60,20 @@ def test_illumination_smoothness_of_a_ramp() -> None:
     assert float(illumination_smoothness_loss(ramp)) == pytest.approx(2 * 3 * 0.01)  # summed over the maps
     eight = (torch.arange(8.0) * 0.1).expand(2, 24, 8, 8)  # Zero-DCE's 24 maps, a batch of 2
     assert float(illumination_smoothness_loss(eight)) == pytest.approx(2 * 24 * 0.01)
+
+
+def test_neutral_loss_sees_a_tinted_grey_and_ignores_colour_inputs() -> None:
+    grey_in = torch.rand(1, 1, 8, 8).expand(1, 3, 8, 8).contiguous()
+    colour_in = torch.rand(1, 3, 8, 8)
+    x = torch.cat([grey_in, colour_in])
+    y = x.clone()
+    y[:, 2] += 0.3  # blue added everywhere: per pixel, |−0.1| + |−0.1| + |0.2| = 0.4 from the channel mean
+    assert float(neutral_loss(y, x)) == pytest.approx(0.4 / 2)  # only the grey input counts, over a batch of 2
+    assert float(neutral_loss(x, x)) == pytest.approx(0.0, abs=1e-6)
+    assert float(neutral_loss(y[1:], x[1:])) == 0.0  # a colour input may come out in any colour
+    _, parts = ZeroReferenceLoss(w_neutral=10.0, patch=4)(y, x, torch.zeros(2, 3, 8, 8))
+    assert float(parts["neutral"]) == pytest.approx(0.2)
+    assert "neutral" not in ZeroReferenceLoss(patch=4)(y, x, torch.zeros(2, 3, 8, 8))[1]  # off by default
 
 
 def test_total_uses_the_weights() -> None:

@@ -176,6 +176,25 @@ def test_darkened_crops_are_shorter_exposures_quantised_to_8_bits(tmp_path: Path
     assert all(abs(v * 255 - round(v * 255)) < 1e-4 for v in levels)  # 8-bit levels
 
 
+def test_grey_patches_are_neutral_in_both_images(lol_folder: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from nightvision.evaluation.pairs import lol_pairs
+    from nightvision.training.data import ImageFolder, PairedPatches
+
+    torch.manual_seed(0)
+    data = PairedPatches(lol_pairs(lol_folder), patch=32, train=True, repeat=8, grey=0.5)
+    items = [data[i] for i in range(len(data))]
+    grey = [(x, y) for x, y in items if torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])]
+    assert 0 < len(grey) < len(items)  # about half
+    assert all(torch.equal(y[0], y[1]) and torch.equal(y[1], y[2]) for _, y in grey)  # the target too
+    assert all(torch.allclose((x * 3).clamp(0, 1), y, atol=3 / 255) for x, y in grey)  # still aligned
+    path = tmp_path / "red.png"
+    cv2.imwrite(str(path), np.dstack([np.full((40, 40), v, np.uint8) for v in (20, 60, 220)]))  # BGR
+    crop = ImageFolder([path], 32, grey=1.0)[0]
+    assert torch.equal(crop[0], crop[2]) and abs(float(crop.mean()) * 255 - (0.299 * 220 + 0.587 * 60 + 0.114 * 20)) < 1
+
+
 # --- the shared run helper: atomic checkpoints, eval log
 
 

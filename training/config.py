@@ -60,7 +60,9 @@ class CurveConfig:
     val_every: int = 20  # every n-th image (in natural order) is held out for evaluation
     darken: float = 0.0  # fraction of training crops shown as a shorter exposure (down to darken_min of the light)
     darken_min: float = 0.05  # darkest exposure of a darkened crop, as a fraction of the light (log-uniform)
+    grey: float = 0.0  # fraction of training crops made neutral grey (teaches: a grey input stays grey)
     workers: int = 1  # DataLoader worker processes
+    init: str = ""  # start from this checkpoint's weights (fine-tuning); the optimiser starts afresh
     # --- model
     model: str = "zero-dce++"  # a registered curve model
     downscale: int = 0  # Zero-DCE++ only: curve-estimation downscale; 0 = the registered default
@@ -69,6 +71,7 @@ class CurveConfig:
     w_spatial: float = 1.0  # spatial consistency (4x4 regions, 4 neighbours)
     w_colour: float = 5.0  # colour constancy (grey world)
     w_exposure: float = 10.0  # exposure control (16x16 patches)
+    w_neutral: float = 0.0  # ours: a grey input gives a grey output, per pixel (acts on grey crops; see grey)
     well_exposed: float = 0.6  # the exposure term's target level
     exposure_power: int = 2  # 2: the official code's squared exposure term; 1: the paper's |Y - E|
     spatial_signed: bool = True  # signed neighbour differences; False: the paper's |.| (allows inverted contrast)
@@ -97,6 +100,7 @@ class SupervisedConfig:
     repeat: int = 8  # patches per pair per epoch
     max_input_level: float = 0.25  # bracket pairs: inputs darker than this mean luma (held-out pairs keep 0.25)
     identity_pairs: bool = False  # bracket pairs: also train each target as its own input (keep good exposures)
+    grey: float = 0.0  # fraction of training patches with both images made neutral grey (greys stay grey)
     init: str = ""  # start from this checkpoint's weights (fine-tuning); the optimiser starts afresh
     # --- model
     model: str = "nafnet-s"  # a registered restoration model
@@ -105,6 +109,7 @@ class SupervisedConfig:
     w_l1: float = 0.0  # mean absolute error
     w_ssim: float = 0.2  # 1 − SSIM
     w_psnr: float = 0.0  # −PSNR/10
+    w_neutral: float = 0.0  # ours: the output of a grey pair is grey, per pixel (acts on grey pairs; see grey)
     # --- optimiser and schedule: AdamW, linear warm-up then cosine decay to lr_min
     lr: float = 1e-3  # peak learning rate
     lr_min: float = 1e-6  # learning rate at the end of the cosine
@@ -134,11 +139,14 @@ class RetinexConfig:
     data: str = "../shared/data/sice"  # exposure brackets, or a LOL-style folder
     patch: int = 96  # the paper trains on 48×48 patches; larger ones fit our 512-px pairs better
     repeat: int = 8  # patches per pair per epoch
+    grey: float = 0.0  # fraction of training patches with both images made neutral grey (greys stay grey)
+    init: str = ""  # start from this checkpoint's weights (fine-tuning); the optimisers start afresh
     # --- model
     model: str = "retinexnet"  # the only model this trainer knows
     # --- optimiser: Adam, both phases (the paper's setting)
     lr: float = 1e-3  # learning rate
     batch_size: int = 8  # patches per step
+    w_neutral: float = 0.0  # phase 1, ours: the reflectance of a grey patch is grey (see grey)
     decom_steps: int = 2000  # phase 1: Decom-Net alone
     enhance_steps: int = 2000  # phase 2: Enhance-Net, Decom-Net frozen
     # --- run

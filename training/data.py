@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from nightvision.errors import InputError
 from nightvision.evaluation.pairs import list_images, lol_pairs
 
-__all__ = ["ImageFolder", "PairedPatches", "list_images", "lol_pairs"]
+__all__ = ["ImageFolder", "PairedPatches", "list_images", "lol_pairs", "make_grey"]
 
 
 class ImageFolder(Dataset[torch.Tensor]):
@@ -26,16 +26,26 @@ class ImageFolder(Dataset[torch.Tensor]):
             log-uniform factor in ``[darken_min, 1]`` (in linear light, sRGB gamma 2.2), then quantised to
             8 bits, as dark footage is. SICE has few frames as dark as a street at night.
         darken_min: the smallest exposure factor.
+        grey: (training) the fraction of crops made neutral grey (their sRGB luma in all three channels), so
+            that a model learns to keep a grey input grey (infrared cameras; neutral surfaces).
     """
 
     def __init__(
-        self, files: list[Path], crop: int, train: bool = True, *, darken: float = 0.0, darken_min: float = 0.05
+        self,
+        files: list[Path],
+        crop: int,
+        train: bool = True,
+        *,
+        darken: float = 0.0,
+        darken_min: float = 0.05,
+        grey: float = 0.0,
     ) -> None:
         self.files = files
         self.crop = crop
         self.train = train
         self.darken = darken
         self.darken_min = darken_min
+        self.grey = grey
 
     def __len__(self) -> int:
         return len(self.files)
@@ -66,7 +76,16 @@ class ImageFolder(Dataset[torch.Tensor]):
             if self.darken and torch.rand(()) < self.darken:
                 scale = self.darken_min ** float(torch.rand(()))  # log-uniform in [darken_min, 1]
                 x = (x.pow(2.2) * scale).pow(1 / 2.2).mul_(255.0).round_().div_(255.0)
+            if self.grey and torch.rand(()) < self.grey:
+                x = make_grey(x)
         return x
+
+
+def make_grey(x: torch.Tensor) -> torch.Tensor:
+    """A ``(3, H, W)`` RGB tensor in ``[0, 1]`` as neutral grey: its Rec. 601 luma, quantised to 8 bits, in
+    each channel (what an infrared camera or a grey surface gives)."""
+    luma = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).mul(255.0).round_().div_(255.0)
+    return luma.expand(3, -1, -1).contiguous()
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -90,16 +109,23 @@ class PairedPatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         train: random patches and transforms; else whole images.
         repeat: patches per pair per epoch (train only).
         multiple: evaluation images are cropped to a multiple of this.
+        grey: (training) the fraction of patches with both images made neutral grey (:func:`make_grey`).
     """
 
     def __init__(
-        self, pairs: list[tuple[Path, Path]], patch: int = 128, train: bool = True, repeat: int = 1, multiple: int = 1
+        self,
+        pairs: list[tuple[Path, Path]],
+        patch: int = 128,
+        train: bool = True,
+        repeat: int = 1,
+        multiple: int = 1,
+        grey: float = 0.0,
     ) -> None:
         self.images = [(_read_rgb(a), _read_rgb(b)) for a, b in pairs]
         for (a, b), (pa, _) in zip(self.images, pairs, strict=True):
             if a.shape != b.shape:
                 raise InputError(f"{pa}: the pair differs in size, {a.shape[:2]} and {b.shape[:2]}")
-        self.patch, self.train, self.repeat, self.multiple = patch, train, repeat, multiple
+        self.patch, self.train, self.repeat, self.multiple, self.grey = patch, train, repeat, multiple, grey
 
     def __len__(self) -> int:
         return len(self.images) * (self.repeat if self.train else 1)
@@ -122,4 +148,6 @@ class PairedPatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             if k >= 4:
                 x, y = x.transpose(1, 2), y.transpose(1, 2)
             x, y = torch.rot90(x, k % 4, (1, 2)), torch.rot90(y, k % 4, (1, 2))
+            if self.grey and torch.rand(()) < self.grey:
+                x, y = make_grey(x), make_grey(y)
         return x.contiguous(), y.contiguous()

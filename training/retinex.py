@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from nightvision import models
 from nightvision.errors import InputError
-from nightvision.losses import decomposition_loss, relight_loss
+from nightvision.losses import decomposition_loss, neutral_loss, relight_loss
 from nightvision.models.retinexnet import RetinexNet
 from nightvision.training.config import RetinexConfig as Config
 from nightvision.training.config import load_config
@@ -44,7 +44,7 @@ def train(cfg: Config) -> dict[str, float]:
 
     # --- data
     train_pairs, held_pairs = split_pairs(cfg.data)
-    train_set = PairedPatches(train_pairs, cfg.patch, train=True, repeat=cfg.repeat)
+    train_set = PairedPatches(train_pairs, cfg.patch, train=True, repeat=cfg.repeat, grey=cfg.grey)
     held_set = PairedPatches(held_pairs, train=False, multiple=8)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=gen)
@@ -53,6 +53,9 @@ def train(cfg: Config) -> dict[str, float]:
     model = models.create("retinexnet", pretrained=False).to(device).train()
     if not isinstance(model, RetinexNet):
         raise TypeError(f"the registry built {type(model).__name__} for retinexnet")
+    if cfg.init and not cfg.resume:
+        models.load_checkpoint(model, cfg.init)
+        log.info("initialised from %s", cfg.init)
     decom_opt = torch.optim.Adam(model.decom.parameters(), lr=cfg.lr)
     enhance_opt = torch.optim.Adam(model.enhance.parameters(), lr=cfg.lr)
 
@@ -76,6 +79,8 @@ def train(cfg: Config) -> dict[str, float]:
                 r_low, i_low = model.decom(low)
                 r_high, i_high = model.decom(high)
                 loss = decomposition_loss(low, high, r_low, i_low, r_high, i_high)
+                if cfg.w_neutral:  # the output is reflectance × illumination: a tinted grey comes from here
+                    loss = loss + cfg.w_neutral * (neutral_loss(r_low, low) + neutral_loss(r_high, high))
                 opt = decom_opt
             else:  # phase 2: relighting, Decom-Net frozen
                 with torch.no_grad():

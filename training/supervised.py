@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from nightvision import models
 from nightvision.errors import InputError
-from nightvision.losses import charbonnier_loss, l1_loss, psnr, psnr_loss, ssim, ssim_loss
+from nightvision.losses import charbonnier_loss, l1_loss, neutral_loss, psnr, psnr_loss, ssim, ssim_loss
 from nightvision.specs import get_spec
 from nightvision.training.config import SupervisedConfig as Config
 from nightvision.training.config import load_config
@@ -83,6 +83,7 @@ def criterion(cfg: Config, pred: torch.Tensor, target: torch.Tensor) -> tuple[to
         "l1": (cfg.w_l1, l1_loss),
         "ssim": (cfg.w_ssim, ssim_loss),
         "psnr": (cfg.w_psnr, psnr_loss),
+        "neutral": (cfg.w_neutral, neutral_loss),  # a grey target (a grey pair) asks for a grey output
     }
     total = pred.new_zeros(())
     parts: dict[str, float] = {}
@@ -118,7 +119,7 @@ def train(cfg: Config) -> dict[str, float]:
     train_pairs, held_pairs = split_pairs(
         cfg.data, max_input_level=cfg.max_input_level, identity_pairs=cfg.identity_pairs
     )
-    train_set = PairedPatches(train_pairs, cfg.patch, train=True, repeat=cfg.repeat)
+    train_set = PairedPatches(train_pairs, cfg.patch, train=True, repeat=cfg.repeat, grey=cfg.grey)
     if cfg.eval_pairs and cfg.eval_pairs < len(held_pairs):  # evenly spread: every scene keeps its chance
         held_pairs = [held_pairs[round(i * len(held_pairs) / cfg.eval_pairs)] for i in range(cfg.eval_pairs)]
     held_set = PairedPatches(held_pairs, train=False, multiple=spec.pad_multiple)

@@ -73,7 +73,7 @@ def train(cfg: Config) -> dict[str, float]:
     train_files = [f for i, f in enumerate(files) if i % cfg.val_every]
     gen = torch.Generator().manual_seed(cfg.seed)
     train_loader = DataLoader(
-        ImageFolder(train_files, cfg.crop, train=True, darken=cfg.darken, darken_min=cfg.darken_min),
+        ImageFolder(train_files, cfg.crop, train=True, darken=cfg.darken, darken_min=cfg.darken_min, grey=cfg.grey),
         batch_size=cfg.batch_size,
         shuffle=True,
         drop_last=True,
@@ -87,6 +87,9 @@ def train(cfg: Config) -> dict[str, float]:
     # --- model, loss, optimiser
     margs = model_args(cfg)
     model = models.create(cfg.model, pretrained=False, **margs).to(device).train()
+    if cfg.init and not cfg.resume:
+        models.load_checkpoint(model, cfg.init)
+        log.info("initialised from %s", cfg.init)
     criterion = ZeroReferenceLoss(
         w_smoothness=cfg.w_smoothness,
         w_spatial=cfg.w_spatial,
@@ -95,6 +98,7 @@ def train(cfg: Config) -> dict[str, float]:
         well_exposed=cfg.well_exposed,
         exposure_power=cfg.exposure_power,
         spatial_signed=cfg.spatial_signed,
+        w_neutral=cfg.w_neutral,
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     params = sum(p.numel() for p in model.parameters())

@@ -23,6 +23,7 @@ from nightvision.losses.zero_reference import (
     colour_constancy_loss,
     exposure_control_loss,
     illumination_smoothness_loss,
+    neutral_loss,
     spatial_consistency_loss,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "exposure_control_loss",
     "illumination_smoothness_loss",
     "l1_loss",
+    "neutral_loss",
     "psnr",
     "psnr_loss",
     "relight_loss",

@@ -1,4 +1,5 @@
-"""The four zero-reference losses of Zero-DCE (Guo et al., CVPR 2020), which need no ground truth.
+"""The four zero-reference losses of Zero-DCE (Guo et al., CVPR 2020), which need no ground truth, and a fifth
+of ours that keeps grey inputs grey.
 
 Each loss is a plain function with keyword-only options and a thin ``nn.Module`` that stores them.
 Inputs are ``(B, 3, H, W)`` float RGB images in ``[0, 1]``; curve maps are ``(B, 3·n, H', W')`` in
@@ -26,6 +27,7 @@ __all__ = [
     "colour_constancy_loss",
     "exposure_control_loss",
     "illumination_smoothness_loss",
+    "neutral_loss",
     "spatial_consistency_loss",
 ]
 
@@ -103,6 +105,25 @@ def colour_constancy_loss(enhanced: torch.Tensor) -> torch.Tensor:
     return ((r - g) ** 2 + (r - b) ** 2 + (g - b) ** 2).mean()
 
 
+def neutral_loss(enhanced: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """A grey input must give a grey output, pixel by pixel (ours; the grey-world term only sees the means).
+
+    For each image whose input is exactly neutral (R = G = B everywhere: an infrared camera, or a training crop
+    made grey), the mean over pixels of ``Σ_c |J_c − mean_c J|``; other images count 0. Averaged over the batch.
+    Without this term, curve models trained on SICE (whose scenes lean yellow) learn to add blue everywhere,
+    grey included.
+
+    Args:
+        enhanced: ``(B, 3, H, W)``, float in ``[0, 1]``, RGB.
+        original: ``(B, 3, H, W)``, the input of the model.
+    """
+    check_bchw(enhanced, "enhanced")
+    check_same_shape(enhanced, original, "enhanced, original")
+    grey = (original.amax(1) - original.amin(1)).flatten(1).amax(1) == 0  # (B,)
+    spread = (enhanced - enhanced.mean(1, keepdim=True)).abs().sum(1).mean((1, 2))  # (B,)
+    return (spread * grey).mean()
+
+
 def illumination_smoothness_loss(curves: torch.Tensor) -> torch.Tensor:
     """Keep the curve maps smooth: ``Σ_maps mean_pixels Σ_{j ∈ 4-neighbours} (A_i − A_j)²``, averaged over the batch.
 
@@ -165,6 +186,7 @@ class ZeroReferenceLoss(nn.Module):
     Default weights are those of the official training code (which the released weights were trained with):
     ``smoothness·200 (1600 for Zero-DCE++) + spatial·1 + colour·5 + exposure·10``, with the code's squared
     exposure term (``exposure_power=2``) and signed spatial differences (``spatial_signed=True``).
+    ``w_neutral`` adds :func:`neutral_loss` (off by default; it only acts on grey inputs).
 
     ``forward`` returns the total and a dict of the unweighted parts, for logging.
     """
@@ -181,6 +203,7 @@ class ZeroReferenceLoss(nn.Module):
         well_exposed: float = 0.6,
         exposure_power: int = 2,
         spatial_signed: bool = True,
+        w_neutral: float = 0.0,
     ) -> None:
         super().__init__()
         self.exposure_power = exposure_power
@@ -191,6 +214,8 @@ class ZeroReferenceLoss(nn.Module):
             "colour": w_colour,
             "exposure": w_exposure,
         }
+        if w_neutral:
+            self.weights["neutral"] = w_neutral
         self.region = region
         self.patch = patch
         self.well_exposed = well_exposed
@@ -206,5 +231,7 @@ class ZeroReferenceLoss(nn.Module):
                 enhanced, patch=self.patch, well_exposed=self.well_exposed, power=self.exposure_power
             ),
         }
+        if "neutral" in self.weights:
+            parts["neutral"] = neutral_loss(enhanced, original)
         total = sum((self.weights[k] * v for k, v in parts.items()), start=torch.zeros((), device=enhanced.device))
         return total, parts
