@@ -188,9 +188,10 @@ def _stages(args: argparse.Namespace) -> dict[str, list[Any]]:
     pre: list[Any] = []
     post: list[Any] = []
     if getattr(args, "denoise", False):
-        from nightvision.stream.denoise import TemporalDenoiser
+        from nightvision.stream.denoise import TemporalDenoiser, hand_off_dtype
 
-        pre.append(TemporalDenoiser())
+        deep = hand_off_dtype(args.model, exact=getattr(args, "exact", False))
+        pre.append(TemporalDenoiser(output_dtype=deep))
     target = getattr(args, "exposure", None)
     if target is not None:
         from nightvision.stream.exposure import ExposureControl

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from nightvision.errors import ShapeError
-from nightvision.evaluation.metrics import psnr
-from nightvision.stream.denoise import DenoiseParams, TemporalDenoiser
+from nightvision.evaluation.metrics import noise_sigma, psnr
+from nightvision.stream.denoise import DenoiseParams, TemporalDenoiser, hand_off_dtype
 
 
 def scene(height: int, width: int, seed: int = 0, level: float = 30.0) -> np.ndarray:
@@ -186,6 +186,32 @@ def test_sixteen_bit_output_keeps_sub_level_precision() -> None:
     err16 = np.abs(out16[centre] / 257.0 - 4.4).mean()
     err8 = np.abs(out8[centre].astype(np.float64) - 4.4).mean()
     assert err16 < 0.6 * err8, (err8, err16)
+
+
+def test_the_hand_off_to_a_curve_model_keeps_the_sub_levels() -> None:
+    """zero-dce++ after the denoiser, through the staged API as the pipeline runs it: on a static dark ramp
+    the 16-bit hand-off leaves a smooth picture, the 8-bit one the rounded levels' steps, multiplied."""
+    from nightvision import Enhancer
+
+    assert hand_off_dtype("zero-dce++") is np.uint16 and hand_off_dtype("nafnet-s") is np.uint16
+    assert hand_off_dtype("curve-denoise") is np.uint8  # its fast path takes uint8 (and denoises itself)
+    assert hand_off_dtype("curve-denoise", exact=True) is np.uint16
+    rng = np.random.default_rng(5)
+    ramp = np.tile(np.linspace(2.0, 9.0, 256, dtype=np.float32), (96, 1))
+    truth = np.repeat(ramp[:, :, None], 3, axis=2)
+    enhancer = Enhancer("zero-dce++")
+    outs = {}
+    for dtype in (np.uint8, np.uint16):
+        den = TemporalDenoiser(output_dtype=dtype)
+        for _ in range(24):
+            handed = den(noisy(truth, 1.5, rng))
+        outs[dtype] = enhancer.postprocess(enhancer.infer(enhancer.preprocess(handed)))
+    # what is left beside the smooth ramp: the 8-bit hand-off's steps, multiplied by the model
+    rough = {}
+    for dtype, out in outs.items():
+        o = out[8:-8, 8:-8].astype(np.float32)
+        rough[dtype] = float(np.abs(o - cv2.GaussianBlur(o, (0, 0), 8)).mean()), noise_sigma(out[8:-8, 8:-8])
+    assert rough[np.uint16][0] < 0.6 * rough[np.uint8][0] and rough[np.uint16][1] < 0.75 * rough[np.uint8][1], rough
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])

@@ -327,9 +327,9 @@ class CameraWorker:
                 enhancer.exposure = ExposureControl(cam.exposure)
             pre = []
             if cam.denoise:
-                from nightvision.stream.denoise import TemporalDenoiser
+                from nightvision.stream.denoise import TemporalDenoiser, hand_off_dtype
 
-                pre.append(TemporalDenoiser())
+                pre.append(TemporalDenoiser(output_dtype=hand_off_dtype(enhancer.spec.name)))
             kind = "pipeline"
             pipeline = Pipeline(
                 source,

@@ -71,9 +71,9 @@ def make_stages(settings: Settings) -> tuple[list[Any], list[Any]]:
     pre: list[Any] = []  # frame stages; exposure control is a post stage that also takes the model's input
     post: list[Any] = []
     if settings.denoise:
-        from nightvision.stream.denoise import TemporalDenoiser
+        from nightvision.stream.denoise import TemporalDenoiser, hand_off_dtype
 
-        pre.append(TemporalDenoiser())
+        pre.append(TemporalDenoiser(output_dtype=hand_off_dtype(settings.model)))
     if settings.exposure is not None:
         from nightvision.stream.exposure import ExposureControl
 

@@ -685,9 +685,11 @@ def _chain(*stages: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray]
 
 def model_methods(models: Sequence[str], *, denoise: bool = True, sixteen_bit: bool = True) -> list[VideoMethod]:
     """Our shipped models through :class:`nightvision.Enhancer` (ONNX Runtime), each alone and after the
-    temporal denoiser; zero-dce++ also with the denoiser's 16-bit output (``Enhancer.enhance`` takes uint16)."""
+    temporal denoiser as ``--denoise`` runs it: the staged API of the pipeline, the denoiser handing its frames
+    over in :func:`~nightvision.stream.denoise.hand_off_dtype`; zero-dce++ also with an 8-bit hand-off, for
+    comparison (``sixteen_bit``)."""
     from nightvision.enhancer import Enhancer
-    from nightvision.stream.denoise import TemporalDenoiser
+    from nightvision.stream.denoise import TemporalDenoiser, hand_off_dtype
 
     methods = []
     for name in models:
@@ -697,11 +699,16 @@ def model_methods(models: Sequence[str], *, denoise: bool = True, sixteen_bit: b
         )
         if not denoise:
             continue
-        variants = [(np.uint8, "")] + ([(np.uint16, " (16-bit)")] if sixteen_bit and name == "zero-dce++" else [])
+        variants = [(hand_off_dtype(name), "")]
+        if sixteen_bit and name == "zero-dce++" and variants[0][0] != np.uint8:
+            variants.append((np.uint8, " (8-bit hand-off)"))
         for dtype, suffix in variants:
 
             def make_fn(e: Any = enhancer, dt: Any = dtype) -> Callable[[np.ndarray], np.ndarray]:
-                return _chain(TemporalDenoiser(output_dtype=dt), e.enhance)
+                def staged(frame: np.ndarray) -> np.ndarray:
+                    return e.postprocess(e.infer(e.preprocess(frame)))
+
+                return _chain(TemporalDenoiser(output_dtype=dt), staged)
 
             methods.append(
                 VideoMethod(

@@ -49,7 +49,7 @@ import numpy as np
 
 from nightvision.errors import ShapeError
 
-__all__ = ["DenoiseControl", "DenoiseParams", "TemporalDenoiser"]
+__all__ = ["DenoiseControl", "DenoiseParams", "TemporalDenoiser", "hand_off_dtype"]
 
 log = logging.getLogger(__name__)
 
@@ -658,6 +658,21 @@ class TemporalDenoiser:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="3dnr-chroma")
             weakref.finalize(self, self._executor.shutdown, wait=False)
         return self._executor
+
+
+def hand_off_dtype(model: str, *, exact: bool = False) -> type:
+    """The dtype in which the denoiser should hand its frames to ``model``: ``np.uint16`` unless the model's
+    fast path takes uint8 only (curve-denoise without ``exact``, which denoises on its own anyway).
+
+    The average keeps sub-level precision that 8 bits throw away: on dark footage the rounded levels form
+    steps that the model then multiplies about tenfold. On the phone night clip (32 frames, zero-dce++ after
+    the denoiser) the output's noise ratio is 0.67 with the 8-bit hand-off and 0.21 with the 16-bit one;
+    the curve models' lookup takes 16-bit frames at nearly the cost of 8-bit ones, the other models convert
+    either to float. The 16-bit output costs the denoiser about 4 ms more a 720p frame on 2 CPU cores.
+    """
+    from nightvision.specs import get_spec
+
+    return np.uint8 if get_spec(model).coefficients_onnx and not exact else np.uint16
 
 
 def row_step(f: int) -> int:
