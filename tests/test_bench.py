@@ -10,7 +10,15 @@ import cv2
 import pytest
 
 from nightvision.errors import InputError
-from nightvision.evaluation.bench import DENOISE_ROW, Cell, bench_models, latency_stats, parse_size, save_results
+from nightvision.evaluation.bench import (
+    DENOISE_ROW,
+    DENOISE_ROW_16,
+    Cell,
+    bench_models,
+    latency_stats,
+    parse_size,
+    save_results,
+)
 
 
 def test_latency_statistics() -> None:
@@ -36,9 +44,12 @@ def test_tiny_run_writes_every_format(tmp_path: Path) -> None:
     assert ours.status == "ok" and ours.samples >= 3 and 0 < ours.p50_ms <= ours.p95_ms <= ours.p99_ms
     assert by_backend["nosuchbackend"].status.startswith("unavailable")
     assert by_backend["opencv"].model == "clahe" and by_backend["opencv"].status == "ok"
-    denoise = by_backend["cpu"]  # the temporal denoiser alone: what --denoise adds to each frame
-    assert denoise.model == DENOISE_ROW and denoise.size == "96x64" and denoise.status == "ok"
-    assert denoise.samples >= 3 and 0 < denoise.p50_ms <= denoise.p95_ms
+    # the temporal denoiser alone, with 8- and 16-bit output: what --denoise adds to each frame
+    denoisers = [c for c in cells if c.backend == "cpu"]
+    assert [c.model for c in denoisers] == [DENOISE_ROW, DENOISE_ROW_16]
+    for denoise in denoisers:
+        assert denoise.size == "96x64" and denoise.status == "ok"
+        assert denoise.samples >= 3 and 0 < denoise.p50_ms <= denoise.p95_ms
     ref = by_backend["reference"]
     if ref.status == "ok":  # torch installed
         assert ours.speedup_vs_reference == pytest.approx(ref.p50_ms / ours.p50_ms)

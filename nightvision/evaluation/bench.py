@@ -39,6 +39,7 @@ from nightvision.specs import get_spec
 
 __all__ = [
     "DENOISE_ROW",
+    "DENOISE_ROW_16",
     "RESULT_FILES",
     "SIZES",
     "Cell",
@@ -174,17 +175,20 @@ def _clahe_runner(frame: np.ndarray) -> Callable[[], Any]:
 
 
 DENOISE_ROW = "denoise (3dnr)"
-"""The model column of the temporal denoiser's row."""
+"""The model column of the temporal denoiser's row (8-bit output: what ``--denoise`` costs before curve-denoise)."""
+DENOISE_ROW_16 = "denoise (3dnr, 16-bit out)"
+"""The same with the 16-bit output that ``--denoise`` hands every other model
+(:func:`~nightvision.stream.denoise.hand_off_dtype`)."""
 
 
-def _denoise_runner(frame: np.ndarray) -> Callable[[], Any]:
+def _denoise_runner(frame: np.ndarray, output_dtype: type = np.uint8) -> Callable[[], Any]:
     """The CPU temporal denoiser (:class:`~nightvision.stream.denoise.TemporalDenoiser`) on a still scene with
     fresh noise every frame (eight noisy copies of ``frame`` in turn), so each call is a steady-state frame."""
     from nightvision.stream.denoise import TemporalDenoiser
 
     rng = np.random.default_rng(1)
     frames = [cv2.add(frame, rng.integers(0, 4, frame.shape, dtype=np.uint8)) for _ in range(8)]
-    denoiser = TemporalDenoiser()
+    denoiser = TemporalDenoiser(output_dtype=output_dtype)
     count = itertools.count()
 
     def run() -> np.ndarray:
@@ -206,7 +210,8 @@ def bench_models(
     denoise: bool = True,
 ) -> list[Cell]:
     """Measure every model × backend × size cell (plus reference rows, and per size the CLAHE row where
-    ``baseline`` and the temporal denoiser's row, :data:`DENOISE_ROW`, where ``denoise``)."""
+    ``baseline`` and the temporal denoiser's rows, :data:`DENOISE_ROW` and :data:`DENOISE_ROW_16`, where
+    ``denoise``)."""
     for s in sizes:
         parse_size(s)
     for m in models:
@@ -217,7 +222,9 @@ def bench_models(
         if baseline:
             cells.append(_run_cell("clahe", "opencv", size, _clahe_runner(frame), seconds, warmup))
         if denoise:
-            cells.append(_run_cell(DENOISE_ROW, "cpu", size, _denoise_runner(frame), seconds, max(warmup, 3)))
+            for row, dtype in ((DENOISE_ROW, np.uint8), (DENOISE_ROW_16, np.uint16)):
+                runner = _denoise_runner(frame, dtype)
+                cells.append(_run_cell(row, "cpu", size, runner, seconds, max(warmup, 3)))
         for model in models:
             params, gflops = _complexity(model, size)
             ref_cell = None
