@@ -359,7 +359,8 @@ def _to_uint16(x: torch.Tensor) -> torch.Tensor:
 
 
 def _i420_float_to_bgr16(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """As :func:`nightvision.stream.denoise.i420_float_to_bgr16`: bilinear chroma, BT.601 limited range."""
+    """As :func:`nightvision.stream.denoise.i420_fixed_to_bgr16` (here in float): bilinear chroma, BT.601 limited
+    range."""
     hh, ww = y.shape
     uu = F.interpolate(u[None, None], size=(hh, ww), mode="bilinear", align_corners=False)[0, 0] - 128.0
     vv = F.interpolate(v[None, None], size=(hh, ww), mode="bilinear", align_corners=False)[0, 0] - 128.0
