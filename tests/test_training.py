@@ -287,3 +287,26 @@ assert "torch" not in [m.split(".")[0] for m in sys.modules if sys.modules[m] is
     assert "nafnet-s.toml" in full and "zero-dce++.toml" in full  # the shipped recipes
     assert "supervised trainer" in one and "curve trainer" not in one and "--w-charbonnier" in one
     assert "error: unknown model 'nafnet-x'; did you mean" in one
+
+
+def test_init_weights_starts_a_fine_tune_but_not_a_resume(tmp_path: Path) -> None:
+    from nightvision.training.config import RetinexConfig
+    from nightvision.training.run import Run
+
+    source = models.create("zero-dce++", pretrained=False)
+    torch.save({"model": source.state_dict()}, tmp_path / "init.pt")
+    run = Run(RetinexConfig(out_dir=str(tmp_path / "run"), threads=1))
+
+    def same(net: torch.nn.Module) -> bool:
+        return all(
+            torch.equal(a, b) for a, b in zip(net.state_dict().values(), source.state_dict().values(), strict=True)
+        )
+
+    torch.manual_seed(1)
+    fresh = models.create("zero-dce++", pretrained=False)
+    assert not same(fresh)
+    run.init_weights(fresh, "", resume=False)  # no init: untouched
+    run.init_weights(fresh, str(tmp_path / "init.pt"), resume=True)  # resuming: last.pt decides, not init
+    assert not same(fresh)
+    run.init_weights(fresh, str(tmp_path / "init.pt"), resume=False)
+    assert same(fresh)

@@ -366,9 +366,7 @@ def train(cfg: Config) -> dict[str, float]:
 
     # --- model and optimiser
     model = models.create(cfg.model, pretrained=False, **margs).to(device).train()
-    if cfg.init and not cfg.resume:
-        models.load_checkpoint(model, cfg.init)
-        log.info("initialised from %s", cfg.init)
+    run.init_weights(model, cfg.init, resume=cfg.resume)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     log.info(
         "model %s %s: %d parameters, device %s", cfg.model, margs, sum(p.numel() for p in model.parameters()), device

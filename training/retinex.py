@@ -53,9 +53,7 @@ def train(cfg: Config) -> dict[str, float]:
     model = models.create("retinexnet", pretrained=False).to(device).train()
     if not isinstance(model, RetinexNet):
         raise TypeError(f"the registry built {type(model).__name__} for retinexnet")
-    if cfg.init and not cfg.resume:
-        models.load_checkpoint(model, cfg.init)
-        log.info("initialised from %s", cfg.init)
+    run.init_weights(model, cfg.init, resume=cfg.resume)
     decom_opt = torch.optim.Adam(model.decom.parameters(), lr=cfg.lr)
     enhance_opt = torch.optim.Adam(model.enhance.parameters(), lr=cfg.lr)
 

@@ -116,6 +116,15 @@ class Run:
         """Wall time since the run started, in minutes."""
         return (time.time() - self.started) / 60
 
+    def init_weights(self, model: torch.nn.Module, path: str, *, resume: bool) -> None:
+        """Start ``model`` from the weights of the checkpoint at ``path`` (fine-tuning: a trainer's ``init``);
+        nothing when ``path`` is empty or the run resumes (then ``last.pt`` holds the weights)."""
+        if path and not resume:
+            from nightvision import models
+
+            models.load_checkpoint(model, path)
+            log.info("initialised from %s", path)
+
     def resume(self, model: torch.nn.Module, **optimizers: torch.optim.Optimizer) -> dict[str, Any]:
         """Load ``OUT_DIR/last.pt`` into ``model`` and each optimiser (by its keyword: the key it was saved
         under with :meth:`save`); returns the checkpoint for the loop's own progress counters."""

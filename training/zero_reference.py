@@ -87,9 +87,7 @@ def train(cfg: Config) -> dict[str, float]:
     # --- model, loss, optimiser
     margs = model_args(cfg)
     model = models.create(cfg.model, pretrained=False, **margs).to(device).train()
-    if cfg.init and not cfg.resume:
-        models.load_checkpoint(model, cfg.init)
-        log.info("initialised from %s", cfg.init)
+    run.init_weights(model, cfg.init, resume=cfg.resume)
     criterion = ZeroReferenceLoss(
         w_smoothness=cfg.w_smoothness,
         w_spatial=cfg.w_spatial,

@@ -666,7 +666,7 @@ def hand_off_dtype(model: str, *, exact: bool = False) -> type:
 
     The average keeps sub-level precision that 8 bits throw away: on dark footage the rounded levels form
     steps that the model then multiplies about tenfold. On the phone night clip (32 frames, zero-dce++ after
-    the denoiser) the output's noise ratio is 0.67 with the 8-bit hand-off and 0.21 with the 16-bit one;
+    the denoiser) the output's noise ratio is 0.71 with the 8-bit hand-off and 0.24 with the 16-bit one;
     the curve models' lookup takes 16-bit frames at nearly the cost of 8-bit ones, the other models convert
     either to float. The 16-bit output costs the denoiser about 4 ms more a 720p frame on 2 CPU cores (9.4
     against 5.1 ms in `nightvision bench`; 13.1 before the fixed-point conversion).
