@@ -135,7 +135,9 @@ def test_reset_for_every_file_of_a_folder_job(tmp_path: Path, enhancer: Enhancer
     assert report.files == 3 and stage.calls == 3 and len(stage.resets) == 3
 
 
-def test_a_pre_stage_may_give_16_bits_and_post_stages_still_get_8(clip: Path, enhancer: Enhancer) -> None:
+def test_a_pre_stage_may_give_16_bits_and_post_stages_still_get_8(
+    clip: Path, enhancer: Enhancer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     class Deepen:
         name = "deepen"
 
@@ -152,9 +154,13 @@ def test_a_pre_stage_may_give_16_bits_and_post_stages_still_get_8(clip: Path, en
             seen.append(frame.dtype)
             return frame
 
+    staged: list[np.dtype] = []  # 16-bit video frames take the staged path too (not the whole-frame literal one)
+    preprocess = enhancer.preprocess
+    monkeypatch.setattr(enhancer, "preprocess", lambda frame: staged.append(frame.dtype) or preprocess(frame))
     out = Recorder()
     Pipeline(FileSource(clip), enhancer, [out], pre_stages=[Deepen()], post_stages=[Check()]).run()
     assert seen == [np.dtype(np.uint8)] * 10
+    assert staged == [np.dtype(np.uint16)] * 10
     assert out.frames[0].dtype == np.uint8 and out.frames[0].mean() > dark_frame(48, 64).mean() + 15
 
 

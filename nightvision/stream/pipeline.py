@@ -414,10 +414,11 @@ class Pipeline:
         return run
 
     def _staged(self, p: _Packet) -> bool:
-        """uint8 video frames take the enhancer's staged fast path; stills and 16-bit frames go whole
-        through ``Enhancer.enhance`` (which keeps their depth and bounds their memory)."""
+        """Video frames take the enhancer's staged path: uint8, and uint16 from a pre stage (the denoiser's
+        hand-off; the output is 8-bit video either way). Stills go whole through ``Enhancer.enhance``, which
+        keeps their depth (a 16-bit image stays 16-bit)."""
         assert p.frame is not None
-        return not self.source.still and p.frame.dtype == np.uint8
+        return not self.source.still and p.frame.dtype in (np.uint8, np.uint16)
 
     def _preprocess(self, p: _Packet) -> _Packet:
         assert p.frame is not None and p.original is not None
