@@ -7,10 +7,13 @@ The runtime (this package without :mod:`nightvision.models`, :mod:`nightvision.l
 * ``enhance_path(src, out, enhancer=...)`` and ``run_stream(uri, outputs, enhancer=...)`` — the jobs behind
   ``nightvision enhance`` and ``nightvision run``, both through the one pipeline (:mod:`nightvision.stream`);
   imported on first use.
+* ``keep_freed_memory()`` — once at start of a video program: frame-sized temporaries reuse their pages instead
+  of being faulted in afresh every frame (the CLI calls it; :mod:`nightvision.allocator`).
 """
 
 from typing import Any
 
+from nightvision.allocator import keep_freed_memory
 from nightvision.enhancer import DEFAULT_MODEL, Enhancer
 from nightvision.errors import (
     EngineError,
@@ -38,6 +41,7 @@ __all__ = [
     "SourceError",
     "__version__",
     "get_spec",
+    "keep_freed_memory",
     "list_specs",
 ]
 

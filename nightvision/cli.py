@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from nightvision.allocator import keep_freed_memory
 from nightvision.enhancer import DEFAULT_MODEL
 from nightvision.errors import InputError, NightvisionError
 
@@ -1072,6 +1073,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args = parser.parse_args(argv)
     _configure_logging(args.verbose)
+    keep_freed_memory()  # frame-sized temporaries reuse their pages instead of faulting them in afresh
     try:
         code: int = args.func(args)
         return code

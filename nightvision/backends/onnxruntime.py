@@ -65,6 +65,10 @@ class OnnxRuntimeBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Idle pool threads sleep instead of spinning after each run: the frame's other stages (the curve lookup,
+        # the denoiser, decoding) need those cores right then. 720p zero-dce++ on 2 cores: 13.6 -> 12.0 ms a frame
+        # (the graph itself 0.4 ms slower, the lookup and resize after it 1.6 ms faster).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
             self._session: ort.InferenceSession | None = ort.InferenceSession(

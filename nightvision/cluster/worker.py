@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from nightvision.allocator import keep_freed_memory
 from nightvision.enhancer import DEFAULT_MODEL, Enhancer
 from nightvision.errors import InputError, NightvisionError
 from nightvision.stream.jobs import Progress, enhance_path
@@ -124,6 +125,7 @@ class Worker:
     """
 
     def __init__(self, settings: Settings, threads: int = 0) -> None:
+        keep_freed_memory()
         if threads:
             import cv2
 
