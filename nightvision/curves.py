@@ -88,9 +88,8 @@ class CurveTable:
             return out
         if bgr.dtype == np.uint8:
             map_x = bgr.reshape(h, w * 3).astype(np.float32)
-        else:  # to fractional 8-bit levels: the table's columns
-            map_x = bgr.reshape(h, w * 3).astype(np.float32)
-            map_x *= np.float32(255.0 / 65535.0)
+        else:  # to fractional 8-bit levels, the table's columns (one pass)
+            map_x = np.multiply(bgr.reshape(h, w * 3), np.float32(255.0 / 65535.0), dtype=np.float32)
         map_y = np.ascontiguousarray(rows).reshape(h, w * 3)
         out32 = cv2.remap(self.table, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return cv2.convertScaleAbs(out32).reshape(h, w, 3)

@@ -600,13 +600,19 @@ class TemporalDenoiser:
 
     # --- output
 
+    def _fully_filtered(self, index: int) -> bool:
+        """Whether output plane ``index`` (0 = luma) is the spatially filtered history everywhere (dark, noisy
+        footage)."""
+        w_move, w_static, w_chroma = self.control.spatial_weights()
+        return (w_static >= 1.0 and w_move >= 1.0) if index == 0 else w_chroma >= 1.0
+
     def _filter(self, o: np.ndarray, index: int) -> np.ndarray:
         """The spatial filter of one output plane (0 = luma), in place (the plane is the output's own)."""
         w_move, w_static, w_chroma = self.control.spatial_weights()
         weight = w_static if index == 0 else w_chroma
         if weight <= 0.0 and (index > 0 or w_move <= 0.0):
             return o
-        if weight >= 1.0 and (index > 0 or w_move >= 1.0):  # fully filtered (dark, noisy footage)
+        if self._fully_filtered(index):
             return cv2.GaussianBlur(o, (5, 5), 0, dst=o)
         blurred = cv2.GaussianBlur(o, (5, 5), 0, dst=self._buffer(f"blur{index}", o.shape, o.dtype.type))
         mixed_move = None
@@ -625,6 +631,8 @@ class TemporalDenoiser:
         if dst is not None:
             return self._filter(cv2.convertScaleAbs(hist, dst=dst, alpha=1.0 / FIXED), index)
         fixed = self._buffer(f"fixed{index}", hist.shape, np.uint16)
+        if self._fully_filtered(index):  # blur straight from the history: no copy first
+            return cv2.GaussianBlur(hist.view(np.uint16), (5, 5), 0, dst=fixed)
         np.copyto(fixed, hist.view(np.uint16))
         return self._filter(fixed, index)
 
