@@ -359,8 +359,9 @@ class _PlainEngine:
 class _OnnxTileEngine:
     """ONNX Runtime on the graph the backend runs, in a session of its own made for tiles: the memory-pattern
     planner is off (with ONNX Runtime's arena it keeps a second copy of every activation in steady state, twice
-    the memory, at no measured gain in speed). With the ``onnx`` package, the graph's global average pools
-    take injected means and report weighted sums (see the module docstring)."""
+    the memory, at no measured gain in speed). With the ``onnx`` package, the graph's global statistics (average
+    pools, softmax-weighted context averages) take injected values and report weighted sums (see the module
+    docstring and :func:`_expose_statistics`)."""
 
     def __init__(self, session: Any, pools: int, input_name: str) -> None:
         self._session = session
@@ -380,9 +381,9 @@ class _OnnxTileEngine:
             import onnx
 
             model = onnx.load(str(path))
-            found = _find_global_pools(model.graph)
+            found = _find_statistics(model.graph)
             if found:
-                _expose_pools(model.graph, found)
+                _expose_statistics(model.graph, found)
                 graph, pools = model.SerializeToString(), len(found)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -396,7 +397,7 @@ class _OnnxTileEngine:
             session = ort.InferenceSession(graph, sess_options=options, providers=providers)
         except Exception as err:  # ORT raises its own exception types
             raise EngineError(f"ONNX Runtime cannot load {path} for tiling: {err}") from err
-        log.debug("tiling %s on ONNX Runtime, %d global pools shared between tiles", path, pools)
+        log.debug("tiling %s on ONNX Runtime, %d global statistics shared between tiles", path, pools)
         return cls(session, pools, session.get_inputs()[0].name)
 
     def run(
@@ -412,9 +413,17 @@ class _OnnxTileEngine:
             zero = np.zeros((1, 1, 1, 1), np.float32)
             for k in range(self.pools):
                 feeds[f"nv_mean_{k}"] = zero if means is None else means[k].astype(np.float32)
-        outs = self._session.run(None, feeds)
-        sums, counts = outs[1 : 1 + self.pools], outs[1 + self.pools :]
-        return outs[0], [Pooled(np.asarray(s, np.float64), float(c)) for s, c in zip(sums, counts, strict=True)]
+        names = [o.name for o in self._session.get_outputs()]
+        outs = dict(zip(names, self._session.run(None, feeds), strict=True))
+        shares = [
+            Pooled(
+                np.asarray(outs[f"nv_sum_{k}"], np.float64),
+                float(outs[f"nv_count_{k}"]),
+                float(outs.get(f"nv_offset_{k}", 0.0)),
+            )
+            for k in range(self.pools)
+        ]
+        return outs[names[0]], shares
 
     def close(self) -> None:
         self._session = None
@@ -457,33 +466,114 @@ def _find_global_pools(graph: Any) -> list[Any]:
     return pools
 
 
-def _expose_pools(graph: Any, pools: list[Any]) -> None:
+@dataclass(frozen=True)
+class _Context:
+    """A softmax-weighted average over all pixels in an exported graph (MIRNet-v2's global context block):
+    ``context = Reshape(MatMul(features (1, C, HW), Transpose(Softmax(logits (1, 1, HW)))))``.
+
+    Attributes:
+        node: the final ``Reshape``, whose output ``(1, C, 1, 1)`` is the context.
+        logits: the softmax's input; ``features``: the MatMul's ``(1, C, HW)`` input; ``spatial``: the 4-D
+            tensor the features were flattened from (for its height and width).
+    """
+
+    node: Any
+    logits: str
+    features: str
+    spatial: str
+
+
+def _find_contexts(graph: Any) -> list[_Context]:
+    """The softmax-weighted averages over all pixels in ``graph`` (see :class:`_Context`); softmaxes over other
+    axes (MIRNet-v2's selective kernel fusion weighs its streams) are not matched."""
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def only(name: str, op: str) -> Any | None:
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and users[0].op_type == op else None
+
+    found = []
+    for node in graph.node:
+        if node.op_type != "Softmax" or node.domain not in ("", "ai.onnx"):
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+        transpose = only(node.output[0], "Transpose")
+        matmul = only(transpose.output[0], "MatMul") if transpose is not None else None
+        if axis not in (-1, 2) or matmul is None or matmul.input[1] != transpose.output[0]:
+            continue
+        perm = next((list(a.ints) for a in transpose.attribute if a.name == "perm"), [])
+        reshape = only(matmul.output[0], "Reshape")
+        flatten = producer.get(matmul.input[0])
+        if perm != [0, 2, 1] or reshape is None or flatten is None or flatten.op_type != "Reshape":
+            continue
+        found.append(_Context(reshape, node.input[0], matmul.input[0], flatten.input[0]))
+    return found
+
+
+def _find_statistics(graph: Any) -> list[Any]:
+    """Every global statistic of ``graph`` in the order the graph computes them: average-pool nodes
+    (:func:`_find_global_pools`) and context averages (:class:`_Context`)."""
+    found: list[Any] = [*_find_global_pools(graph), *_find_contexts(graph)]
+    nodes = list(graph.node)  # (held: protobuf's wrappers of the nodes, and so their ids, live as long as this)
+    position = {id(node): i for i, node in enumerate(nodes)}
+    return sorted(found, key=lambda stat: position[id(stat.node if isinstance(stat, _Context) else stat)])
+
+
+def _expose_statistics(graph: Any, stats: list[Any]) -> None:
     """Rewrite ``graph`` in place: inputs ``nv_weight`` (1, 1, h, w), ``nv_use_local`` (bool) and ``nv_mean_k``;
-    outputs ``nv_sum_k`` and ``nv_count_k`` after the original output (see :class:`TileEngine`)."""
+    outputs ``nv_sum_k``, ``nv_count_k`` and, for context averages, ``nv_offset_k`` (see :class:`Pooled`) after
+    the original output (see :class:`TileEngine`).
+
+    Statistic ``k`` is replaced by ``nv_mean_k`` unless ``nv_use_local``. A pool reports ``Σ y·w`` and ``Σ w``
+    (``w``: the blend window resized to the pooled tensor); a context average reports ``Σ y·e·w`` and ``Σ e·w``
+    with ``e = exp(logits − max)`` and offset ``max``, so that tiles' shares add up to the whole frame's softmax.
+    """
     from onnx import TensorProto, helper, numpy_helper
 
-    index = {id(node): k for k, node in enumerate(pools)}
+    index = {id(stat.node if isinstance(stat, _Context) else stat): k for k, stat in enumerate(stats)}
+    contexts = {id(stat.node): stat for stat in stats if isinstance(stat, _Context)}
     nodes = []
     for node in graph.node:
         k = index.get(id(node))
         nodes.append(node)
         if k is None:
             continue
-        pooled, y = node.output[0], node.input[0]
+        value = node.output[0]
         node.output[0] = f"nv_own_mean_{k}"
-        # right after the pool, so that y is not kept alive to the end of the graph
+        context = contexts.get(id(node))
+        spatial = node.input[0] if context is None else context.spatial
+        # the window at the statistic's resolution, right after it (so that nothing is kept alive longer)
         nodes += [
-            helper.make_node("Where", ["nv_use_local", node.output[0], f"nv_mean_{k}"], [pooled]),
-            helper.make_node("Shape", [y], [f"nv_hw_{k}"], start=2, end=4),
+            helper.make_node("Where", ["nv_use_local", node.output[0], f"nv_mean_{k}"], [value]),
+            helper.make_node("Shape", [spatial], [f"nv_hw_{k}"], start=2, end=4),
             helper.make_node("Concat", ["nv_ones", f"nv_hw_{k}"], [f"nv_size_{k}"], axis=0),
             helper.make_node("Resize", ["nv_weight", "", "", f"nv_size_{k}"], [f"nv_w_{k}"], mode="linear"),
-            # Σ y·w as a product (1, C, hw) @ (1, hw, 1): no temporary of y's size
-            helper.make_node("Reshape", [y, "nv_flat_y"], [f"nv_fy_{k}"]),
-            helper.make_node("Reshape", [f"nv_w_{k}", "nv_flat_w"], [f"nv_fw_{k}"]),
-            helper.make_node("MatMul", [f"nv_fy_{k}", f"nv_fw_{k}"], [f"nv_yw_{k}"]),
-            helper.make_node("Unsqueeze", [f"nv_yw_{k}", "nv_last_axis"], [f"nv_sum_{k}"]),
-            helper.make_node("ReduceSum", [f"nv_w_{k}"], [f"nv_count_{k}"], keepdims=0),
         ]
+        if context is None:
+            # Σ y·w as a product (1, C, hw) @ (1, hw, 1): no temporary of y's size
+            nodes += [
+                helper.make_node("Reshape", [spatial, "nv_flat_y"], [f"nv_fy_{k}"]),
+                helper.make_node("Reshape", [f"nv_w_{k}", "nv_flat_w"], [f"nv_fw_{k}"]),
+                helper.make_node("MatMul", [f"nv_fy_{k}", f"nv_fw_{k}"], [f"nv_yw_{k}"]),
+                helper.make_node("Unsqueeze", [f"nv_yw_{k}", "nv_last_axis"], [f"nv_sum_{k}"]),
+                helper.make_node("ReduceSum", [f"nv_w_{k}"], [f"nv_count_{k}"], keepdims=0),
+            ]
+        else:
+            nodes += [
+                helper.make_node("ReduceMax", [context.logits], [f"nv_offset_{k}"], keepdims=0),
+                helper.make_node("Sub", [context.logits, f"nv_offset_{k}"], [f"nv_shifted_{k}"]),
+                helper.make_node("Exp", [f"nv_shifted_{k}"], [f"nv_e_{k}"]),
+                helper.make_node("Reshape", [f"nv_w_{k}", "nv_row_w"], [f"nv_rw_{k}"]),
+                helper.make_node("Mul", [f"nv_e_{k}", f"nv_rw_{k}"], [f"nv_ew_{k}"]),
+                helper.make_node("Transpose", [f"nv_ew_{k}"], [f"nv_column_{k}"], perm=[0, 2, 1]),
+                helper.make_node("MatMul", [context.features, f"nv_column_{k}"], [f"nv_yw_{k}"]),
+                helper.make_node("Unsqueeze", [f"nv_yw_{k}", "nv_last_axis"], [f"nv_sum_{k}"]),
+                helper.make_node("ReduceSum", [f"nv_ew_{k}"], [f"nv_count_{k}"], keepdims=0),
+            ]
     del graph.node[:]
     graph.node.extend(nodes)
     graph.initializer.extend(
@@ -491,19 +581,26 @@ def _expose_pools(graph: Any, pools: list[Any]) -> None:
             numpy_helper.from_array(np.array([1, 1], np.int64), "nv_ones"),
             numpy_helper.from_array(np.array([0, 0, -1], np.int64), "nv_flat_y"),
             numpy_helper.from_array(np.array([0, -1, 1], np.int64), "nv_flat_w"),
+            numpy_helper.from_array(np.array([0, 1, -1], np.int64), "nv_row_w"),
             numpy_helper.from_array(np.array([3], np.int64), "nv_last_axis"),
         ]
     )
+    n = len(stats)
     graph.input.extend(
         [
             helper.make_tensor_value_info("nv_weight", TensorProto.FLOAT, [1, 1, "tile_h", "tile_w"]),
             helper.make_tensor_value_info("nv_use_local", TensorProto.BOOL, []),
         ]
-        + [helper.make_tensor_value_info(f"nv_mean_{k}", TensorProto.FLOAT, [1, None, 1, 1]) for k in range(len(pools))]
+        + [helper.make_tensor_value_info(f"nv_mean_{k}", TensorProto.FLOAT, [1, None, 1, 1]) for k in range(n)]
     )
     graph.output.extend(
-        [helper.make_tensor_value_info(f"nv_sum_{k}", TensorProto.FLOAT, [1, None, 1, 1]) for k in range(len(pools))]
-        + [helper.make_tensor_value_info(f"nv_count_{k}", TensorProto.FLOAT, []) for k in range(len(pools))]
+        [helper.make_tensor_value_info(f"nv_sum_{k}", TensorProto.FLOAT, [1, None, 1, 1]) for k in range(n)]
+        + [helper.make_tensor_value_info(f"nv_count_{k}", TensorProto.FLOAT, []) for k in range(n)]
+        + [
+            helper.make_tensor_value_info(f"nv_offset_{k}", TensorProto.FLOAT, [])
+            for k, stat in enumerate(stats)
+            if isinstance(stat, _Context)
+        ]
     )
 
 
