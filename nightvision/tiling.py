@@ -502,8 +502,10 @@ def _find_contexts(graph: Any) -> list[_Context]:
             continue
         axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
         transpose = only(node.output[0], "Transpose")
-        matmul = only(transpose.output[0], "MatMul") if transpose is not None else None
-        if axis not in (-1, 2) or matmul is None or matmul.input[1] != transpose.output[0]:
+        if axis not in (-1, 2) or transpose is None:
+            continue
+        matmul = only(transpose.output[0], "MatMul")
+        if matmul is None or matmul.input[1] != transpose.output[0]:
             continue
         perm = next((list(a.ints) for a in transpose.attribute if a.name == "perm"), [])
         reshape = only(matmul.output[0], "Reshape")
