@@ -367,7 +367,7 @@ class TemporalDenoiser:
         params: settings (:class:`DenoiseParams`).
         output_dtype: ``np.uint8`` (default) or ``np.uint16`` (the denoised value ×257, keeping the sub-level
             precision of the average for a model that brightens it: :func:`hand_off_dtype`; the conversion,
-            :func:`i420_fixed_to_bgr16`, costs about 4 ms a 720p frame here).
+            :func:`i420_fixed_to_bgr16`, costs about 3 ms a 720p frame here).
         threads: 2 (default) runs the chroma planes in a worker thread while the luma runs in the caller's,
             on frames of 640×360 and more (OpenCV releases the GIL); 1 keeps everything in the caller's.
         **overrides: settings to change from ``params`` (or from the defaults), e.g. ``luma_strength=0.9``.
@@ -676,8 +676,8 @@ def hand_off_dtype(model: str, *, exact: bool = False) -> type:
     steps that the model then multiplies about tenfold. On the phone night clip (32 frames, zero-dce++ after
     the denoiser) the output's noise ratio is 0.71 with the 8-bit hand-off and 0.24 with the 16-bit one;
     the curve models' lookup takes 16-bit frames at nearly the cost of 8-bit ones, the other models convert
-    either to float. The 16-bit output costs the denoiser about 4 ms more a 720p frame on 2 CPU cores (9.4
-    against 5.1 ms in `nightvision bench`; 13.1 before the fixed-point conversion).
+    either to float. The 16-bit output costs the denoiser about 3 ms more a 720p frame on 2 CPU cores (6.6–7.7
+    against 4.0–4.2 ms in `nightvision bench`).
     """
     from nightvision.specs import get_spec
 
