@@ -114,14 +114,17 @@ class TilingProfile:
 
 
 PROFILES: dict[str, TilingProfile] = {
-    # measured 2025-11 (ONNX Runtime 1.32, PyTorch 2.13, CPU): whole, tiles, torch
-    "zero-dce": TilingProfile(1800, 980, 1500, overlap=32),
+    # whole, tiles, torch. ONNX Runtime 1.32 without memory-pattern planning, measured 2026-11-30 (zero-dce,
+    # nafnet-s, mirnet-v2, retinexnet; `benchmarks/memory.py --calibrate --backends onnxruntime,tiles`);
+    # the rest and the PyTorch 2.13 CPU figures measured 2025-11 (zero-dce++'s and curve-denoise's full graphs
+    # with the planning on: upper bounds)
+    "zero-dce": TilingProfile(960, 960, 1500, overlap=32),
     "zero-dce++": TilingProfile(100, 60, 120, overlap=128, align=8),
     "curve-denoise": TilingProfile(110, 60, 250, overlap=128, align=8, global_pooling=True),
-    "nafnet-s": TilingProfile(1450, 1050, 1000, overlap=96, global_pooling=True),
-    "nafnet": TilingProfile(1450, 1050, 1000, overlap=96, global_pooling=True),
-    "mirnet-v2": TilingProfile(3900, 3900, 3900, overlap=128, global_pooling=True),
-    "retinexnet": TilingProfile(5100, 3400, 3100, overlap=128),  # ONNX Runtime measured 2026-11-30
+    "nafnet-s": TilingProfile(720, 700, 1000, overlap=96, global_pooling=True),
+    "nafnet": TilingProfile(720, 700, 1000, overlap=96, global_pooling=True),
+    "mirnet-v2": TilingProfile(6100, 6100, 3900, overlap=128, global_pooling=True),
+    "retinexnet": TilingProfile(3400, 3400, 3100, overlap=128),
 }
 """Per-model tiling profiles (``benchmarks/memory.py --calibrate`` measures them; models without a shipped
 graph have only PyTorch figures, used for ONNX Runtime too)."""

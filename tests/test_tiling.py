@@ -71,7 +71,7 @@ def test_video_frames_run_whole_and_a_64_mp_image_in_tiles_within_the_budget() -
             "multiple": spec.pad_multiple,
         }
         whole_720p = plan_tiles(720, 1280, frame_bytes=720 * 1280 * 6, **options)
-        if name in ("mirnet-v2", "retinexnet"):  # full-resolution features: 3.6-4.6 GB at 720p, tiled by design
+        if name in ("mirnet-v2", "retinexnet"):  # full-resolution features: 3.1-5.6 GB at 720p, tiled by design
             assert whole_720p is not None and whole_720p.count <= 6, (name, whole_720p)
         else:
             assert whole_720p is None, name
@@ -81,7 +81,8 @@ def test_video_frames_run_whole_and_a_64_mp_image_in_tiles_within_the_budget() -
         network = plan.tile_height * plan.tile_width * profile.tile_bytes_per_pixel
         accumulator = 2 * plan.tile_height * plan.padded_width * 12
         assert 8000 * 8000 * 6 + network + accumulator <= DEFAULT_MEMORY_BUDGET_MB * 2**20
-        assert min(plan.tile_height, plan.tile_width) >= 4 * profile.overlap  # not needlessly small
+        # not needlessly small (MIRNet-v2, 6 kB a pixel, gets 460-pixel tiles: what 1.3 GB allows)
+        assert min(plan.tile_height, plan.tile_width) >= 3 * profile.overlap, (name, plan.tile_height)
 
 
 def test_tile_size_follows_the_budget_and_max_tile() -> None:
