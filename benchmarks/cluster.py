@@ -270,7 +270,7 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
         "machine would reach if the job kept both busy. *Ray's own processes*: GCS, raylets, agents and idle "
         "workers, i.e. Ray's overhead proper (the model workers' time is the job itself). *vs inprocess*: the "
         "wall-clock figure depends on what else ran (see the load), the CPU one does not; `inprocess` runs one "
-        "pipeline with ONNX Runtime's default thread pool (2 spinning threads), which costs more CPU than the "
+        "pipeline with ONNX Runtime's default thread pool (2 threads), which costs more CPU than the "
         "Ray workers' one thread each.",
     ]
     return "\n".join(lines) + "\n"
