@@ -6,8 +6,8 @@ heaps, so each frame's temporaries arrive as fresh pages that the kernel must fa
 at a time: measured on a 2-core CPU, that is about 10 of the 24 ms of a 720p zero-dce++ frame (the curve
 lookup alone 13 → 5 ms). Raising the two thresholds makes frees keep the pages, so the next frame reuses them.
 
-:func:`keep_freed_memory` is called by the ``nightvision`` CLI and by the cluster's workers; a program using
-the Python API calls it once at start (or sets glibc's ``MALLOC_MMAP_THRESHOLD_`` and
+:func:`keep_freed_memory` is called by the ``nightvision`` CLI and by the cluster's batch workers and camera
+actors; a program using the Python API calls it once at start (or sets glibc's ``MALLOC_MMAP_THRESHOLD_`` and
 ``MALLOC_TRIM_THRESHOLD_`` itself, which this module then leaves alone). The cost is that the process keeps up
 to ``trim_mb`` of freed memory at the top of each heap instead of returning it; peak memory is unchanged.
 """

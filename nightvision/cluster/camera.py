@@ -24,6 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from nightvision.allocator import keep_freed_memory
 from nightvision.cluster.serve_config import CameraConfig
 from nightvision.enhancer import Enhancer, FrameJob
 from nightvision.errors import OutputError
@@ -179,6 +180,7 @@ class CameraWorker:
     """
 
     def __init__(self, camera: CameraConfig, *, jpeg_quality: int = 80, overwrite: bool = False) -> None:
+        keep_freed_memory()  # (a camera actor is a process of its own)
         self.camera = camera
         self.overwrite = overwrite
         self.store = FrameStore(jpeg_quality)
