@@ -172,7 +172,8 @@ def _add_picture_args(p: argparse.ArgumentParser) -> None:
         "--denoise",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="temporal denoiser on the dark input before the model (motion-adaptive, luma and chroma)",
+        help="temporal denoiser on the dark input before the model (motion-adaptive, luma and chroma; video "
+        "only: still images pass by it)",
     )
     g.add_argument(
         "--exposure",

@@ -135,6 +135,27 @@ def test_reset_for_every_file_of_a_folder_job(tmp_path: Path, enhancer: Enhancer
     assert report.files == 3 and stage.calls == 3 and len(stage.resets) == 3
 
 
+def test_the_denoiser_passes_still_images_by(tmp_path: Path, enhancer: Enhancer) -> None:
+    """A still has no past frames: --denoise must neither fail on a 16-bit image nor turn an 8-bit grey one into a
+    16-bit one (its hand-off depth) or round-trip its colours through 4:2:0."""
+    from nightvision.stream.denoise import TemporalDenoiser
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "grey8.png"), dark_frame(40, 48, seed=1)[:, :, 1])
+    cv2.imwrite(str(folder / "colour8.png"), dark_frame(40, 48, seed=2))
+    cv2.imwrite(str(folder / "deep16.png"), dark_frame(40, 48, seed=3).astype(np.uint16) * 257)
+    plain = enhance_path(folder, tmp_path / "plain", enhancer=enhancer)
+    denoised = enhance_path(
+        folder, tmp_path / "denoised", enhancer=enhancer, pre_stages=[TemporalDenoiser(output_dtype=np.uint16)]
+    )
+    assert plain.files == denoised.files == 3 and not denoised.failures
+    for name in ("grey8.png", "colour8.png", "deep16.png"):
+        a = cv2.imread(str(tmp_path / "plain" / name), cv2.IMREAD_UNCHANGED)
+        b = cv2.imread(str(tmp_path / "denoised" / name), cv2.IMREAD_UNCHANGED)
+        assert b.dtype == a.dtype and b.shape == a.shape and np.array_equal(a, b), name
+
+
 def test_a_pre_stage_may_give_16_bits_and_post_stages_still_get_8(
     clip: Path, enhancer: Enhancer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

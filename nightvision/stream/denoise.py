@@ -377,6 +377,7 @@ class TemporalDenoiser:
     """
 
     name = "3dnr"
+    temporal = True  # the pipeline passes still images by (a first frame is only a lossy 4:2:0 round trip)
 
     def __init__(
         self,

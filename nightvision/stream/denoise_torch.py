@@ -128,6 +128,7 @@ class TorchTemporalDenoiser:
     """
 
     name = "3dnr-torch"
+    temporal = True  # the pipeline passes still images by
 
     def __init__(
         self,

@@ -396,6 +396,8 @@ class Pipeline:
         def run(p: _Packet) -> _Packet:
             frame = p.frame if pre else p.output
             assert frame is not None
+            if self.source.still and getattr(stage, "temporal", False):
+                return p  # it works from the frames before this one, and a still image has none
             key = (p.segment, frame.shape)
             if last[0] is not None and last[0] != key:
                 stage.reset()  # a new size, or a reconnect: this stage's past frames are of another scene
