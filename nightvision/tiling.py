@@ -533,7 +533,8 @@ def _expose_statistics(graph: Any, stats: list[Any]) -> None:
     outputs ``nv_sum_k``, ``nv_count_k`` and, for context averages, ``nv_offset_k`` (see :class:`Pooled`) after
     the original output (see :class:`TileEngine`).
 
-    Statistic ``k`` is replaced by ``nv_mean_k`` unless ``nv_use_local``. A pool reports ``Σ y·w`` and ``Σ w``
+    Statistic ``k`` is replaced by ``nv_mean_k``, or with ``nv_use_local`` by the ratio of the tile's own sums
+    (the layer's own value when the window is all ones, as a local run gives it). A pool reports ``Σ y·w`` and ``Σ w``
     (``w``: the blend window resized to the pooled tensor); a context average reports ``Σ y·e·w`` and ``Σ e·w``
     with ``e = exp(logits − max)`` and offset ``max``, so that tiles' shares add up to the whole frame's softmax.
     """
