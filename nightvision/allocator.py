@@ -15,9 +15,9 @@ to ``trim_mb`` of freed memory at the top of each heap instead of returning it; 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
+import sys
 
 __all__ = ["keep_freed_memory"]
 
@@ -50,15 +50,12 @@ def keep_freed_memory(trim_mb: int = 256) -> bool:
 
 
 def _glibc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
+    """The process's own C library if it is glibc (its symbols, without searching for the library file)."""
+    if not sys.platform.startswith("linux"):
         return None
-    try:
-        libc = ctypes.CDLL(name)
-    except OSError:
-        return None
+    libc = ctypes.CDLL(None)
     if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
-        return None
+        return None  # musl and other C libraries
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     libc.mallopt.restype = ctypes.c_int
     return libc

@@ -370,6 +370,7 @@ class _OnnxTileEngine:
         self._session = session
         self.pools = pools
         self._input = input_name
+        self._outputs = [o.name for o in session.get_outputs()]
 
     @classmethod
     def build(cls, path: Path, threads: int, *, share_pools: bool = True) -> _OnnxTileEngine:
@@ -416,8 +417,7 @@ class _OnnxTileEngine:
             zero = np.zeros((1, 1, 1, 1), np.float32)
             for k in range(self.pools):
                 feeds[f"nv_mean_{k}"] = zero if means is None else means[k].astype(np.float32)
-        names = [o.name for o in self._session.get_outputs()]
-        outs = dict(zip(names, self._session.run(None, feeds), strict=True))
+        outs = dict(zip(self._outputs, self._session.run(None, feeds), strict=True))
         shares = [
             Pooled(
                 np.asarray(outs[f"nv_sum_{k}"], np.float64),
@@ -426,7 +426,7 @@ class _OnnxTileEngine:
             )
             for k in range(self.pools)
         ]
-        return outs[names[0]], shares
+        return outs[self._outputs[0]], shares
 
     def close(self) -> None:
         self._session = None

@@ -392,12 +392,14 @@ class Pipeline:
 
     def _frame_stage(self, stage: FrameStage, pre: bool) -> Callable[[_Packet], _Packet]:
         last: list[tuple[int, tuple[int, ...]] | None] = [None]
+        # a temporal stage works from the frames before this one, and a still image has none
+        passes_by = self.source.still and getattr(stage, "temporal", False)
 
         def run(p: _Packet) -> _Packet:
             frame = p.frame if pre else p.output
             assert frame is not None
-            if self.source.still and getattr(stage, "temporal", False):
-                return p  # it works from the frames before this one, and a still image has none
+            if passes_by:
+                return p
             key = (p.segment, frame.shape)
             if last[0] is not None and last[0] != key:
                 stage.reset()  # a new size, or a reconnect: this stage's past frames are of another scene
@@ -416,11 +418,10 @@ class Pipeline:
         return run
 
     def _staged(self, p: _Packet) -> bool:
-        """Video frames take the enhancer's staged path: uint8, and uint16 from a pre stage (the denoiser's
-        hand-off; the output is 8-bit video either way). Stills go whole through ``Enhancer.enhance``, which
-        keeps their depth (a 16-bit image stays 16-bit)."""
-        assert p.frame is not None
-        return not self.source.still and p.frame.dtype in (np.uint8, np.uint16)
+        """Video frames take the enhancer's staged path: uint8, or uint16 from a pre stage (the denoiser's
+        hand-off; the output is 8-bit video either way; pre stages return nothing else). Stills go whole through
+        ``Enhancer.enhance``, which keeps their depth (a 16-bit image stays 16-bit)."""
+        return not self.source.still
 
     def _preprocess(self, p: _Packet) -> _Packet:
         assert p.frame is not None and p.original is not None
