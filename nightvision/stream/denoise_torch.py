@@ -360,11 +360,10 @@ def _to_uint16(x: torch.Tensor) -> torch.Tensor:
 
 
 def _i420_float_to_bgr16(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """As :func:`nightvision.stream.denoise.i420_fixed_to_bgr16` (here in float): bilinear chroma, BT.601 limited
-    range."""
-    hh, ww = y.shape
-    uu = F.interpolate(u[None, None], size=(hh, ww), mode="bilinear", align_corners=False)[0, 0] - 128.0
-    vv = F.interpolate(v[None, None], size=(hh, ww), mode="bilinear", align_corners=False)[0, 0] - 128.0
+    """As :func:`nightvision.stream.denoise.i420_fixed_to_bgr16` (here in float): chroma repeated over each 2×2,
+    BT.601 limited range."""
+    uu = (u - 128.0).repeat_interleave(2, 0).repeat_interleave(2, 1)
+    vv = (v - 128.0).repeat_interleave(2, 0).repeat_interleave(2, 1)
     yy = (y - 16.0) * 1.164
     bgr = torch.stack([yy + 2.018 * uu, yy - 0.391 * uu - 0.813 * vv, yy + 1.596 * vv], dim=-1) * 257.0
     return (bgr.clamp(0.0, 65535.0) + 0.5).to(torch.int32).to(torch.uint16)
