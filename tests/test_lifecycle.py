@@ -182,6 +182,24 @@ def test_a_synthetic_source_counts_the_frames_it_skips() -> None:
         assert 8 <= src.dropped <= 20
 
 
+def test_the_synthetic_sources_fast_noise_has_the_exact_noises_statistics() -> None:
+    """The live synthetic source draws its noise from a Gaussian approximation of the sample clip's shot noise:
+    same mean level and same frame-to-frame variance (on the still upper part of the street), fresh noise every
+    frame, and the same frames for the same seed."""
+    from nightvision.sample import sample_frames
+
+    def stats(fast: bool) -> tuple[float, float, float]:
+        frames = np.stack(list(sample_frames(320, 180, 8, seed=3, fast=fast))).astype(np.float64)[:, :100]
+        diffs = frames[1:] - frames[:-1]
+        return float(frames.mean()), float(diffs.var() / 2), float(np.mean(diffs == 0))
+
+    (mean, var, same), (fast_mean, fast_var, fast_same) = stats(False), stats(True)
+    assert fast_mean == pytest.approx(mean, rel=0.02) and fast_var == pytest.approx(var, rel=0.05)
+    assert fast_same < 0.5 and fast_same == pytest.approx(same, abs=0.05)  # no frame repeats the last one's noise
+    again = next(sample_frames(320, 180, 1, seed=3, fast=True))
+    assert np.array_equal(again, next(sample_frames(320, 180, 1, seed=3, fast=True)))
+
+
 class DownSource(Source):
     """A live source that fails: down, reading nothing, until closed."""
 

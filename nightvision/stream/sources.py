@@ -746,7 +746,7 @@ class SyntheticSource(Source):
     def _open(self) -> None:
         from nightvision.sample import sample_frames
 
-        self._pool = list(sample_frames(*self._size, 60))
+        self._pool = list(sample_frames(*self._size, 60, fast=True))
 
     def _read(self, timeout: float) -> Read:
         if not self._start:  # the clock starts at the first read, like a camera that starts streaming
