@@ -42,6 +42,50 @@ def test_back_pressure_bounds_what_is_in_flight() -> None:
     assert len(produced) == 100
 
 
+@pytest.mark.parametrize("in_flight", [0, 2])
+def test_a_live_chain_keeps_at_most_in_flight_items_between_its_ends(in_flight: int) -> None:
+    """Latest-item mode with a slow last stage: without a limit the items pile up in the queues in front of it
+    (latency grows with their depth); with one, at most ``in_flight`` items are between the first stage's start
+    and the last stage's end, and the rest are dropped at the front, where newer ones replace them."""
+    lock = threading.Lock()
+    inside: list[int] = [0]
+    most: list[int] = [0]
+    done: list[int] = []
+
+    def source():  # type: ignore[no-untyped-def]
+        for i in range(300):
+            time.sleep(0.001)
+            yield i
+
+    def enter(i: int) -> int:
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        return i
+
+    def drop_odd(i: int) -> int | None:
+        if i % 2:
+            with lock:
+                inside[0] -= 1  # a stage that drops an item frees its place
+            return None
+        return i
+
+    def slow_exit(i: int) -> None:
+        time.sleep(0.01)
+        with lock:
+            inside[0] -= 1
+        done.append(i)
+
+    stages = [("enter", enter), ("filter", drop_odd), ("mid", lambda i: i), ("exit", slow_exit)]
+    chain = Chain(source(), stages, depth=2, latest=True, in_flight=in_flight).start()
+    chain.join(timeout=30)
+    assert done == sorted(done) and chain.dropped > 0
+    if in_flight:
+        assert most[0] <= in_flight
+    else:
+        assert most[0] >= 5  # one in each of three stages and queues holding more
+
+
 def test_a_stage_error_is_raised_in_the_caller_and_stops_everything() -> None:
     def boom(i: int) -> int:
         if i == 5:

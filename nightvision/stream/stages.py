@@ -42,6 +42,11 @@ class Chain:
         latest: keep only the newest item between the source and the first stage: when the first stage is
             busy, a new item replaces the waiting one and :attr:`dropped` counts it (live sources). Otherwise
             the source waits (back-pressure, lossless).
+        in_flight: with ``latest``, at most this many items between the start of the first stage and the end
+            of the last (0: no limit). The first stage takes a new item only when one has left, so the items
+            wait at the front, where a newer one replaces them, and not in the queues in front of a slower
+            later stage: the latency stays near the sum of the stage times instead of growing with the
+            queues' depth.
     """
 
     def __init__(
@@ -51,9 +56,11 @@ class Chain:
         *,
         depth: int = 4,
         latest: bool = False,
+        in_flight: int = 0,
     ) -> None:
         self._stop = threading.Event()
         self._latest = latest
+        self._slots = threading.Semaphore(in_flight) if latest and in_flight > 0 else None
         self.dropped = 0
         self._errors: list[BaseException] = []
         sizes = [1 if latest and i == 0 else depth for i in range(len(stages))]
@@ -65,7 +72,9 @@ class Chain:
         for i, (name, fn) in enumerate(stages):
             out = self._queues[i + 1] if i + 1 < len(stages) else None
             self._threads.append(
-                threading.Thread(target=self._run_stage, args=(name, fn, self._queues[i], out), name=name, daemon=True)
+                threading.Thread(
+                    target=self._run_stage, args=(name, fn, self._queues[i], out, i == 0), name=name, daemon=True
+                )
             )
 
     def start(self) -> Chain:
@@ -121,10 +130,15 @@ class Chain:
             self._fail(err)
 
     def _run_stage(
-        self, name: str, fn: Callable[[Any], Any], inq: queue.Queue[Any], out: queue.Queue[Any] | None
+        self, name: str, fn: Callable[[Any], Any], inq: queue.Queue[Any], out: queue.Queue[Any] | None, first: bool
     ) -> None:
+        slots = self._slots
+        holding = False  # the first stage holds a slot for the item it is about to take
         try:
             while not self._stop.is_set():
+                if first and slots is not None and not holding:
+                    holding = slots.acquire(timeout=_POLL)
+                    continue
                 try:
                     item = inq.get(timeout=_POLL)
                 except queue.Empty:
@@ -133,9 +147,12 @@ class Chain:
                     if out is not None:
                         self._put(out, END)
                     return
+                holding = False  # the slot travels with the item
                 t0 = time.perf_counter()
                 result = fn(item)
                 self.busy_seconds[name] += time.perf_counter() - t0
+                if slots is not None and (out is None or result is None):
+                    slots.release()  # the item left the chain (or was dropped): the next one may enter
                 if out is not None and result is not None and not self._put(out, result):
                     return
         except BaseException as err:
