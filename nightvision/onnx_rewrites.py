@@ -60,7 +60,7 @@ def split_concat_convs(model: Any) -> int:
         parts = list(cat.input)
         sizes = [channels.get(p) for p in parts]
         conv = only_conv_after(cat.output[0])
-        if conv is None or any(s is None for s in sizes) or len(set(parts)) != len(parts):
+        if conv is None or len(parts) < 2 or any(s is None for s in sizes) or len(set(parts)) != len(parts):
             continue
         bounds = np.cumsum([0, *sizes])
         slices = [slice(int(a), int(b)) for a, b in pairwise(bounds)]
