@@ -67,7 +67,7 @@ def split_concat_convs(model: Any) -> int:
         bounds = np.cumsum([0, *sizes])
         slices = [slice(int(a), int(b)) for a, b in pairwise(bounds)]
         w = numpy_helper.to_array(weights[conv.input[1]])
-        bias = numpy_helper.to_array(weights[conv.input[2]]) if len(conv.input) > 2 and conv.input[2] else None
+        bias = _bias(conv, weights)
         group = _attr(conv, "group") or 1
         new: list[Any] = []
         if group == 1 and w.shape[1] == bounds[-1]:
@@ -81,7 +81,7 @@ def split_concat_convs(model: Any) -> int:
             if plain is None or (_attr(plain, "group") or 1) != 1:
                 continue
             wp = numpy_helper.to_array(weights[plain.input[1]])
-            bp = numpy_helper.to_array(weights[plain.input[2]]) if len(plain.input) > 2 and plain.input[2] else None
+            bp = _bias(plain, weights)
             last, sums = plain, []
             for k, (part, s) in enumerate(zip(parts, slices, strict=True)):
                 dw_bias = None if bias is None else bias[s]
@@ -151,6 +151,13 @@ def _constant(weights: dict[str, Any], graph: Any, numpy_helper: Any, name: str,
     graph.initializer.append(tensor)
     weights[name] = tensor
     return name
+
+
+def _bias(conv: Any, weights: dict[str, Any]) -> np.ndarray | None:
+    """The constant bias of Conv ``conv``, or ``None`` when it has none."""
+    from onnx import numpy_helper
+
+    return numpy_helper.to_array(weights[conv.input[2]]) if len(conv.input) > 2 and conv.input[2] else None
 
 
 def _attr(node: Any, name: str) -> Any:
