@@ -59,6 +59,36 @@ def test_leaves_a_clean_clip_unchanged(motion: str) -> None:
         assert psnr(out, frame) >= 45.0, (t, psnr(out, frame))
 
 
+def _chroma_error(out: np.ndarray, truth: np.ndarray) -> float:
+    """RMS difference of the I420 chroma planes of two 8-bit BGR frames."""
+    h, w = out.shape[:2]
+    n = h * w
+    a, b = (cv2.cvtColor(x, cv2.COLOR_BGR2YUV_I420).reshape(-1)[n:] for x in (out, truth))
+    return rmse(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_the_chroma_filter_widens_on_very_noisy_footage_only(dtype: type) -> None:
+    """Very noisy dark footage (σ 7 at level 12): the widened chroma filter leaves less colour noise than the
+    5×5 Gaussian alone (``chroma_sigma_max=1``); moderately noisy footage (σ 1.5 at level 40) is untouched."""
+    clean = scene(96, 128, seed=3, level=12.0)
+    truth = np.clip(clean, 0, 255).round().astype(np.uint8)
+    frames = [noisy(clean, 7.0, np.random.default_rng(t)) for t in range(12)]
+    wide, narrow = TemporalDenoiser(output_dtype=dtype), TemporalDenoiser(output_dtype=dtype, chroma_sigma_max=1.0)
+    for frame in frames:
+        a, b = wide(frame), narrow(frame)
+    assert wide.control.chroma_box() >= 5  # (σ of the chroma's temporal difference over its level: ≥ 3× the
+    assert narrow.control.chroma_box() == 0  # relative noise at which the spatial filter is full)
+    as8 = (lambda x: x) if dtype == np.uint8 else (lambda x: np.floor(x / 257.0 + 0.5).astype(np.uint8))
+    assert _chroma_error(as8(a), truth) < 0.8 * _chroma_error(as8(b), truth)
+    mild = scene(96, 128, seed=3, level=40.0)
+    wide, narrow = TemporalDenoiser(output_dtype=dtype), TemporalDenoiser(output_dtype=dtype, chroma_sigma_max=1.0)
+    for t in range(12):
+        frame = noisy(mild, 1.5, np.random.default_rng(t))
+        assert np.array_equal(wide(frame), narrow(frame))
+    assert wide.control.chroma_box() == 0
+
+
 def test_does_not_trail_a_moving_square() -> None:
     rng = np.random.default_rng(2)
     clean = scene(96, 160, seed=3, level=20.0)
@@ -238,6 +268,8 @@ def test_settings_are_checked() -> None:
         TemporalDenoiser(output_dtype=np.float32)
     with pytest.raises(ValueError, match="threads"):
         TemporalDenoiser(threads=0)
+    with pytest.raises(ValueError, match="chroma_sigma_max"):
+        DenoiseParams(chroma_sigma_max=0.5)
     table = DenoiseParams(luma_strength=0.8).weight_table(0.8)
     assert table[0] == round(0.2 * 256) and table[-1] == 256 and (np.diff(table) >= 0).all()
 

@@ -4,8 +4,9 @@ Same algorithm, same settings (:class:`~nightvision.stream.denoise.DenoiseParams
 decisions (:class:`~nightvision.stream.denoise.DenoiseControl`: global shift, noise estimate, scene cuts,
 spatial strengths). Every step reproduces OpenCV's arithmetic on the CPU path: the fixed-point BT.601
 conversions of ``cvtColor`` (I420), the 16-bit fixed-point history, round-half-to-even where OpenCV rounds
-that way and the binomial 5×5 Gaussian of ``GaussianBlur``. Outputs agree with the CPU path within one
-level on almost every pixel (tested; ``addWeighted``'s float rounding differs from ours on near-ties).
+that way, the binomial 5×5 Gaussian of ``GaussianBlur`` and the box filter of ``blur``. Outputs agree with the
+CPU path within one level on almost every pixel (tested; ``addWeighted``'s float rounding differs from ours on
+near-ties).
 
 The tensors stay on the input's device. Three small values come back to the host per frame (a 90-px
 thumbnail for the phase correlation, which runs in OpenCV exactly as on the CPU path, and two 256-bin
@@ -328,6 +329,11 @@ class TorchTemporalDenoiser:
             blurred = _gauss5(o)
             if rounded:
                 blurred = _round_half_up(blurred)
+            width = self.control.chroma_box() if i > 0 else 0
+            if width:  # the chroma's filter widened on very noisy footage
+                blurred = _box(blurred, width)
+                if rounded:
+                    blurred = _round_half_up(blurred)
 
             def mix(wgt: float, o: torch.Tensor = o, blurred: torch.Tensor = blurred) -> torch.Tensor:
                 m = o * np.float32(1.0 - wgt) + blurred * np.float32(wgt)
