@@ -182,6 +182,19 @@ def test_a_synthetic_source_counts_the_frames_it_skips() -> None:
         assert 8 <= src.dropped <= 20
 
 
+def test_a_synthetic_source_refuses_unknown_settings() -> None:
+    """A typo (``fsp=30``) used to run forever at the default rate."""
+    from nightvision.errors import InputError
+
+    for uri in ("synthetic://?fsp=30", "synthetic://?fps=30&size=64x48&frame=9"):
+        with pytest.raises(InputError, match="unknown setting"):
+            sources.make_source(uri)
+    with pytest.raises(InputError, match="fps needs a value"):
+        sources.make_source("synthetic://?fps")
+    src = sources.make_source("synthetic://?fps=30&size=64x48&frames=2&stamp=")
+    assert isinstance(src, SyntheticSource) and src.frame_count == 2
+
+
 def test_the_synthetic_sources_fast_noise_has_the_exact_noises_statistics() -> None:
     """The live synthetic source draws its noise from a Gaussian approximation of the sample clip's shot noise:
     same mean level and same frame-to-frame variance (on the still upper part of the street), fresh noise every

@@ -23,7 +23,7 @@ from nightvision.enhancer import FrameJob
 from nightvision.errors import InputError, OutputError, SourceError
 from nightvision.io.video import VideoReader, VideoWriter
 from nightvision.stream.pipeline import Pipeline
-from nightvision.stream.sinks import MjpegSink, NullSink, Sink, VideoFileSink, open_sink
+from nightvision.stream.sinks import MjpegSink, NullSink, Sink, VideoFileSink, make_sink, open_sink
 from nightvision.stream.sources import FileSource, SyntheticSource, open_source, redact
 from nightvision.stream.temporal import CurveSmoother, flicker, motion
 from tests.conftest import dark_frame
@@ -260,6 +260,12 @@ def test_bad_sources_and_sinks() -> None:
         open_source("gst://videotestsrc ! nosuchelement")
     with pytest.raises(InputError, match="unsupported output"):
         open_sink("out.gif")
+    for uri in ("ftp://host/x/", "https://example.com/live", "rtmp://127.0.0.1/live"):  # not a folder of PNGs
+        with pytest.raises(InputError, match=r"unsupported output .*:// is not an output"):
+            make_sink(uri)
+    for name in ("null", "display", "null/"):
+        with pytest.raises(InputError, match=f"did you mean {name.rstrip('/')}://"):
+            make_sink(name)
     assert redact("rtsp://admin:hunter2@cam.local/stream") == "rtsp://admin:***@cam.local/stream"
 
 
@@ -437,3 +443,24 @@ def test_signals_ask_a_listening_job_to_stop_and_interrupt_anything_else() -> No
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(1)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_stopped_file_run_never_replaces_a_file_with_its_partial_output(tmp_path: Path) -> None:
+    """The input is ``out.partial.mp4`` and the output ``out.mp4``: the frames done go to ``out-2.partial.mp4``,
+    the input is untouched (a careless user's Ctrl-C used to replace it with the partial output)."""
+    src = tmp_path / "out.partial.mp4"
+    with VideoWriter(src, 96, 64, 25) as w:
+        for i in range(200):
+            w.write(dark_frame(64, 96, seed=i % 5))
+    before = src.read_bytes()
+    source = FileSource(src).open()
+    assert source.time_base is not None
+    sink = VideoFileSink(tmp_path / "out.mp4", fps=source.fps, time_base=source.time_base)
+    pipeline = Pipeline(source, SlowEnhancer(0.02), [sink], depth=4)
+    threading.Timer(1.0, pipeline.stop, args=("SIGINT",)).start()
+    stats = pipeline.run()
+    assert stats.stopped_by == "SIGINT" and not stats.complete
+    assert src.read_bytes() == before
+    assert sink.written == tmp_path / "out-2.partial.mp4"
+    with VideoReader(sink.written) as r:
+        assert len(list(r.frames())) == stats.frames_out

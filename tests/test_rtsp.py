@@ -13,8 +13,10 @@ import contextlib
 import logging
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -204,6 +206,28 @@ def test_an_address_that_never_answers_ends_after_the_documented_tries() -> None
     refused = f"rtsp://127.0.0.1:{free_port()}/cam"
     with pytest.raises(SourceError, match=r"connection refused \(nothing listens on that port\) \(2 tries in"):
         open_source(refused, retries=2)
+
+
+def test_ctrl_c_while_a_stream_is_connecting_stops_at_once() -> None:
+    """A Ctrl-C that lands inside FFmpeg's blocking open used to be lost: the tries went on to the end."""
+    with socket.socket() as silent:  # accepts connections and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"rtsp://127.0.0.1:{silent.getsockname()[1]}/cam"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nightvision", "run", url, "--headless", "--retries", "5"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2.5)  # the interpreter is up and the first try (3 s) is under way
+        assert proc.poll() is None, proc.communicate()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        stopped_in = time.monotonic() - t0
+    assert proc.returncode == 130 and "interrupted by SIGINT" in err and "Traceback" not in err, err
+    assert stopped_in < 2.0, f"{stopped_in:.1f} s (5 tries of 3 s would have taken 15 s and more)"
 
 
 @needs_server

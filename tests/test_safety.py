@@ -86,6 +86,15 @@ def test_an_output_folder_inside_the_input_is_skipped_on_the_next_run(photos: Pa
     assert {k: v for k, v in snapshot(photos).items() if not k.startswith("out")} == originals
 
 
+def test_a_folder_job_refuses_a_file_name_for_its_output(photos: Path, tmp_path: Path) -> None:
+    """``enhance photos/ -o out/x.png`` used to make a folder named ``x.png``."""
+    from nightvision.stream.jobs import plan_enhance
+
+    with pytest.raises(OutputError, match="names a file; give a folder such as"):
+        plan_enhance(photos, tmp_path / "out" / "x.png")
+    assert not (tmp_path / "out").exists()
+
+
 def test_run_never_writes_onto_its_input(tmp_path: Path) -> None:
     clip = write_clip(tmp_path / "r.mp4")
     before = clip.read_bytes()
@@ -302,3 +311,32 @@ def test_sigterm_during_a_folder_job_keeps_finished_files(tmp_path: Path) -> Non
     with VideoReader(out / "b.partial.mp4") as r:
         assert 0 < len(list(r.frames())) < 1500
     assert not list(out.glob(".*tmp*"))
+
+
+def test_check_outputs_finds_an_input_among_many_by_path_symlink_or_hard_link(tmp_path: Path) -> None:
+    """Thousands of inputs and outputs are checked by lookups (one pass each), and every way an output can name
+    an input is still caught: the same path spelt differently, a symlink either way, a hard link."""
+    from nightvision.io.outputs import check_outputs
+
+    src = tmp_path / "in"
+    src.mkdir()
+    inputs = [src / f"{i:04d}.png" for i in range(3000)]
+    for path in inputs[:5]:
+        path.write_bytes(b"x")
+    outputs = [tmp_path / "out" / p.name for p in inputs]
+    check_outputs(inputs, outputs, overwrite=False)  # all distinct: fine
+    (tmp_path / "link.png").symlink_to(inputs[1])
+    os.link(inputs[2], tmp_path / "hard.png")
+    (tmp_path / "to-out.png").symlink_to(outputs[7])
+    for out, named in [
+        (src / ".." / "in" / "0000.png", "0000.png"),
+        (tmp_path / "link.png", "0001.png"),
+        (tmp_path / "hard.png", "0002.png"),
+        (inputs[2999], "2999.png"),  # does not exist yet: the same path all the same
+    ]:
+        with pytest.raises(OutputError, match=f"is the input .*{named}"):
+            check_outputs(inputs, [*outputs[:10], out], overwrite=False)
+    with pytest.raises(OutputError, match=r"is the input .*to-out\.png"):  # an input that links to an output
+        check_outputs([*inputs, tmp_path / "to-out.png"], outputs, overwrite=False)
+    with pytest.raises(OutputError, match="given twice"):
+        check_outputs(inputs, [outputs[3], tmp_path / "out" / "." / "0003.png"], overwrite=False)

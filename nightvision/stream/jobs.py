@@ -118,6 +118,11 @@ def plan_enhance(
     if source.is_dir():
         if output.exists() and not output.is_dir():
             raise OutputError(f"the output of a folder must be a folder, and {output} is a file")
+        if not output.exists() and (is_image(output) or is_video(output)):  # "-o out/x.png" for a folder
+            raise OutputError(
+                f"the output of a folder must be a folder, and {output} names a file; give a folder such as "
+                f"{output.parent / output.stem}"
+            )
         if output.resolve() == source.resolve():
             raise OutputError(
                 f"the output folder {output} is the input folder: that would overwrite every original; "

@@ -62,9 +62,16 @@ K = TypeVar("K", bound="Sink")
 
 
 def partial_path(path: str | Path) -> Path:
-    """Where an interrupted job keeps its output: ``out.mp4`` → ``out.partial.mp4``."""
+    """Where an interrupted job keeps its output: ``out.mp4`` → ``out.partial.mp4``, or, where that name is
+    taken (an earlier run's partial output, or an input such as ``out.partial.mp4`` itself), the first free
+    name of ``out-2.partial.mp4``, ``out-3.partial.mp4``...: it never replaces an existing file."""
     path = Path(path)
-    return path.with_name(f"{path.stem}.partial{path.suffix}")
+    candidate = path.with_name(f"{path.stem}.partial{path.suffix}")
+    n = 2
+    while candidate.exists() or candidate.is_symlink():
+        candidate = path.with_name(f"{path.stem}-{n}.partial{path.suffix}")
+        n += 1
+    return candidate
 
 
 def as_bgr8(frame: np.ndarray) -> np.ndarray:
@@ -656,6 +663,10 @@ class _TkWindow:
         self.root.after(1, self.poll)
 
 
+_SINK_SCHEMES = frozenset({"", "file", "null", "display", "rtsp", "http", "mjpeg"})
+_OUTPUTS = "give a video or image file, a folder, http://HOST:PORT/, rtsp://HOST:PORT/PATH, display:// or null://"
+
+
 def make_sink(
     uri: str,
     *,
@@ -677,6 +688,10 @@ def make_sink(
     """
     parsed = urllib.parse.urlsplit(uri)
     scheme = parsed.scheme.lower() if "://" in uri else ""
+    if scheme not in _SINK_SCHEMES:
+        raise InputError(f"unsupported output {uri!r}: {scheme}:// is not an output; {_OUTPUTS}")
+    if not scheme and uri.rstrip("/").lower() in _SINK_SCHEMES - {"", "file"}:  # "-o null": a forgotten "://"
+        raise InputError(f"did you mean {uri.rstrip('/')}://? (an output named {uri!r} would be a folder of images)")
     if scheme == "null":
         return NullSink()
     if scheme == "display":
@@ -715,10 +730,7 @@ def make_sink(
         return ImageSequenceSink(uri, overwrite=overwrite)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageFileSink(path, overwrite=overwrite)
-    raise InputError(
-        f"unsupported output {uri!r}: a video or image file, a folder, http://HOST:PORT/, rtsp://HOST:PORT/PATH, "
-        "display:// or null://"
-    )
+    raise InputError(f"unsupported output {uri!r}: {_OUTPUTS}")
 
 
 def open_sink(

@@ -29,6 +29,7 @@ sent meanwhile (the gap times the stream's rate). Passwords never reach a messag
 from __future__ import annotations
 
 import collections
+import contextlib
 import enum
 import logging
 import re
@@ -485,6 +486,14 @@ def _why(err: BaseException, uri: str, timeout: float) -> tuple[str, bool]:
     return redact(str(err)) or type(err).__name__, True
 
 
+def _close_when_done(worker: threading.Thread, result: list[tuple[Any, str, bool]]) -> None:
+    """Close the container an abandoned connection attempt opens, once it has."""
+    worker.join()
+    if result and result[0][0] is not None:
+        with contextlib.suppress(Exception):
+            result[0][0].close()
+
+
 class StreamSource(Source):
     """A network stream (RTSP over TCP, RTMP, HTTP MJPEG or HLS, ...) decoded by PyAV in a reader thread.
 
@@ -578,11 +587,29 @@ class StreamSource(Source):
                 why, again = f"no answer within {self._timeout:g} s", True  # FFmpeg's RTSP says "invalid data"
             return None, why, again
 
+    def _connect_interruptibly(self) -> tuple[Any, str, bool]:
+        """:meth:`_try_connect` in a helper thread while this one waits in short steps.
+
+        A Ctrl-C's handler runs in the main thread; raised inside FFmpeg's blocking open it is lost (PyAV reports
+        its own error instead: measured, the handler ran when the 3 s timeout ended and its exception was
+        replaced), and the retries went on. Waiting here, the handler's exception leaves at once; the connection
+        still in progress is closed when it ends."""
+        result: list[tuple[Any, str, bool]] = []
+        worker = threading.Thread(target=lambda: result.append(self._try_connect()), name="stream-connect", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.1)
+        except BaseException:
+            threading.Thread(target=_close_when_done, args=(worker, result), daemon=True).start()
+            raise
+        return result[0] if result else (None, "the connection attempt failed", True)
+
     def _open(self) -> None:
         t0 = time.monotonic()
         delay = self._backoff0
         for attempt in range(1, self._retries + 1):
-            self._container, why, again = self._try_connect()
+            self._container, why, again = self._connect_interruptibly()
             if self._container is not None:
                 break
             if not again:
@@ -774,8 +801,13 @@ class SyntheticSource(Source):
         return Read(ReadStatus.FRAME, frame, n, now)
 
 
+_EXAMPLE = {"fps": "30", "size": "1280x720", "frames": "300"}
+
+
 def _query(uri: str) -> dict[str, str]:
-    return {k: v[-1] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query).items()}
+    return {
+        k: v[-1] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query, keep_blank_values=True).items()
+    }
 
 
 def make_source(
@@ -806,6 +838,17 @@ def make_source(
         from nightvision.io.sizes import parse_size
 
         q = _query(uri)
+        unknown = sorted(set(q) - {"size", "fps", "frames", "stamp"})
+        if unknown:
+            raise InputError(
+                f"bad synthetic source {uri!r}: unknown setting(s) {', '.join(unknown)} (known: fps, size, frames, "
+                "stamp; e.g. synthetic://?fps=30&size=1280x720)"
+            )
+        blank = [k for k in ("fps", "size", "frames") if k in q and not q[k]]
+        if blank:
+            raise InputError(
+                f"bad synthetic source {uri!r}: {blank[0]} needs a value (e.g. {blank[0]}={_EXAMPLE[blank[0]]})"
+            )
         try:
             h, w = parse_size(q.get("size", "640x360"))
             return SyntheticSource(
