@@ -111,10 +111,31 @@ class _Formatter(argparse.HelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line, like every other error of the command."""
+    """Usage errors as one line, like every other error of the command; no abbreviated options (``--model``
+    must not quietly mean ``--models``); a misspelt option gets a suggestion and its own command's help."""
+
+    commands: dict[str, argparse.ArgumentParser]  # the subcommands' parsers (set on the top-level parser)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.commands = {}
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_ERROR, f"nightvision: error: {message} (see `{self.prog} --help`)\n")
+
+    def unrecognized(self, extras: Sequence[str]) -> NoReturn:
+        """Refuse arguments this (sub)command does not take, suggesting the nearest option of its own."""
+        import difflib
+
+        options = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+        hints = []
+        for arg in extras:
+            if arg.startswith("--"):
+                close = difflib.get_close_matches(arg.split("=", 1)[0], options, n=1, cutoff=0.7)
+                hints += [f"did you mean {close[0]}?"] if close else []
+        hint = f"; {' '.join(hints)}" if hints else ""
+        self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
 
 
 def _examples(*lines: str) -> str:
@@ -381,11 +402,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import socket
 
-    from nightvision.evaluation.bench import RESULT_FILES, bench_models, bench_pipeline, save_results
+    from nightvision.evaluation.bench import (
+        RESULT_FILES,
+        bench_models,
+        bench_pipeline,
+        check_backend_names,
+        save_results,
+    )
     from nightvision.io.outputs import check_outputs
 
     out = Path(args.output or f"benchmarks/results/{socket.gethostname()}")
     check_outputs([], [out / name for name in RESULT_FILES], overwrite=args.overwrite)
+    check_backend_names(args.backends.split(","))
+    if args.pipeline and not Path(args.pipeline).is_file():  # before the table, not after it
+        raise InputError(f"no such video for --pipeline: {args.pipeline}")
     cells = bench_models(
         args.models.split(","),
         args.backends.split(","),
@@ -394,7 +424,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         threads=args.threads,
         reference=not args.no_reference,
-        denoise=not args.no_denoise,
+        denoise=not args.no_denoise_rows,
     )
     pipeline = None
     if args.pipeline is not None:
@@ -524,7 +554,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             gpus_per_task=args.gpus_per_task,
             workers=args.workers,
             chunk_seconds=args.chunk_seconds,
-            retries=args.retries,
+            retries=args.task_retries,
             overwrite=args.overwrite,
             progress=not args.quiet,
             stop=stop,
@@ -676,7 +706,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # --- the parser ----------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     from nightvision import __version__
 
     m = DEFAULT_MODEL
@@ -695,7 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, description: str, examples: Sequence[str], **kw: Any) -> argparse.ArgumentParser:
-        return sub.add_parser(
+        p = sub.add_parser(
             name,
             help=help,
             description=description,
@@ -703,6 +733,9 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=_Formatter,
             **kw,
         )
+        # -v also after the command (`nightvision run 0 -v`); SUPPRESS keeps a -v given before it
+        p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="-v: info, -vv: debug")
+        return p
 
     p = command(
         "enhance",
@@ -824,7 +857,7 @@ def build_parser() -> argparse.ArgumentParser:
             "nightvision bench --models nafnet-s --backends torch,torch:fp16+graphs --sizes 720p,1920x1080 -o gpu/",
         ],
     )
-    p.add_argument("--models", default=f"{m},zero-dce++,zero-dce", help="comma-separated models")
+    p.add_argument("--models", "-m", default=f"{m},zero-dce++,zero-dce", help="comma-separated models")
     p.add_argument(
         "--backends",
         default="onnxruntime",
@@ -837,7 +870,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=_int_in(0, 1000), default=3, help="warm-up calls per cell")
     p.add_argument("--threads", type=THREADS, default=0, help="ONNX Runtime threads (0: one per core)")
     p.add_argument("--no-reference", action="store_true", help="skip the eager-PyTorch reference rows")
-    p.add_argument("--no-denoise", action="store_true", help="skip the temporal denoiser's row (--denoise's cost)")
+    p.add_argument("--no-denoise-rows", action="store_true", help="skip the temporal denoiser's rows (its cost)")
+    # (the old name; elsewhere --no-denoise turns the denoiser off, here it only skipped its rows)
+    p.add_argument("--no-denoise", dest="no_denoise_rows", action="store_true", help=argparse.SUPPRESS)
     p.add_argument(
         "--pipeline",
         nargs="?",
@@ -900,7 +935,7 @@ def build_parser() -> argparse.ArgumentParser:
         ],
     )
     p.add_argument("--data", required=True, help="LOL-style folder (low/, high/), brackets (--brackets) or images")
-    p.add_argument("--models", help="comma-separated shipped models (default: all of them)")
+    p.add_argument("--models", "-m", help="comma-separated shipped models (default: all of them)")
     p.add_argument("--brackets", action="store_true", help="DATA is exposure brackets: score their test split")
     p.add_argument("--references", help="folder of the official weights (zero-dce/, zero-dce-pp/, sci/); needs torch")
     p.add_argument("-o", "--output", default="eval-results", help="folder for per_image.csv, summary.md/json, grid.png")
@@ -909,7 +944,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=THREADS, default=0, help="ONNX Runtime threads (0: one per core)")
     p.add_argument("--video", action="store_true", help="the paired video benchmark (DATA: exposure brackets)")
     p.add_argument("--clips", nargs="*", default=[], metavar="CLIP", help="--video: real clips for noise and flicker")
-    p.add_argument("--frames", type=_int_in(2, 10_000), default=32, help="--video: frames per clip (default 32)")
+    p.add_argument("--frames", type=_int_in(2, 10_000), default=32, help="--video: frames per clip")
     p.add_argument("--no-peers", action="store_true", help="--video: leave out the ffmpeg/OpenCV denoisers")
     p.add_argument("--no-fps", action="store_true", help="--video: skip the 720p timing")
     _add_overwrite(p)
@@ -959,7 +994,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--chunk-seconds", type=_float_in(0, 1e6), default=60.0, help="split longer videos at keyframes (0: never)"
     )
-    p.add_argument("--retries", type=_int_in(0, 100), default=2, help="reruns of a task whose worker was lost")
+    p.add_argument(
+        "--task-retries", type=_int_in(0, 100), default=2, help="reruns of a task whose worker was lost"
+    )  # (not --retries: in `run` that counts tries to open a stream)
+    p.add_argument("--retries", dest="task_retries", type=_int_in(0, 100), help=argparse.SUPPRESS)  # the old name
     p.add_argument(
         "--crf", type=CRF, default=18, metavar="0-51", help="x264 quality of video outputs (lower is better)"
     )
@@ -1041,6 +1079,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("rest", nargs=argparse.REMAINDER, help="--config FILE.toml and --key value overrides")
     p.set_defaults(func=cmd_train)
+    parser.commands = dict(sub.choices)
     return parser
 
 
@@ -1072,7 +1111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args([*argv[:cut], "train"])
         args.rest = argv[cut + 1 :]
     else:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            command = parser.commands.get(getattr(args, "command", ""), parser)
+            (command if isinstance(command, _Parser) else parser).unrecognized(extras)
     _configure_logging(args.verbose)
     keep_freed_memory()  # frame-sized temporaries reuse their pages instead of faulting them in afresh
     try:

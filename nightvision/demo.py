@@ -15,9 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from nightvision.errors import InputError
 from nightvision.io.images import write_image
 from nightvision.io.outputs import check_outputs
-from nightvision.io.video import VideoReader
+from nightvision.io.video import VideoReader, is_video
 from nightvision.sample import make_sample_video
 from nightvision.stream.frame_stages import FrameStage
 from nightvision.stream.jobs import EnhanceReport, EnhancerLike, Progress, enhance_path
@@ -82,6 +83,8 @@ def run_demo(
         stop, on_progress: see :func:`~nightvision.stream.jobs.enhance_path`.
     """
     out_dir = Path(out_dir)
+    if video is not None and Path(video).is_file() and not is_video(Path(video)):
+        raise InputError(f"the demo takes a video, and {video} is not one; enhance an image with `nightvision enhance`")
     enhanced, picture = out_dir / "enhanced.mp4", out_dir / "side-by-side.png"
     check_outputs([video] if video is not None else [], [enhanced, picture], overwrite=overwrite)
     if video is None:

@@ -237,7 +237,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return _SPECS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_SPECS), n=3, cutoff=0.4)
+        close = difflib.get_close_matches(name.lower(), list(_SPECS), n=3, cutoff=0.4)  # (names are lower-case)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         known = ", ".join(_SPECS)
         raise ModelNotFoundError(f"unknown model {name!r}{hint} (known: {known})") from None

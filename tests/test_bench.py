@@ -38,11 +38,14 @@ def test_sizes() -> None:
 
 
 def test_tiny_run_writes_every_format(tmp_path: Path) -> None:
-    cells = bench_models(["zero-dce++"], ["onnxruntime", "nosuchbackend"], ["96x64"], seconds=0.2, warmup=1, threads=1)
+    with pytest.raises(InputError, match="unknown backend 'nosuchbackend'"):  # a typo: refused before measuring
+        bench_models(["zero-dce++"], ["onnxruntime", "nosuchbackend"], ["96x64"], seconds=0.2)
+    cells = bench_models(["zero-dce++"], ["onnxruntime", "tensorrt"], ["96x64"], seconds=0.2, warmup=1, threads=1)
     by_backend = {c.backend.split(":")[0]: c for c in cells}
     ours = by_backend["onnxruntime"]
     assert ours.status == "ok" and ours.samples >= 3 and 0 < ours.p50_ms <= ours.p95_ms <= ours.p99_ms
-    assert by_backend["nosuchbackend"].status.startswith("unavailable")
+    trt = by_backend["tensorrt"]  # named right, missing here (no TensorRT, or no plan): a result, not a crash
+    assert trt.status == "ok" or trt.status.startswith("unavailable"), trt.status
     assert by_backend["opencv"].model == "clahe" and by_backend["opencv"].status == "ok"
     # the temporal denoiser alone, with 8- and 16-bit output: what --denoise adds to each frame
     denoisers = [c for c in cells if c.backend == "cpu"]
@@ -70,11 +73,12 @@ def test_failed_cells_are_reported_not_raised(tmp_path: Path) -> None:
 
 def test_torch_variants_are_named_cells_and_gpu_only_options_say_why() -> None:
     pytest.importorskip("torch")
+    with pytest.raises(InputError, match=r"unknown torch option\(s\) turbo in 'torch:turbo'"):  # before measuring
+        bench_models(["zero-dce++"], ["torch:fp16+graphs", "torch:turbo"], ["48x64"], seconds=0.05)
     cells = bench_models(
-        ["zero-dce++"], ["torch:fp16+graphs", "torch:turbo"], ["48x64"], seconds=0.05, reference=False, baseline=False
+        ["zero-dce++"], ["torch:fp16+graphs"], ["48x64"], seconds=0.05, reference=False, baseline=False
     )
     by_backend = {c.backend: c for c in cells}
-    assert "unknown torch option(s) ['turbo']" in by_backend["torch:turbo"].status
     fp16 = by_backend["torch:fp16+graphs"]
     import torch
 

@@ -138,8 +138,10 @@ def test_servers_and_windows_start_in_open_not_in_constructors(monkeypatch: pyte
         port = taken.getsockname()[1]
         sink = MjpegSink("127.0.0.1", port)  # nothing is bound yet, so no error here
         assert not any(t.name == "mjpeg-server" for t in threading.enumerate())
-        with pytest.raises(OutputError, match=f"cannot serve MJPEG on 127.0.0.1:{port}"):
+        with pytest.raises(OutputError, match=f"cannot serve MJPEG on 127.0.0.1:{port}: the port is in use"):
             sink.open()
+    with pytest.raises(OutputError, match=r"not an address of this machine; serve on 0\.0\.0\.0"):
+        MjpegSink("192.0.2.1", 0).open()  # TEST-NET-1: never a local address
     monkeypatch.delenv("DISPLAY", raising=False)
     window = make_sink("display://")
     assert isinstance(window, DisplaySink)

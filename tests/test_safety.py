@@ -340,3 +340,54 @@ def test_check_outputs_finds_an_input_among_many_by_path_symlink_or_hard_link(tm
         check_outputs([*inputs, tmp_path / "to-out.png"], outputs, overwrite=False)
     with pytest.raises(OutputError, match="given twice"):
         check_outputs(inputs, [outputs[3], tmp_path / "out" / "." / "0003.png"], overwrite=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ("enhance PHOTO -o OUT.png --denoize", "did you mean --denoise? (see `nightvision enhance --help`)"),
+        ("run 0 --headles", "did you mean --headless? (see `nightvision run --help`)"),
+        ("bench --model zero-dce++", "did you mean --models?"),  # no abbreviations: --model is not --models
+        ("bench --backends nope", "unknown backend 'nope'"),
+        ("bench --backends torch:fp17", "unknown torch option(s) fp17"),
+        ("bench --pipeline OUT.mp4", "no such video for --pipeline"),
+        ("eval --data PHOTO", "--data takes a folder"),
+        ("demo PHOTO -o OUT", "the demo takes a video"),
+        ("enhance PHOTO -o EMPTY", "the output name is empty"),
+        ("run rtsp:// --headless", "no host in 'rtsp://'"),
+        ("run synthetic://?fsp=30 --headless", "unknown setting(s) fsp"),
+        ("enhance PHOTO -o OUT.png -m ZERO-DCE++", "did you mean 'zero-dce++'"),
+        ("run synthetic:// --headless -o ftp://host/x/", "ftp:// is not an output"),
+    ],
+)
+def test_usage_mistakes_get_one_line_with_a_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: str, named: str
+) -> None:
+    from nightvision.cli import main
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), dark_frame(20, 30))
+    subs = {"PHOTO": str(photo), "EMPTY": ""}
+    argv = [subs.get(a, str(tmp_path / a) if a.startswith("OUT") else a) for a in args.split()]
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's own exit
+        code = int(stop.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nightvision: error:") and named in lines[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def test_verbose_may_follow_the_command_and_old_option_names_still_work() -> None:
+    from nightvision.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["-v", "run", "0"]).verbose == 1
+    assert parser.parse_args(["run", "0", "-vv"]).verbose == 2
+    assert parser.parse_args(["run", "0"]).verbose == 0
+    bench = parser.parse_args(["bench", "-m", "zero-dce", "--no-denoise"])
+    assert bench.models == "zero-dce" and bench.no_denoise_rows
+    assert parser.parse_args(["batch", "x", "-o", "y", "--retries", "4"]).task_retries == 4
+    assert parser.parse_args(["batch", "x", "-o", "y"]).task_retries == 2

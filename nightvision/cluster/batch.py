@@ -253,6 +253,11 @@ def plan_inputs(inputs: Sequence[str | Path], outdir: str | Path) -> list[tuple[
                 raise InputError(f"unsupported input {entry}: expected an image, a video, a folder or a glob")
     if skipped:
         log.info("left out %d file(s) inside the output folder %s", skipped, outdir)
+    if not found and skipped:
+        raise InputError(
+            f"every input lies inside the output folder {outdir} (those are left out: they could be outputs); "
+            "give another output folder"
+        )
     if not found:
         raise InputError(f"no images or videos in {', '.join(map(str, inputs))}")
     return sorted(((src, rel) for rel, src in found.items()), key=lambda item: item[1])

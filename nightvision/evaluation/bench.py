@@ -216,6 +216,7 @@ def bench_models(
         parse_size(s)
     for m in models:
         get_spec(m)
+    check_backend_names(backends)
     cells: list[Cell] = []
     for size in sizes:
         frame = _frame(size)
@@ -259,6 +260,26 @@ def bench_models(
 
 
 TORCH_OPTIONS = {"fp16": "half", "cl": "channels_last", "graphs": "cuda_graph"}
+
+
+def check_backend_names(backends: list[str]) -> None:
+    """Refuse (one :class:`InputError` line) a backend name no cell could run, before anything is measured: a
+    backend that is named right but missing here (TensorRT, CUDA) is a result, an ``unavailable`` cell; a typo
+    is not."""
+    from nightvision.backends import BACKENDS
+
+    for backend in backends:
+        if backend.startswith("torch:"):
+            unknown = [o for o in backend.split(":", 1)[1].split("+") if o not in TORCH_OPTIONS]
+            if unknown:
+                raise InputError(
+                    f"unknown torch option(s) {', '.join(unknown)} in {backend!r} (known: {', '.join(TORCH_OPTIONS)}, "
+                    "joined by +, e.g. torch:fp16+graphs)"
+                )
+        elif backend not in BACKENDS:
+            raise InputError(
+                f"unknown backend {backend!r} (known: {', '.join(BACKENDS)}, and torch:OPTIONS such as torch:fp16)"
+            )
 
 
 def _torch_variant(model: str, backend: str, frame: np.ndarray) -> tuple[Callable[[], Any], str]:

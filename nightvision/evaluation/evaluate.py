@@ -214,6 +214,8 @@ def reference_methods(root: str | Path) -> list[Method]:
 def find_inputs(data: str | Path, *, brackets: bool = False) -> tuple[list[Path], list[Path] | None]:
     """(inputs, targets or None): the test split of a bracket folder, a LOL folder, or an unpaired folder."""
     root = Path(data)
+    if root.is_file():
+        raise InputError(f"--data takes a folder (LOL-style low/ and high/, exposure brackets or images), not {root}")
     if not root.is_dir():
         raise InputError(f"evaluation data folder not found: {root}")
     if brackets:

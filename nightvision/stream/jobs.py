@@ -111,6 +111,8 @@ def plan_enhance(
 
     Raises :class:`InputError` / :class:`OutputError` (one line) for a job that cannot or must not run.
     """
+    if not str(output).strip():
+        raise InputError("the output name is empty; give a file or a folder with -o")
     into_folder = str(output).endswith(("/", "\\"))  # "out/": a folder to put the file in (Path drops the /)
     source, output = Path(source), Path(output)
     if not source.exists():

@@ -36,7 +36,7 @@ import numpy as np
 
 from nightvision.errors import OutputError
 from nightvision.io.atomic import describe_os_error
-from nightvision.stream.sinks import Sink, as_bgr8
+from nightvision.stream.sinks import Sink, as_bgr8, bind_advice
 
 __all__ = ["RtspSink", "split_annexb"]
 
@@ -176,8 +176,7 @@ class RtspSink(Sink):
             server = socket.create_server((self.host, self.port), reuse_port=False)
         except OSError as err:
             raise OutputError(
-                f"cannot serve RTSP on {self.host}:{self.port}: {describe_os_error(err)}; choose another port "
-                f"(-o rtsp://{self.host}:PORT{self.path})"
+                f"cannot serve RTSP on {self.host}:{self.port}: {bind_advice(err, f'rtsp://{self.host}:PORT{self.path}')}"
             ) from err
         self._server = server
         self.port = server.getsockname()[1]

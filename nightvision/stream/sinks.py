@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import gc
 import json
 import logging
@@ -51,6 +52,7 @@ __all__ = [
     "NullSink",
     "Sink",
     "VideoFileSink",
+    "bind_advice",
     "make_sink",
     "open_sink",
     "partial_path",
@@ -72,6 +74,18 @@ def partial_path(path: str | Path) -> Path:
         candidate = path.with_name(f"{path.stem}-{n}.partial{path.suffix}")
         n += 1
     return candidate
+
+
+def bind_advice(err: OSError, example: str) -> str:
+    """Why a server could not listen, and what to do: ``example`` is the output with ``HOST``/``PORT`` to change
+    (e.g. ``http://0.0.0.0:PORT/``)."""
+    if err.errno == errno.EADDRNOTAVAIL:
+        return "that is not an address of this machine; serve on 0.0.0.0 (every interface) or 127.0.0.1"
+    if err.errno == errno.EADDRINUSE:
+        return f"the port is in use; choose another port (-o {example})"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"ports below 1024 need root; choose another port (-o {example})"
+    return f"{describe_os_error(err)}; choose another port (-o {example})"
 
 
 def as_bgr8(frame: np.ndarray) -> np.ndarray:
@@ -488,8 +502,7 @@ class MjpegSink(Sink):
             self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         except OSError as err:
             raise OutputError(
-                f"cannot serve MJPEG on {self.host}:{self.port}: {describe_os_error(err)}; choose another port "
-                f"(-o http://{self.host}:PORT/)"
+                f"cannot serve MJPEG on {self.host}:{self.port}: {bind_advice(err, f'http://{self.host}:PORT/')}"
             ) from err
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -686,6 +699,8 @@ def make_sink(
         crf: x264 quality of video files and RTSP outputs, 0-51.
         overwrite: replace existing files (else opening refuses).
     """
+    if not uri.strip():
+        raise InputError(f"the output name is empty; {_OUTPUTS}")
     parsed = urllib.parse.urlsplit(uri)
     scheme = parsed.scheme.lower() if "://" in uri else ""
     if scheme not in _SINK_SCHEMES:

@@ -861,6 +861,8 @@ def make_source(
         except ValueError as err:
             raise InputError(f"bad synthetic source {uri!r}: {err}") from err
     if scheme in ("rtsp", "rtsps", "rtmp", "http", "https"):
+        if not urllib.parse.urlsplit(uri).hostname:
+            raise InputError(f"no host in {redact(uri)!r}: give {scheme}://HOST[:PORT]/PATH")
         return StreamSource(uri, timeout_ms=timeout_ms, retries=retries)
     if scheme == "gst":
         from nightvision.stream.gstreamer import GstSource
