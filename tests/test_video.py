@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
+import subprocess
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -11,8 +14,9 @@ import numpy as np
 import pytest
 
 from nightvision import Enhancer
-from nightvision.errors import InputError, SourceError
-from nightvision.io.video import VideoReader, VideoWriter
+from nightvision.errors import InputError, OutputError, SourceError
+from nightvision.io import video
+from nightvision.io.video import OUTPUT_FORMATS, VIDEO_SUFFIXES, OutputFormat, VideoReader, VideoWriter
 from nightvision.stream.jobs import Progress, enhance_path, run_stream
 from nightvision.stream.pipeline import StopRequest
 from tests.conftest import dark_frame, shared_path
@@ -162,3 +166,181 @@ def test_an_interrupted_job_keeps_a_playable_partial_file_with_its_audio(tmp_pat
     assert 0 < len(b["pts"]) == report.frames < 24 and b["audio_packets"] > 0
     assert b["pts"] == probe(src)["pts"][: len(b["pts"])]
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+# --- every accepted suffix is written with a codec its container takes ---------------------------------------
+
+CODEC_OF = {"libx264": "h264", "libvpx-vp9": "vp9"}
+
+
+@pytest.mark.parametrize("size", [(48, 64), (17, 33)], ids=["even", "odd"])
+@pytest.mark.parametrize("suffix", sorted(VIDEO_SUFFIXES))
+def test_every_suffix_is_written_and_read_back(tmp_path: Path, suffix: str, size: tuple[int, int]) -> None:
+    h, w = size
+    path = tmp_path / f"clip{suffix}"
+    with VideoWriter(path, w, h, 24) as writer:
+        for i in range(5):
+            writer.write(dark_frame(h, w, seed=i))
+    with VideoReader(path) as reader:
+        frames = list(reader.frames())
+        assert (reader.info.width, reader.info.height) == (w, h)
+        assert reader.info.codec == CODEC_OF[OUTPUT_FORMATS[suffix].video_codec]
+    assert len(frames) == 5 and all(f.image.shape == (h, w, 3) for f in frames)
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_webm_output_is_vp9_with_the_audio_re_encoded_to_opus(tmp_path: Path, enhancer: Enhancer) -> None:
+    src = make_clip(tmp_path / "in.mp4")
+    report = enhance_path(src, tmp_path / "out.webm", enhancer=enhancer)
+    a, b = probe(src), probe(tmp_path / "out.webm")
+    assert b["codec"] == "vp9" and b["size"] == a["size"] and len(b["pts"]) == 24 == report.frames
+    assert max(abs(x - y) for x, y in zip(a["pts"], b["pts"], strict=True)) <= Fraction(1, 1000)  # WebM: ms
+    assert b["audio_codec"] == "opus" and b["audio_packets"] > 0
+    assert report.luma_out > report.luma_in + 20
+
+
+def test_a_folder_job_keeps_a_webm_input_as_webm(tmp_path: Path, enhancer: Enhancer) -> None:
+    (tmp_path / "in").mkdir()
+    make_clip(tmp_path / "in" / "a.mp4", frames=6)
+    with VideoWriter(tmp_path / "in" / "b.webm", 64, 48, 12) as w:
+        for i in range(6):
+            w.write(dark_frame(48, 64, seed=i))
+    report = enhance_path(tmp_path / "in", tmp_path / "out", enhancer=enhancer)
+    assert report.failures == [] and report.files == 2
+    assert probe(tmp_path / "out" / "b.webm")["codec"] == "vp9" and len(probe(tmp_path / "out" / "b.webm")["pts"]) == 6
+
+
+def test_an_interrupted_webm_job_keeps_a_playable_partial_webm(tmp_path: Path, enhancer: Enhancer) -> None:
+    src = make_clip(tmp_path / "in.mp4")
+    stop = StopRequest()
+
+    class Slow:
+        name = "slow"
+
+        def __call__(self, frame: np.ndarray) -> np.ndarray:
+            time.sleep(0.2)
+            return frame
+
+        def reset(self) -> None:
+            pass
+
+    report = enhance_path(src, tmp_path / "out.webm", enhancer=enhancer, stop=stop,
+                          on_progress=lambda _: stop.set("SIGTERM"), pre_stages=[Slow()])  # fmt: skip
+    assert report.partial == tmp_path / "out.partial.webm" and not (tmp_path / "out.webm").exists()
+    b = probe(report.partial)
+    assert b["codec"] == "vp9" and 0 < len(b["pts"]) == report.frames < 24 and b["audio_codec"] == "opus"
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_a_codec_the_container_refuses_is_a_one_line_output_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(video.OUTPUT_FORMATS, ".webm", OutputFormat("webm", "libx264", "aac"))
+    with pytest.raises(OutputError, match=r"^cannot write .*out\.webm with libx264: .*webm.*libx264") as err:
+        VideoWriter(tmp_path / "out.webm", 64, 48, 24)
+    assert "\n" not in str(err.value) and list(tmp_path.iterdir()) == []
+
+
+def test_writer_refuses_an_unknown_preset(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown preset 'quick'"):
+        VideoWriter(tmp_path / "x.webm", 16, 16, 10, preset="quick")
+
+
+# --- phone rotation: frames are read upright, as ffmpeg shows them ------------------------------------------
+
+
+def corner_clip(path: Path, *, rotation: int = 0, frames: int = 4) -> Path:
+    """A 64x48 clip, dark with a bright top-left corner (so that every turn looks different); ``rotation``
+    (degrees counter-clockwise) is stored as a display matrix, as phones do, not applied to the pixels."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        if rotation:
+            v.set_display_rotation(rotation)
+        for i in range(frames):
+            img = np.full((48, 64, 3), 20, np.uint8)
+            img[:12, :16] = 230
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            frame.pts = i
+            for p in v.encode(frame):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ffmpeg() -> str:
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        pytest.skip("needs the ffmpeg binary (to rotate clips as a phone does and to decode them as players do)")
+    return exe
+
+
+def ffmpeg_rotated(ffmpeg: str, src: Path, degrees: int) -> Path:
+    """``src`` with a display matrix set by ffmpeg itself (``rotate`` tag, or ``-display_rotation`` in ffmpeg 6+)."""
+    out = src.with_name(f"rot{degrees}.mp4")
+    tagged = [ffmpeg, "-v", "error", "-y", "-i", str(src), "-c", "copy", "-metadata:s:v:0", f"rotate={degrees}"]
+    if subprocess.run([*tagged, str(out)], capture_output=True).returncode != 0:
+        subprocess.run([ffmpeg, "-v", "error", "-y", "-display_rotation", str(degrees), "-i", str(src), "-c", "copy",
+                        str(out)], check=True, capture_output=True)  # fmt: skip
+    return out
+
+
+def ffmpeg_first_frame(ffmpeg: str, path: Path) -> np.ndarray:
+    """The first frame as ffmpeg's command line decodes it (auto-rotated), BGR."""
+    png = path.with_suffix(".png")
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(path), "-frames:v", "1", str(png)], check=True)
+    with av.open(str(png)) as c:
+        return next(c.decode(video=0)).to_ndarray(format="bgr24")
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_rotated_video_is_read_upright_as_ffmpeg_shows_it(tmp_path: Path, ffmpeg: str, degrees: int) -> None:
+    path = ffmpeg_rotated(ffmpeg, corner_clip(tmp_path / "plain.mp4"), degrees)
+    upright = ffmpeg_first_frame(ffmpeg, path)
+    with VideoReader(path) as reader:
+        frames = list(reader.frames())
+        info = reader.info
+    assert info.rotation in (degrees, 360 - degrees) and info.frames == len(frames) == 4
+    assert (info.height, info.width, 3) == upright.shape == frames[0].image.shape
+    assert upright.shape[:2] == ((64, 48) if degrees != 180 else (48, 64))
+    assert np.abs(frames[0].image.astype(int) - upright).mean() < 2
+    assert frames[0].image.flags["C_CONTIGUOUS"]
+
+
+def test_a_rotated_video_is_enhanced_upright_without_rotation_metadata(
+    tmp_path: Path, ffmpeg: str, enhancer: Enhancer
+) -> None:
+    path = ffmpeg_rotated(ffmpeg, corner_clip(tmp_path / "plain.mp4"), 90)
+    report = enhance_path(path, tmp_path / "out.mp4", enhancer=enhancer)
+    assert report.frames == 4
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        stored = next(c.decode(video=0))
+        assert stored.rotation == 0 and (stored.width, stored.height) == (48, 64)
+    bright = ffmpeg_first_frame(ffmpeg, path).mean(axis=2) > 128  # where ffmpeg shows the corner
+    out = stored.to_ndarray(format="gray")
+    assert out[bright].mean() > out[~bright].mean() + 50
+
+
+def test_a_display_matrix_is_applied_without_ffmpeg_too(tmp_path: Path) -> None:
+    with VideoReader(corner_clip(tmp_path / "c.mp4", rotation=90)) as reader:
+        image = next(reader.frames()).image
+        assert (reader.info.width, reader.info.height, reader.info.rotation) == (48, 64, 90)
+    assert image.shape == (64, 48, 3) and image[-16:, :12].mean() > 200 and image[:12, :16].mean() < 50
+
+
+def test_a_mirrored_display_matrix_is_left_unapplied_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "m.mp4"
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.set_display_rotation(0, hflip=True)
+        for p in [*v.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")),
+                  *v.encode(None)]:  # fmt: skip
+            out.mux(p)
+    with caplog.at_level(logging.WARNING, "nightvision.io.video"), VideoReader(path) as reader:
+        assert (reader.info.width, reader.info.height, reader.info.rotation) == (64, 48, 0)
+    assert "mirrored display matrix" in caplog.text

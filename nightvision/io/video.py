@@ -1,10 +1,13 @@
-"""Video files with PyAV: decode frames with their timestamps, encode H.264 keeping time and audio.
+"""Video files with PyAV: decode frames upright with their timestamps, encode keeping time and audio.
 
 :class:`VideoReader` demuxes a file into :class:`VideoFrame` items (BGR pixels and presentation time) and,
-when asked, the audio packets, in file order. :class:`VideoWriter` encodes frames to H.264 (libx264) with
-the reader's time base and timestamps, so frame count, rate and timing survive, and remuxes the audio
-packets unchanged. It writes to a temporary name and renames on :meth:`VideoWriter.close` (optionally to
-another name, for a partial output); :meth:`abort` deletes the partial file.
+when asked, the audio packets, in file order. Frames come out upright: a display matrix (how phones record
+portrait video) is applied as FFmpeg's command line does by default, so outputs need no rotation metadata.
+:class:`VideoWriter` encodes frames with the codec its suffix's container takes (:data:`OUTPUT_FORMATS`:
+H.264 for MP4/MOV/MKV/AVI, VP9 for WebM), with the reader's time base and timestamps, so frame count, rate
+and timing survive; audio packets are remuxed unchanged, or re-encoded where the container cannot carry them
+(AAC into WebM becomes Opus). It writes to a temporary name and renames on :meth:`VideoWriter.close`
+(optionally to another name, for a partial output); :meth:`abort` deletes the partial file.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ from typing import Any
 
 import av
 import numpy as np
+from av.sidedata.sidedata import SideData
 
 from nightvision.errors import InputError, OutputError, SourceError
 from nightvision.io.atomic import AtomicFile, describe_os_error
 
 __all__ = [
+    "OUTPUT_FORMATS",
     "VIDEO_SUFFIXES",
     "AudioPacket",
+    "OutputFormat",
     "VideoFrame",
     "VideoInfo",
     "VideoReader",
@@ -35,7 +41,42 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".m4v", ".webm"})
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """How files with one suffix are written: the FFmpeg muxer, the video encoder it accepts, and the audio
+    encoder for source audio the muxer cannot carry as it is (a WebM file takes neither H.264 nor AAC)."""
+
+    container: str
+    video_codec: str
+    audio_codec: str
+
+
+OUTPUT_FORMATS: dict[str, OutputFormat] = {
+    ".mp4": OutputFormat("mp4", "libx264", "aac"),
+    ".m4v": OutputFormat("ipod", "libx264", "aac"),
+    ".mov": OutputFormat("mov", "libx264", "aac"),
+    ".mkv": OutputFormat("matroska", "libx264", "aac"),
+    ".avi": OutputFormat("avi", "libx264", "libmp3lame"),
+    ".webm": OutputFormat("webm", "libvpx-vp9", "libopus"),
+}
+
+# Every suffix read is also one written (a folder job keeps the input's suffix), so both come from one table.
+VIDEO_SUFFIXES = frozenset(OUTPUT_FORMATS)
+
+# x264's presets, fastest first; for VP9 each maps to a libvpx (deadline, cpu-used) of about the same speed.
+_VP9_SPEED = {
+    "ultrafast": ("realtime", 8),
+    "superfast": ("realtime", 7),
+    "veryfast": ("realtime", 6),
+    "faster": ("good", 5),
+    "fast": ("good", 4),
+    "medium": ("good", 3),
+    "slow": ("good", 2),
+    "slower": ("good", 1),
+    "veryslow": ("good", 0),
+    "placebo": ("best", 0),
+}
 
 
 def is_video(path: Path) -> bool:
@@ -44,7 +85,7 @@ def is_video(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a reader knows about its video stream before decoding."""
+    """What a reader knows about its video stream before decoding; the size is that of the upright frames."""
 
     width: int
     height: int
@@ -53,11 +94,41 @@ class VideoInfo:
     frames: int  # from the container; 0 when unknown
     has_audio: bool
     codec: str
+    rotation: int = 0  # degrees counter-clockwise the stored frames are turned by to show them upright
+
+
+def _display_rotation(path: Path, stream_index: int) -> int:
+    """How many quarter turns counter-clockwise show the stream upright (0-3), from its display matrix.
+
+    Phones store portrait video sideways with a display matrix saying how to turn it. PyAV shows the matrix
+    only on decoded frames, so the first frame is decoded through a second handle, which leaves the reader's
+    demuxer and decoder untouched. A mirrored matrix or an angle that is not a multiple of 90 degrees (both
+    rare) is left unapplied, with a warning.
+    """
+    try:
+        with av.open(str(path), mode="r") as container:
+            frame = next(container.decode(video=stream_index), None)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+        return 0  # the reader itself reports an unreadable file when it decodes
+    if not isinstance(frame, av.VideoFrame):
+        return 0
+    matrix = frame.side_data.get("DISPLAYMATRIX")
+    if not isinstance(matrix, SideData):
+        return 0
+    a, b, _, c, d = np.frombuffer(bytes(matrix), dtype=np.int32)[:5].tolist()
+    if a * d - b * c < 0:
+        log.warning("%s has a mirrored display matrix; its frames are used as stored, not mirrored", path)
+        return 0
+    degrees = frame.rotation
+    if abs(degrees - 90 * round(degrees / 90)) > 1:
+        log.warning("%s is to be shown turned by %d degrees; its frames are used as stored", path, degrees)
+        return 0
+    return round(degrees / 90) % 4
 
 
 @dataclass
 class VideoFrame:
-    """One decoded frame: ``(H, W, 3)`` uint8 BGR, its pts in ``time_base`` units, and its index."""
+    """One decoded frame: ``(H, W, 3)`` uint8 BGR, upright, its pts in ``time_base`` units, and its index."""
 
     image: np.ndarray
     pts: int | None
@@ -73,6 +144,9 @@ class AudioPacket:
 
 class VideoReader:
     """Decode a video file. Use as a context manager; iterate for frames (and audio packets).
+
+    Frames are turned upright as the stream's display matrix says (90, 180 or 270 degrees), and
+    :attr:`info` gives the upright size, so that what is written from them plays the right way up.
 
     Args:
         path: the file.
@@ -99,14 +173,17 @@ class VideoReader:
             self._container.close()
             raise InputError(f"cannot read video {self.path}: the stream has no frame size (damaged?)")
         rate = self._video.average_rate or self._video.guessed_rate or Fraction(30)
+        self._turns = _display_rotation(self.path, self._video.index)
+        width, height = (ctx.height, ctx.width) if self._turns % 2 else (ctx.width, ctx.height)
         self.info = VideoInfo(
-            width=ctx.width,
-            height=ctx.height,
+            width=width,
+            height=height,
             fps=Fraction(rate),
             time_base=Fraction(self._video.time_base or Fraction(1, 90000)),
             frames=int(self._video.frames or 0),
             has_audio=self._audio is not None,
             codec=ctx.name,
+            rotation=90 * self._turns,
         )
 
     @property
@@ -125,7 +202,7 @@ class VideoReader:
                     continue
                 for frame in packet.decode():
                     assert isinstance(frame, av.VideoFrame)  # a video packet decodes to video frames
-                    yield VideoFrame(frame.to_ndarray(format="bgr24"), frame.pts, index)
+                    yield VideoFrame(self._upright(frame.to_ndarray(format="bgr24")), frame.pts, index)
                     index += 1
         except av.error.FFmpegError as err:
             raise SourceError(f"cannot decode {self.path} after {index} frames: {err}") from err
@@ -135,6 +212,10 @@ class VideoReader:
             raise SourceError(
                 f"{self.path} ended after {index} of its {self.info.frames} frames: the file is truncated or damaged"
             )
+
+    def _upright(self, image: np.ndarray) -> np.ndarray:
+        """``image`` turned as the display matrix says; contiguous, as OpenCV and the engines expect."""
+        return np.ascontiguousarray(np.rot90(image, self._turns)) if self._turns else image
 
     def frames(self) -> Iterator[VideoFrame]:
         """Only the video frames."""
@@ -152,21 +233,80 @@ class VideoReader:
         self.close()
 
 
+def _video_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    """Encoder options of about the same quality and speed whichever codec the suffix calls for.
+
+    libvpx's quality scale is 0-63 against x264's 0-51, so ``crf`` is scaled (18 becomes 22, visually
+    lossless for both); ``b:v 0`` makes it pure constant quality, and crf 0 is lossless as with x264. The
+    x264 preset picks libvpx's deadline and cpu-used of about the same speed (:data:`_VP9_SPEED`).
+    """
+    if codec != "libvpx-vp9":
+        return {"crf": str(crf), "preset": preset}
+    deadline, cpu_used = _VP9_SPEED[preset]
+    options = {"crf": str(round(crf * 63 / 51)), "b:v": "0", "deadline": deadline, "cpu-used": str(cpu_used)}
+    return {**options, "row-mt": "1", **({"lossless": "1"} if crf == 0 else {})}
+
+
+def _pix_fmt(codec: str, width: int, height: int) -> str:
+    """4:2:0, which every player shows; x264 needs even sizes for it (libvpx pads odd ones), else 4:4:4."""
+    if codec == "libx264" and (width % 2 or height % 2):
+        log.warning("odd frame size %dx%d: encoding 4:4:4 H.264, which some players cannot show", width, height)
+        return "yuv444p"
+    return "yuv420p"
+
+
+class _AudioTranscoder:
+    """Decode the source's audio packets and encode them as ``codec``, for a container that cannot carry the
+    source's codec as it is (AAC into WebM). Channels beyond stereo are mixed down, which every fallback
+    codec (:attr:`OutputFormat.audio_codec`) takes; the sample rate is kept where the codec has it."""
+
+    def __init__(self, container: Any, template: Any, codec: str) -> None:
+        source = template.codec_context
+        self._decoder: Any = av.CodecContext.create(source.name, "r")
+        self._decoder.extradata = source.extradata
+        self._decoder.sample_rate = source.sample_rate
+        self._decoder.layout = source.layout
+        rates = av.Codec(codec, "w").audio_rates
+        rate = source.sample_rate if not rates or source.sample_rate in rates else 48000
+        layout = source.layout.name if source.layout.nb_channels <= 2 else "stereo"
+        self.stream: Any = container.add_stream(codec, rate=rate, layout=layout)
+        self.skipped = 0
+
+    def encode(self, packet: Any) -> list[Any]:
+        """The encoded packets ``packet`` gives (none yet, often: encoders buffer); a damaged one is skipped."""
+        try:
+            frames = self._decoder.decode(packet)
+        except av.error.FFmpegError:
+            self.skipped += 1
+            return []
+        return [out for frame in frames for out in self.stream.encode(frame)]
+
+    def flush(self) -> list[Any]:
+        """The packets still buffered in the decoder and the encoder."""
+        packets = [out for frame in self._decoder.decode(None) for out in self.stream.encode(frame)]
+        return packets + list(self.stream.encode(None))
+
+
 class VideoWriter:
-    """Encode BGR frames to an H.264 file, written atomically (:class:`~nightvision.io.atomic.AtomicFile`).
+    """Encode BGR frames to a video file, written atomically (:class:`~nightvision.io.atomic.AtomicFile`).
+
+    The suffix picks the container and codecs (:data:`OUTPUT_FORMATS`): H.264 (libx264) for .mp4, .m4v,
+    .mov, .mkv and .avi, VP9 (libvpx-vp9) for .webm, whose container takes no H.264.
 
     Args:
-        path: destination (.mp4, .mkv, .mov, .avi).
-        width, height: frame size; odd sizes are kept and encoded in 4:4:4 (4:2:0 needs even sizes).
+        path: destination, one of :data:`VIDEO_SUFFIXES`.
+        width, height: frame size; odd sizes are kept (H.264 then encodes 4:4:4, as 4:2:0 needs even sizes).
         fps: nominal frame rate.
         time_base: time base of the pts given to :meth:`write` (use the reader's to keep timestamps).
-        audio_template: an input audio stream whose packets :meth:`write_audio` will remux unchanged.
-        crf: x264 quality, 0-51 (lower is better; 18 is visually lossless for most content).
-        preset: x264 speed preset.
-        faststart: for .mp4/.mov, put the index first so that browsers can start playing before the end.
+        audio_template: an input audio stream whose packets :meth:`write_audio` will remux unchanged, or
+            re-encode to the container's audio codec (Opus for WebM) where it cannot carry them.
+        crf: quality, 0-51 on x264's scale (lower is better; 18 is visually lossless for most content, 0 is
+            lossless); scaled to libvpx's 0-63 for VP9.
+        preset: x264 speed preset (ultrafast ... placebo); VP9 uses a libvpx setting of about the same speed.
+        faststart: for .mp4/.mov/.m4v, put the index first so that browsers can start playing before the end.
 
-    Failures to write (permission denied, disk full, ...) are :class:`~nightvision.errors.OutputError` naming
-    ``path``, never the temporary file.
+    Failures to write (permission denied, disk full, a codec the container refuses, ...) are
+    :class:`~nightvision.errors.OutputError` naming ``path``, never the temporary file.
     """
 
     def __init__(
@@ -183,39 +323,61 @@ class VideoWriter:
         faststart: bool = True,
     ) -> None:
         self.path = Path(path)
-        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
+        fmt = OUTPUT_FORMATS.get(self.path.suffix.lower())
+        if fmt is None:
             raise InputError(f"unsupported video suffix {self.path.suffix!r} (use one of {sorted(VIDEO_SUFFIXES)})")
         if not 0 <= crf <= 51:
             raise InputError(f"crf must be in 0-51 (lower is better), got {crf}")
+        if preset not in _VP9_SPEED:
+            raise InputError(f"unknown preset {preset!r} (use one of {', '.join(_VP9_SPEED)})")
+        self.format = fmt
         self._file = AtomicFile(self.path)
-        options = (
-            {"movflags": "+faststart"} if faststart and self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
-        )
+        options = {"movflags": "+faststart"} if faststart and fmt.container in ("mp4", "ipod", "mov") else {}
         try:
-            self._container = av.open(str(self._file.tmp), mode="w", container_options=options)
+            self._container = av.open(str(self._file.tmp), mode="w", format=fmt.container, container_options=options)
         except (av.error.FFmpegError, OSError) as err:
             self._file.discard()
             raise OutputError(f"cannot write {self.path}: {describe_os_error(err)}") from err
         fps = Fraction(fps).limit_denominator(1001 * 1000)
-        self._stream = self._container.add_stream("libx264", rate=fps)
-        self._stream.width, self._stream.height = width, height
-        even = width % 2 == 0 and height % 2 == 0
-        self._stream.pix_fmt = "yuv420p" if even else "yuv444p"
-        if not even:
-            log.warning("odd frame size %dx%d: encoding 4:4:4 H.264, which some players cannot show", width, height)
         self._time_base = time_base or Fraction(1, 1) / fps
-        self._stream.time_base = self._time_base
-        self._stream.codec_context.time_base = self._time_base
-        self._stream.options = {"crf": str(crf), "preset": preset}
-        self._audio = None
+        try:
+            stream = self._container.add_stream(fmt.video_codec, rate=fps)
+            if not isinstance(stream, av.VideoStream):
+                raise ValueError(f"{fmt.video_codec} is not a video encoder")
+            self._stream = stream
+            self._stream.width, self._stream.height = width, height
+            self._stream.pix_fmt = _pix_fmt(fmt.video_codec, width, height)
+            self._stream.time_base = self._time_base
+            self._stream.codec_context.time_base = self._time_base
+            self._stream.options = {**_video_options(fmt.video_codec, crf, preset)}
+        except (av.error.FFmpegError, ValueError) as err:  # e.g. an FFmpeg build without the encoder
+            with contextlib.suppress(Exception):
+                self._container.close()
+            self._file.discard()
+            raise OutputError(f"cannot write {self.path} with {fmt.video_codec}: {err}") from err
+        self._audio: Any = None
+        self._transcoder: _AudioTranscoder | None = None
         if audio_template is not None:
-            try:
-                self._audio = self._container.add_stream_from_template(audio_template)
-            except (ValueError, av.error.FFmpegError) as err:
-                log.warning("audio track not copied (%s): %s", audio_template.codec_context.name, err)
+            self._add_audio(audio_template, fmt.audio_codec)
         self._frames = 0
         self._last_pts = -1
         self._closed = False
+
+    def _add_audio(self, template: Any, codec: str) -> None:
+        """Copy the source's audio track as it is, or re-encode it to ``codec`` where the container cannot hold
+        it; failing both, go on without audio (a video without its sound beats no video), with a warning."""
+        name = template.codec_context.name
+        try:
+            self._audio = self._container.add_stream_from_template(template)
+            return
+        except (ValueError, av.error.FFmpegError) as err:
+            refused = err
+        try:
+            self._transcoder = _AudioTranscoder(self._container, template, codec)
+        except (ValueError, av.error.FFmpegError) as err:
+            log.warning("audio track dropped: %s, and re-encoding %s to %s failed: %s", refused, name, codec, err)
+            return
+        log.info("audio re-encoded from %s to %s: %s", name, codec, refused)
 
     @property
     def frames_written(self) -> int:
@@ -236,19 +398,23 @@ class VideoWriter:
         try:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
-        except (av.error.FFmpegError, OSError) as err:
+        except (av.error.FFmpegError, ValueError, OSError) as err:
             raise self._fail(err) from err
         self._frames += 1
 
     def write_audio(self, packet: AudioPacket) -> None:
-        """Remux one audio packet from the template stream."""
-        if self._audio is None:
-            return
-        pkt = packet.packet
-        pkt.stream = self._audio
+        """Remux (or re-encode) one audio packet from the template stream."""
         try:
-            self._container.mux(pkt)
-        except (av.error.FFmpegError, OSError) as err:
+            if self._transcoder is not None:
+                packets = self._transcoder.encode(packet.packet)
+            elif self._audio is not None:
+                packet.packet.stream = self._audio
+                packets = [packet.packet]
+            else:
+                return
+            for pkt in packets:
+                self._container.mux(pkt)
+        except (av.error.FFmpegError, ValueError, OSError) as err:
             raise self._fail(err) from err
 
     def close(self, path: str | Path | None = None) -> Path:
@@ -264,13 +430,17 @@ class VideoWriter:
         try:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
+            for packet in self._transcoder.flush() if self._transcoder is not None else []:
+                self._container.mux(packet)
             self._container.close()
-        except (av.error.FFmpegError, OSError) as err:
+        except (av.error.FFmpegError, ValueError, OSError) as err:
             self._file.discard()
             raise OutputError(f"cannot write {dest}: {describe_os_error(err)}") from err
         except BaseException:
             self._file.discard()
             raise
+        if self._transcoder is not None and self._transcoder.skipped:
+            log.warning("%d damaged audio packets left out of %s", self._transcoder.skipped, dest)
         if self._frames == 0:
             self._file.discard()
             raise OutputError(f"no frame was written to {dest}")
