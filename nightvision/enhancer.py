@@ -121,6 +121,11 @@ class Enhancer:
         backend, why = resolve_backend(backend, self.spec)
         if why != "asked for":
             log.info("backend auto → %s (%s)", backend, why)
+        if device is not None and backend != "torch":  # it would be ignored without a word
+            raise EngineError(
+                f"device {device!r} is for the torch backend, and this runs on {backend} ({why}); "
+                "add --backend torch, or drop --device"
+            )
         if downscale is not None and downscale < 1:
             raise InputError(f"downscale must be a positive integer, got {downscale}")
         if not memory_budget_mb > 0:

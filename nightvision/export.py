@@ -4,6 +4,10 @@ The graph has one input ``image`` and one output ``enhanced``, both ``(N, 3, H, 
 ``[0, 1]`` with dynamic N, H and W; padding to the model's multiple happens outside the graph. The model
 name, its constructor arguments and the preprocessing are recorded in the ONNX metadata, which the runtime
 reads back (``OnnxRuntimeBackend.metadata``; :func:`record_in_manifest` for the manifest).
+
+Every export goes to a ``.onnx`` file, and is refused before anything is built or written when the
+``manifest.json`` beside it (where :func:`record_in_manifest` records it) is not nightvision's: someone else's
+file is never edited, and an export never fails half-way with the graph written but not recorded.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from nightvision.errors import EngineError, InputError
-from nightvision.io.atomic import atomic_path
+from nightvision.errors import EngineError, InputError, OutputError
+from nightvision.io.atomic import atomic_path, describe_os_error
 from nightvision.onnx_rewrites import split_concat_convs
 from nightvision.specs import get_spec
 
@@ -29,7 +33,9 @@ __all__ = [
     "export_curve_estimator",
     "export_module",
     "export_onnx",
+    "manifest_for",
     "normalisation_nodes",
+    "read_manifest",
     "record_in_manifest",
     "store_weights_fp16",
 ]
@@ -64,7 +70,7 @@ def export_onnx(
 
     Args:
         name: registered model name.
-        output: destination ``.onnx`` file (written atomically).
+        output: destination ``.onnx`` file (written atomically; see the module docstring for what is refused).
         weights: a checkpoint to load instead of the shipped weights (``None``: shipped weights).
         opset: ONNX opset, at least 17.
         sample_size: H×W of the example input used for tracing (any size works afterwards).
@@ -80,6 +86,7 @@ def export_onnx(
         raise EngineError("export needs torch and onnx: pip install 'nightvision[train]'") from err
     from nightvision import models
 
+    _check_destination(output)  # before the model is built: a refusal costs nothing
     spec = get_spec(name)
     if weights is None:
         model = models.create(name, pretrained=True, **model_kwargs)
@@ -102,6 +109,7 @@ def export_curve_estimator(
     (:class:`nightvision.curves.FastCurvePath`).
     """
 
+    _check_destination(output)
     spec = get_spec(name)
     if not spec.curve_iterations:
         raise InputError(f"model {name!r} has no shared curve map; only the full graph can be exported")
@@ -128,6 +136,7 @@ def export_curve_coefficients(
 
     from nightvision.models.curve_denoise import CurveDenoise
 
+    _check_destination(output)
     spec = get_spec(name)
     if not spec.coefficients_onnx:
         raise InputError(f"model {name!r} has no coefficients graph; only the full graph can be exported")
@@ -179,6 +188,7 @@ def export_module(
 
     if opset < 17:
         raise InputError(f"opset must be >= 17, got {opset}")
+    output = _check_destination(output)
     spec = get_spec(name)
     if output_name is None:
         output_name = "curves" if (model_args or {}).get("graph") == "curve-estimator" else "enhanced"
@@ -190,7 +200,6 @@ def export_module(
     width: Any = torch.export.Dim("width", min=1, max=16384 // m)
     if m > 1:
         height, width = m * height, m * width
-    output = Path(output)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
@@ -248,7 +257,7 @@ def convert_to_fp16(onnx_path: str | Path, output: str | Path) -> Path:
     entry = half.metadata_props.add()
     entry.key, entry.value = "nightvision.precision", "fp16"
     onnx.checker.check_model(half)
-    output = Path(output)
+    output = _onnx_file(output)
     with atomic_path(output) as tmp:
         onnx.save(half, str(tmp))
     return output
@@ -264,6 +273,7 @@ def store_weights_fp16(onnx_path: str | Path, output: str | Path, *, min_element
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    output = _onnx_file(output)
     model = onnx.load(str(onnx_path))
     graph = model.graph
     casts, kept = [], []
@@ -285,7 +295,6 @@ def store_weights_fp16(onnx_path: str | Path, output: str | Path, *, min_element
     entry = model.metadata_props.add()
     entry.key, entry.value = "nightvision.weights_storage", "fp16"
     onnx.checker.check_model(model)
-    output = Path(output)
     with atomic_path(output) as tmp:
         onnx.save(model, str(tmp))
     return output
@@ -305,13 +314,15 @@ def normalisation_nodes(model: Any) -> list[str]:
 
 def record_in_manifest(onnx_path: str | Path, manifest: str | Path | None = None) -> Path:
     """Add an exported graph to ``manifest.json`` beside it (or ``manifest``): model, opset, input range,
-    colour order, padding multiple, model arguments and sha256, read back from the graph itself."""
+    colour order, padding multiple, model arguments and sha256, read back from the graph itself. A manifest
+    that is not nightvision's is refused (:func:`read_manifest`) and left as it is."""
     import onnx
 
     from nightvision.specs import sha256_of
 
     onnx_path = Path(onnx_path)
-    manifest = Path(manifest) if manifest else onnx_path.parent / "manifest.json"
+    manifest = Path(manifest) if manifest else manifest_for(onnx_path)
+    data = read_manifest(manifest)  # first: a foreign file is refused before the graph is even read
     proto = onnx.load(str(onnx_path), load_external_data=False)
     meta = {p.key.removeprefix("nightvision."): p.value for p in proto.metadata_props}
     entry = {
@@ -326,11 +337,78 @@ def record_in_manifest(onnx_path: str | Path, manifest: str | Path | None = None
         "sha256": sha256_of(onnx_path),
         "bytes": onnx_path.stat().st_size,
     }
-    data = json.loads(manifest.read_text()) if manifest.is_file() else {}
     data[onnx_path.name] = entry
     with atomic_path(manifest) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def manifest_for(onnx_path: str | Path) -> Path:
+    """The manifest that :func:`record_in_manifest` records ``onnx_path`` in by default: ``manifest.json``
+    beside it."""
+    return Path(onnx_path).parent / "manifest.json"
+
+
+def read_manifest(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The entries of nightvision manifest ``path`` (``{}`` when there is no such file).
+
+    Ours is a JSON object mapping file names to objects that hold at least ``sha256`` (a string) and
+    ``bytes`` (an integer): what :func:`record_in_manifest` and ``training/publish.py`` (``weights/MANIFEST.json``)
+    have always written. Anything else by that name (a web app's ``manifest.json``) belongs to someone else.
+
+    Raises:
+        OutputError: the file cannot be read, is not JSON, or is not a nightvision manifest.
+    """
+    path = Path(path)
+    if not path.exists():
+        return {}
+    if not path.is_file():
+        raise OutputError(f"{path} is not a file; move it or export to another folder")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise OutputError(f"cannot read {path}: {describe_os_error(err)}") from err
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise OutputError(
+            f"{path} is not valid JSON, so not a nightvision manifest; fix or move it, or export to another folder"
+        ) from err
+    if not _is_nightvision_manifest(data):
+        raise OutputError(
+            f"{path} is not a nightvision manifest and is left as it is; move it or export to another folder"
+        )
+    entries: dict[str, dict[str, Any]] = data
+    return entries
+
+
+def _is_nightvision_manifest(data: Any) -> bool:
+    """Whether parsed JSON has the manifest's shape: ``{file name: {"sha256": str, "bytes": int, ...}, ...}``,
+    with at least one entry (nightvision never writes an empty one)."""
+    if not isinstance(data, dict) or not data:
+        return False
+    return all(
+        isinstance(entry, dict)
+        and isinstance(entry.get("sha256"), str)
+        and isinstance(entry.get("bytes"), int)
+        and not isinstance(entry.get("bytes"), bool)
+        for entry in data.values()
+    )
+
+
+def _onnx_file(output: str | Path) -> Path:
+    """``output`` as a path, refused unless it names a ``.onnx`` file: ``nightvision build`` tells a graph from
+    a model name by that suffix, and a graph saved as ``x.txt`` is one nobody will recognise as a model."""
+    output = Path(output)
+    if output.suffix != ".onnx":
+        raise InputError(f"the output must be a .onnx file, got {str(output)!r}; e.g. -o {output.stem or 'model'}.onnx")
+    return output
+
+
+def _check_destination(output: str | Path) -> Path:
+    """``output`` as a ``.onnx`` path whose default manifest, if there is one, is nightvision's: checked before
+    the export, so that nothing is written when recording it would fail or edit someone else's file."""
+    output = _onnx_file(output)
+    read_manifest(manifest_for(output))
+    return output
 
 
 def _load_model(name: str, weights: str | Path | None) -> Any:

@@ -159,3 +159,73 @@ def test_weights_stored_in_fp16_halve_the_file_and_keep_fp32_arithmetic(tmp_path
     a, b = (s.run(None, {s.get_inputs()[0].name: x})[0] for s in (full, half))
     assert b.dtype == np.float32 and a.shape == b.shape
     assert 0 < np.abs(a - b).max() < 2e-3  # fp16 rounding of the weights only: well under an 8-bit level
+
+
+def _foreign_manifest(folder: Path, text: str) -> tuple[Path, bytes]:
+    """A ``manifest.json`` that is not nightvision's, and its bytes (to check it is left as it was)."""
+    manifest = folder / "manifest.json"
+    manifest.write_text(text)
+    return manifest, manifest.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [('{"name": "my-web-app", "icons": []}\n', "not a nightvision manifest"), ("{not json", "not valid JSON")],
+)
+def test_a_foreign_or_broken_manifest_is_refused_before_anything_is_written(
+    exported: tuple[str, object, Path], tmp_path: Path, text: str, match: str
+) -> None:
+    from nightvision.errors import OutputError
+    from nightvision.export import export_onnx, record_in_manifest
+
+    manifest, before = _foreign_manifest(tmp_path, text)
+    with pytest.raises(OutputError, match=match):  # refused before the model is even built
+        export_onnx("zero-dce++", tmp_path / "x.onnx")
+    with pytest.raises(OutputError, match=match):
+        export_module(models.create("zero-dce++", pretrained=False), "zero-dce++", tmp_path / "x.onnx")
+    with pytest.raises(OutputError, match=match):
+        record_in_manifest(exported[2], manifest)
+    assert manifest.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]  # no graph, no temporary file
+
+
+def test_cli_export_refuses_a_foreign_manifest_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nightvision.cli import main
+
+    manifest, before = _foreign_manifest(tmp_path, '{"name": "my-web-app"}')
+    assert main(["export", "zero-dce++", "-o", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a nightvision manifest" in err and "Traceback" not in err
+    assert manifest.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+
+
+def test_an_output_that_is_not_a_onnx_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nightvision.cli import main
+    from nightvision.export import export_onnx
+
+    with pytest.raises(InputError, match=r"must be a \.onnx file, got .*x\.txt"):
+        export_onnx("zero-dce++", tmp_path / "x.txt")
+    with pytest.raises(InputError, match=r"must be a \.onnx file"):
+        export_module(models.create("zero-dce++", pretrained=False), "zero-dce++", tmp_path / "x.txt")
+    assert main(["export", "zero-dce++", "-o", str(tmp_path / "x.txt")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_record_merges_into_our_own_manifests_old_and_new(exported: tuple[str, object, Path], tmp_path: Path) -> None:
+    from nightvision.export import read_manifest, record_in_manifest
+    from nightvision.specs import WEIGHTS_DIR
+
+    _, _, path = exported
+    shipped = json.loads((WEIGHTS_DIR / "MANIFEST.json").read_text())  # training/publish.py's format
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(shipped))
+    data = json.loads(record_in_manifest(path, manifest).read_text())
+    assert {k: v for k, v in data.items() if k != path.name} == {k: v for k, v in shipped.items() if k != path.name}
+    assert data[path.name]["sha256"] == read_manifest(manifest)[path.name]["sha256"]
+    # and record_in_manifest's own format, beside the graph: a second graph joins the first
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(path.read_bytes())
+    record_in_manifest(copy, manifest)
+    assert {path.name, copy.name} <= set(read_manifest(manifest))

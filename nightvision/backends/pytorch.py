@@ -24,7 +24,8 @@ class TorchBackend:
 
     Args:
         spec: the model.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` = CUDA when available.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` = CUDA when available. Checked here, before
+            the model is built: an unknown or unavailable device is an :class:`EngineError`.
         half: fp16 weights and activations (CUDA only).
         channels_last: channels-last memory format (CUDA only; faster convolutions on tensor cores).
         cuda_graph: capture the forward pass once per input shape and replay it (CUDA only).
@@ -48,7 +49,7 @@ class TorchBackend:
         from nightvision import models
 
         self._torch = torch
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = _resolve_device(torch, device)
         cuda_only = [
             name for name, on in (("fp16", half), ("channels-last", channels_last), ("CUDA graphs", cuda_graph)) if on
         ]
@@ -121,3 +122,32 @@ class TorchBackend:
     def close(self) -> None:
         self._graphs.clear()
         self.__dict__.pop("model", None)
+
+
+def _resolve_device(torch: Any, device: str | None) -> Any:
+    """The ``torch.device`` to run on, refused now with a one-line :class:`EngineError` that says what to pass
+    when it cannot work: otherwise torch fails only later (``Torch not compiled with CUDA enabled`` from
+    ``Module.to``, or its list of every device type it knows) and the user gets a traceback, not a hint."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise EngineError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from err
+    if resolved.type == "cpu":
+        return resolved
+    if resolved.type != "cuda":
+        raise EngineError(f"device {device!r} is not supported by the torch backend (use cpu, cuda or cuda:N)")
+    if not torch.cuda.is_available():
+        why = "has no CUDA" if torch.version.cuda is None else "sees no CUDA GPU"
+        raise EngineError(
+            f"device {device!r} is not available: this torch {why} (torch.cuda.is_available() is False); "
+            "use --device cpu"
+        )
+    count = torch.cuda.device_count()
+    if resolved.index is not None and resolved.index >= count:
+        raise EngineError(
+            f"device {device!r} is not available: this machine has {count} CUDA device(s), "
+            f"cuda:0 to cuda:{count - 1}; use one of them"
+        )
+    return resolved
