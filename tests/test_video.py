@@ -186,6 +186,8 @@ def test_every_suffix_is_written_and_read_back(tmp_path: Path, suffix: str, size
         assert (reader.info.width, reader.info.height) == (w, h)
         assert reader.info.codec == CODEC_OF[OUTPUT_FORMATS[suffix].video_codec]
     assert len(frames) == 5 and all(f.image.shape == (h, w, 3) for f in frames)
+    pts = [f.pts for f in frames]
+    assert pts == sorted(pts) and len(set(pts)) == 5, pts  # in time order (AVI with B-frames was not)
     assert not list(tmp_path.glob(".*tmp*"))
 
 

@@ -349,7 +349,9 @@ class VideoWriter:
             self._stream.pix_fmt = _pix_fmt(fmt.video_codec, width, height)
             self._stream.time_base = self._time_base
             self._stream.codec_context.time_base = self._time_base
-            self._stream.options = {**_video_options(fmt.video_codec, crf, preset)}
+            # AVI stores no presentation times: with B-frames its frames read back out of time order
+            no_b_frames = {"bf": "0"} if fmt.container == "avi" and fmt.video_codec == "libx264" else {}
+            self._stream.options = {**_video_options(fmt.video_codec, crf, preset), **no_b_frames}
         except (av.error.FFmpegError, ValueError) as err:  # e.g. an FFmpeg build without the encoder
             with contextlib.suppress(Exception):
                 self._container.close()
