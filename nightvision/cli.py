@@ -170,6 +170,16 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_crf(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--crf",
+        type=CRF,
+        default=18,
+        metavar="0-51",
+        help="quality of video outputs on x264's scale, lower is better (.webm: VP9, scaled to its own)",
+    )
+
+
 def _exposure(text: str) -> float | None:
     """``--exposure``: auto (the default target), off, or a mean luma 20-235."""
     if text == "off":
@@ -643,6 +653,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate(methods, inputs, targets, args.output)
     print(result.markdown(), end="")
     print("wrote " + ", ".join(str(p) for p in result.paths))
+    for _, why in result.skipped:
+        print(f"nightvision: left out: {why}", file=sys.stderr)
+    if result.skipped:
+        print(f"nightvision: {len(result.skipped)} of {len(inputs)} images could not be read", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -756,9 +771,7 @@ def build_parser() -> _Parser:
     )
     p.add_argument("input", help="image, video (mp4/mkv/avi/mov/m4v/webm) or folder (recursive)")
     p.add_argument("-o", "--output", required=True, help="output file, or folder for a folder input")
-    p.add_argument(
-        "--crf", type=CRF, default=18, metavar="0-51", help="x264 quality of video outputs (lower is better)"
-    )
+    _add_crf(p)
     _add_overwrite(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     _add_model_args(p)
@@ -796,7 +809,7 @@ def build_parser() -> _Parser:
             "nightvision run rtsp://user:pass@cam/stream --headless -o http://127.0.0.1:8090/ -o night.mp4",
             "nightvision run clip.mp4 --headless -o out.mp4 --stats-json stats.json",
             "nightvision run /dev/video0 --size 1280x720 --fps 30",
-            "nightvision run synthetic://?fps=30&size=1280x720 --headless",
+            "nightvision run 'synthetic://?fps=30&size=1280x720' --headless",
             "nightvision run rtsp://user:pass@cam/stream --headless --denoise -o rtsp://0.0.0.0:8554/night",
         ],
     )
@@ -836,9 +849,7 @@ def build_parser() -> _Parser:
     )
     p.add_argument("--width", type=_int_in(1, 65536), help=argparse.SUPPRESS)  # old spelling of --size
     p.add_argument("--height", type=_int_in(1, 65536), help=argparse.SUPPRESS)
-    p.add_argument(
-        "--crf", type=CRF, default=18, metavar="0-51", help="x264 quality of video outputs (lower is better)"
-    )
+    _add_crf(p)
     _add_overwrite(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no status line")
     _add_model_args(p)
@@ -998,9 +1009,7 @@ def build_parser() -> _Parser:
         "--task-retries", type=_int_in(0, 100), default=2, help="reruns of a task whose worker was lost"
     )  # (not --retries: in `run` that counts tries to open a stream)
     p.add_argument("--retries", dest="task_retries", type=_int_in(0, 100), help=argparse.SUPPRESS)  # the old name
-    p.add_argument(
-        "--crf", type=CRF, default=18, metavar="0-51", help="x264 quality of video outputs (lower is better)"
-    )
+    _add_crf(p)
     p.add_argument(
         "--report", metavar="FILE", help="write the JSON report here (default: OUTDIR/nightvision-batch-report.json)"
     )

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from nightvision.cli import main
+from nightvision.errors import InputError
 from nightvision.evaluation.evaluate import (
     Method,
     classical_methods,
@@ -81,6 +82,25 @@ def test_unpaired_folder_gets_no_reference_figures(tmp_path: Path) -> None:
     assert rows["input"]["luma_dark"] == pytest.approx(rows["input"]["luma"])  # both images are darker than 30
     assert rows["input"]["colour_cast"] > 1  # dark_frame is bluish (B > G > R)
     assert "mean luma" in result.markdown() and "| noise ratio | colour cast |" in result.markdown()
+
+
+def test_unreadable_images_are_left_out_and_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """As a folder job of ``enhance`` does: the evaluation goes on past a broken file and says which."""
+    folder = tmp_path / "night"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i}.jpg"), dark_frame(30, 40, seed=i))
+    (folder / "2.jpg").write_text("not an image\n")
+    (folder / "3.png").symlink_to(folder / "gone.png")
+    inputs, _ = find_inputs(folder)
+    result = evaluate(classical_methods(), inputs, None, tmp_path / "out")
+    assert [p.name for p, _ in result.skipped] == ["2.jpg", "3.png"]
+    assert {r["image"] for r in result.per_image} == {str(folder / "0.jpg"), str(folder / "1.jpg")}
+    with pytest.raises(InputError, match="none of the 2 images could be read"):
+        evaluate(classical_methods(), inputs[2:], None, tmp_path / "out2")
+    assert main(["eval", "--data", str(folder), "--models", "zero-dce++", "-o", str(tmp_path / "cli")]) == 1
+    err = capsys.readouterr().err
+    assert "left out: cannot decode image" in err and "2 of 4 images could not be read" in err
 
 
 def test_cli_scores_a_shipped_model_and_refuses_bad_input(

@@ -66,6 +66,7 @@ class EvalResult:
     rows: list[dict[str, Any]]  # one per method: means and the method's figures
     per_image: list[dict[str, Any]] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (image, why): unreadable, left out
 
     def markdown(self) -> str:
         if self.paired:
@@ -258,9 +259,15 @@ def evaluate(
     grid: dict[int, list[np.ndarray]] = {}
     tile_size: tuple[int, int] | None = None
     timings: dict[str, list[float]] = {m.name: [] for m in methods}
+    skipped: list[tuple[Path, str]] = []
     for i, path in enumerate(inputs):
-        image = _colour(read_image(path))
-        target = _colour(read_image(targets[i])) if targets is not None else None
+        try:  # an unreadable file is left out and listed, as a folder job of `enhance` does
+            image = _colour(read_image(path))
+            target = _colour(read_image(targets[i])) if targets is not None else None
+        except InputError as err:
+            log.warning("left out of the evaluation: %s", err)
+            skipped.append((path, str(err)))
+            continue
         if target is not None and target.shape != image.shape:
             raise InputError(f"{path}: input {image.shape[:2]} and target {target.shape[:2]} differ in size")
         tiles = [image]
@@ -290,6 +297,8 @@ def evaluate(
                 scale = grid_side / max(image.shape[:2])
                 tile_size = (round(image.shape[0] * scale), round(image.shape[1] * scale))
             grid[i] = [_tile(t, tile_size) for t in tiles]
+    if len(skipped) == len(inputs):
+        raise InputError(f"none of the {len(inputs)} images could be read (e.g. {skipped[0][1]})")
     rows = []
     for method in methods:
         mine = [r for r in per_image if r["method"] == method.name]
@@ -304,7 +313,7 @@ def evaluate(
         dark = [r["luma"] for r in mine if r["input_luma"] < DARK_INPUT]
         row["luma_dark"] = float(np.mean(dark)) if dark else math.nan
         rows.append(row)
-    result = EvalResult(paired, rows, per_image)
+    result = EvalResult(paired, rows, per_image, skipped=skipped)
     result.paths = _save(result, methods, grid, out, paired)
     return result
 

@@ -281,7 +281,7 @@ def enhance_path(
         output: a file for a file source (or a folder to put it in); a folder for a folder source (relative
             paths are kept).
         enhancer: the model, or a function that loads it (called after the outputs were checked).
-        crf: x264 quality of video outputs, 0-51 (lower is better).
+        crf: quality of video outputs on x264's 0-51 scale (lower is better; VP9 for .webm, scaled).
         overwrite: replace outputs that exist (else the job refuses to start).
         stop: a shared stop request (SIGINT/SIGTERM); the report then says where the job stopped.
         on_progress: called about once a second per file with a :class:`Progress`.
@@ -365,7 +365,7 @@ def run_stream(
         smooth, hud: see :class:`Pipeline`.
         loop: files and folders: extra passes (-1: forever).
         size: cameras: the requested size, ``WIDTHxHEIGHT`` or ``720p``; ``fps``: the requested rate.
-        crf: x264 quality of video outputs, 0-51.
+        crf: quality of video outputs on x264's 0-51 scale (VP9 for .webm, scaled).
         overwrite: replace outputs that exist (else refused before anything starts).
         stats_json: also write the summary there (even when stopped).
         stop: a shared stop request; the summary's ``stopped_by`` says what stopped the run.

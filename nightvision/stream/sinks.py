@@ -204,14 +204,15 @@ class NullSink(Sink):
 
 
 class VideoFileSink(Sink):
-    """An H.264 video; the writer starts on the first frame (its size) and is finalised on close.
+    """A video file (H.264; VP9 for .webm); the writer starts on the first frame (its size) and is finalised on
+    close.
 
     Args:
         path: the file (.mp4, .mkv, .mov, .avi, ...).
         fps: nominal rate (0: 30).
         time_base: the unit of the pts given to :meth:`write`.
         audio_template: the source's audio stream; its packets (:meth:`write_audio`) are remuxed unchanged.
-        crf: x264 quality, 0-51.
+        crf: quality on x264's 0-51 scale (VP9 for .webm, scaled).
         overwrite: replace an existing file (else :meth:`open` refuses).
     """
 
