@@ -299,6 +299,7 @@ def _finish_job(report: EnhanceReport, output: str) -> int:
             print(f"nightvision: {done} ({report.frames} frames)", file=sys.stderr)
         return _stopped(report.stopped_by, report.stopped_at, report.partial)
     skipped = f" (skipped {report.skipped} file(s) inside the output folder)" if report.skipped else ""
+    skipped += f" (kept {report.kept} existing output(s))" if report.kept else ""
     print(
         f"enhanced {report.files} file(s), {report.frames} frame(s) in {report.seconds:.1f} s "
         f"({report.fps:.1f} FPS); mean luma {report.luma_in:.1f} -> {report.luma_out:.1f} -> {output}{skipped}"
@@ -324,6 +325,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
             enhancer=_enhancer(args),
             crf=args.crf,
             overwrite=args.overwrite,
+            skip_existing=args.skip_existing,
             stop=stop,
             on_progress=_progress(status),
             **_stages(args),
@@ -773,6 +775,11 @@ def build_parser() -> _Parser:
     p.add_argument("-o", "--output", required=True, help="output file, or folder for a folder input")
     _add_crf(p)
     _add_overwrite(p)
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep outputs that exist and enhance the rest (resumes an interrupted folder job)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     _add_model_args(p)
     _add_picture_args(p)

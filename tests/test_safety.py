@@ -391,3 +391,26 @@ def test_verbose_may_follow_the_command_and_old_option_names_still_work() -> Non
     assert bench.models == "zero-dce" and bench.no_denoise_rows
     assert parser.parse_args(["batch", "x", "-o", "y", "--retries", "4"]).task_retries == 4
     assert parser.parse_args(["batch", "x", "-o", "y"]).task_retries == 2
+
+
+def test_an_interrupted_folder_job_resumes_with_skip_existing(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rerun keeps the complete outputs (written atomically, so an existing one is whole) and does the rest."""
+    from nightvision.cli import main
+
+    cv2.imwrite(str(photos / "c.png"), dark_frame(20, 30, seed=3))
+    out = tmp_path / "out"
+    assert main(["enhance", str(photos), "-o", str(out), "-q", "-m", "zero-dce++"]) == 0
+    (out / "sub" / "b.jpg").unlink()  # as if the job had been stopped before it
+    kept = {name: (out / name).stat().st_mtime_ns for name in ("a.png", "c.png")}
+    capsys.readouterr()
+    assert main(["enhance", str(photos), "-o", str(out), "-q", "-m", "zero-dce++"]) == 2
+    assert "or --skip-existing to keep them and enhance the rest" in capsys.readouterr().err
+    assert main(["enhance", str(photos), "-o", str(out), "-q", "-m", "zero-dce++", "--skip-existing"]) == 0
+    said = capsys.readouterr().out
+    assert "enhanced 1 file(s)" in said and "(kept 2 existing output(s))" in said, said
+    assert (out / "sub" / "b.jpg").is_file()
+    assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept  # untouched
+    assert main(["enhance", str(photos), "-o", str(out), "--skip-existing", "--overwrite"]) == 2
+    assert "give one of them" in capsys.readouterr().err

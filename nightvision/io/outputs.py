@@ -69,13 +69,16 @@ def writable_folder(path: str | Path) -> None:
             return
 
 
-def check_outputs(inputs: Sequence[str | Path], outputs: Sequence[str | Path], *, overwrite: bool) -> None:
+def check_outputs(
+    inputs: Sequence[str | Path], outputs: Sequence[str | Path], *, overwrite: bool, resumable: bool = False
+) -> None:
     """Refuse, with one :class:`OutputError` line, outputs that would destroy data or cannot be written.
 
     Args:
         inputs: the files (or folders) read.
         outputs: the files written.
         overwrite: replace outputs that already exist (else they are refused, all named in one line).
+        resumable: the refusal also offers ``--skip-existing`` (a folder job of ``enhance``).
     """
     by_path, by_inode = _input_index(inputs)
     seen: dict[Path, Path] = {}
@@ -97,7 +100,8 @@ def check_outputs(inputs: Sequence[str | Path], outputs: Sequence[str | Path], *
         if len(existing) == 1:
             raise OutputError(f"{existing[0]} already exists; pass --overwrite to replace it")
         if existing:
+            resume = ", or --skip-existing to keep them and enhance the rest" if resumable else ""
             raise OutputError(
                 f"{len(existing)} of the {len(seen)} outputs already exist (e.g. {existing[0]}); "
-                "pass --overwrite to replace them"
+                f"pass --overwrite to replace them{resume}"
             )

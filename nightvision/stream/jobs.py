@@ -66,6 +66,7 @@ class EnhanceReport:
         outputs: the files written, complete ones only.
         failures: ``(input, reason)`` of every file that failed (a folder job goes on past them).
         skipped: files not read because they lie in the output folder, inside the input tree.
+        kept: outputs that already existed and were kept (``skip_existing``: a resumed job does not redo them).
         stopped_by: ``""`` when the job ran to its end; else what stopped it (``"SIGINT"``, ``"SIGTERM"``).
         stopped_at: where it stopped, e.g. ``"frame 120 of 300 of clip.mp4"``.
         partial: the partial output kept for the file in progress (``clip.partial.mp4``), if any.
@@ -80,6 +81,7 @@ class EnhanceReport:
     outputs: list[Path] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
     skipped: int = 0
+    kept: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)  # busy time per stage thread
     stopped_by: str = ""
     stopped_at: str = ""
@@ -145,7 +147,7 @@ def plan_enhance(
         if not files:
             raise InputError(f"no images or videos in {source}")
         tasks = [(p, output / p.relative_to(source)) for p in files]
-        check_outputs(files, [t for _, t in tasks], overwrite=overwrite)
+        check_outputs(files, [t for _, t in tasks], overwrite=overwrite, resumable=True)
         return tasks, skipped
     if output.is_dir() or into_folder:
         output = output / source.name
@@ -269,6 +271,7 @@ def enhance_path(
     enhancer: EnhancerLike,
     crf: int = 18,
     overwrite: bool = False,
+    skip_existing: bool = False,
     stop: StopRequest | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     pre_stages: Sequence[FrameStage] = (),
@@ -283,6 +286,9 @@ def enhance_path(
         enhancer: the model, or a function that loads it (called after the outputs were checked).
         crf: quality of video outputs on x264's 0-51 scale (lower is better; VP9 for .webm, scaled).
         overwrite: replace outputs that exist (else the job refuses to start).
+        skip_existing: keep outputs that exist and enhance only the other files: how an interrupted folder job
+            resumes (outputs are written under a temporary name and renamed when complete, so an existing one
+            is whole; the partial video of the interrupted file is not reused).
         stop: a shared stop request (SIGINT/SIGTERM); the report then says where the job stopped.
         on_progress: called about once a second per file with a :class:`Progress`.
         pre_stages, post_stages: frame stages (:mod:`nightvision.stream.frame_stages`), reset for every file.
@@ -293,10 +299,18 @@ def enhance_path(
     """
     if not 0 <= crf <= 51:
         raise InputError(f"crf must be in 0-51 (lower is better), got {crf}")
+    if overwrite and skip_existing:
+        raise InputError("--overwrite replaces existing outputs and --skip-existing keeps them: give one of them")
     folder = Path(source).is_dir()
-    tasks, skipped = plan_enhance(source, output, overwrite=overwrite)
-    model = _load(enhancer)
-    report = EnhanceReport(total_files=len(tasks), skipped=skipped)
+    tasks, skipped = plan_enhance(source, output, overwrite=overwrite or skip_existing)
+    kept = [dst for _, dst in tasks if skip_existing and dst.exists()]
+    tasks = [(src, dst) for src, dst in tasks if not (skip_existing and dst.exists())]
+    if kept:
+        log.info("keeping %d existing output(s); enhancing the other %d file(s)", len(kept), len(tasks))
+    model = _load(enhancer) if tasks else None
+    report = EnhanceReport(total_files=len(tasks), skipped=skipped, kept=len(kept))
+    if model is None:
+        return report
     with stop.listening() if stop is not None else contextlib.nullcontext():
         _run_tasks(
             tasks,
