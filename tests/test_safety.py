@@ -125,6 +125,22 @@ def test_an_existing_output_needs_overwrite(tmp_path: Path) -> None:
     assert cv2.imread(str(out)).shape == (20, 30, 3)
 
 
+def test_a_failed_output_leaves_no_folder_it_made(tmp_path: Path) -> None:
+    """A job that fails (here a truncated video) leaves neither its file nor the folders made for it."""
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(write_clip(tmp_path / "ok.mp4").read_bytes()[:2000])
+    one_line_error(run_cli("enhance", str(bad), "-o", str(tmp_path / "new" / "sub" / "x.mp4")))
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    (kept / "other.txt").parent.mkdir()
+    (kept / "other.txt").write_text("mine")
+    out = AtomicFile(kept / "deeper" / "x.mp4")
+    out.tmp.write_bytes(b"half")
+    (kept / "deeper" / "y.png").write_bytes(b"written meanwhile")
+    out.discard()
+    assert not out.tmp.exists() and (kept / "deeper" / "y.png").is_file() and (kept / "other.txt").is_file()
+
+
 def test_temporary_names_are_unique_per_output_and_stale_ones_are_removed(tmp_path: Path) -> None:
     a, b = AtomicFile(tmp_path / "x.mp4"), AtomicFile(tmp_path / "x.mp4")
     assert a.tmp != b.tmp and a.tmp.suffix == ".mp4" and str(os.getpid()) in a.tmp.name

@@ -30,6 +30,8 @@ __all__ = [
     "describe_os_error",
     "ensure_parent",
     "is_temp_name",
+    "missing_folders",
+    "remove_empty_folders",
     "remove_stale_temp_files",
 ]
 
@@ -77,6 +79,23 @@ def ensure_parent(path: str | Path) -> Path:
     except OSError as err:
         raise OutputError(f"cannot write {path}: {describe_os_error(err)}") from err
     return path
+
+
+def missing_folders(path: str | Path) -> list[Path]:
+    """The folders above ``path`` that do not exist yet, deepest first: what :func:`ensure_parent` will make,
+    and what :func:`remove_empty_folders` takes away again when the output is given up."""
+    parent = Path(path).parent
+    return [p for p in [parent, *parent.parents] if not p.exists()]
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty: a failed output leaves no folder it made, and
+    never one where something else has been written since."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def is_temp_name(name: str) -> bool:
@@ -141,6 +160,7 @@ class AtomicFile:
     """
 
     def __init__(self, path: str | Path) -> None:
+        self._made = missing_folders(path)  # a discarded output leaves none of them behind
         self.path = ensure_parent(Path(path))
         _clean_once(self.path.parent)
         self.tmp = self.path.with_name(f".{self.path.stem}.tmp-{os.getpid()}-{next(_counter)}{self.path.suffix}")
@@ -158,10 +178,12 @@ class AtomicFile:
         return dest
 
     def discard(self) -> None:
-        """Delete the temporary file (idempotent)."""
+        """Delete the temporary file, and the folders made for it that are still empty (idempotent)."""
         self.done = True
         with contextlib.suppress(FileNotFoundError):
             self.tmp.unlink()
+        remove_empty_folders(self._made)
+        self._made = []
 
 
 @contextlib.contextmanager

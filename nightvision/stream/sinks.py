@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from nightvision.errors import InputError, OutputError
-from nightvision.io.atomic import describe_os_error, ensure_parent
+from nightvision.io.atomic import describe_os_error, ensure_parent, missing_folders, remove_empty_folders
 from nightvision.io.images import IMAGE_SUFFIXES, to_uint8, write_image
 from nightvision.io.video import AudioPacket, VideoWriter, is_video
 
@@ -233,6 +233,7 @@ class VideoFileSink(Sink):
         self._crf = crf
         self._overwrite = overwrite
         self._writer: VideoWriter | None = None
+        self._made: list[Path] = []  # folders made for the file, removed again if it is given up
         self._size: tuple[int, ...] = ()
         self._audio_waiting: list[AudioPacket] = []
 
@@ -242,6 +243,7 @@ class VideoFileSink(Sink):
 
     def _open(self) -> None:
         _refuse_existing(self.path, self._overwrite)
+        self._made = missing_folders(self.path)
         ensure_parent(self.path)
 
     def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
@@ -274,16 +276,17 @@ class VideoFileSink(Sink):
 
     def _close(self) -> None:
         if self._writer is None:
+            remove_empty_folders(self._made)
             raise OutputError(f"no frame was written to {self.path}")
         self.written = self._writer.close()
 
     def _abort(self, keep_partial: bool) -> None:
-        if self._writer is None:
-            return
-        if keep_partial and self._writer.frames_written:
+        if self._writer is not None and keep_partial and self._writer.frames_written:
             self.written = self._writer.close(partial_path(self.path))
-        else:
+            return
+        if self._writer is not None:
             self._writer.abort()
+        remove_empty_folders(self._made)
 
 
 class ImageFileSink(Sink):
@@ -295,11 +298,13 @@ class ImageFileSink(Sink):
         self.path = Path(path)
         self._overwrite = overwrite
         self._frame: np.ndarray | None = None
+        self._made: list[Path] = []  # folders made for the file, removed again if it is given up
 
     def _open(self) -> None:
         if self.path.suffix.lower() not in IMAGE_SUFFIXES:
             raise OutputError(f"cannot write {self.path}: not an image format ({', '.join(sorted(IMAGE_SUFFIXES))})")
         _refuse_existing(self.path, self._overwrite)
+        self._made = missing_folders(self.path)
         ensure_parent(self.path)
 
     def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
@@ -309,12 +314,14 @@ class ImageFileSink(Sink):
 
     def _close(self) -> None:
         if self._frame is None:
+            remove_empty_folders(self._made)
             raise OutputError(f"no image was written to {self.path}")
         write_image(self.path, self._frame)
         self.written = self.path
 
     def _abort(self, keep_partial: bool) -> None:
         self._frame = None
+        remove_empty_folders(self._made)
 
 
 class ImageSequenceSink(Sink):
