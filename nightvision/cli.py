@@ -49,14 +49,17 @@ def _int_in(lo: int, hi: int, hint: str = "") -> Callable[[str], int]:
     return parse
 
 
-def _float_in(lo: float, hi: float, hint: str = "") -> Callable[[str], float]:
+def _float_in(lo: float, hi: float, hint: str = "", *, zero: bool = False) -> Callable[[str], float]:
+    """A number in ``(lo, hi]`` (``zero``: or exactly 0, an option's "off")."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not lo < value <= hi:
-            raise argparse.ArgumentTypeError(f"must be above {lo:g} and at most {hi:g}{hint}, got {value:g}")
+        if not (lo < value <= hi or (zero and value == 0)):
+            off = " (or 0)" if zero else ""
+            raise argparse.ArgumentTypeError(f"must be above {lo:g} and at most {hi:g}{off}{hint}, got {value:g}")
         return value
 
     return parse
@@ -695,8 +698,13 @@ def _recipe_model(rest: list[str]) -> str:
         key, eq, value = arg.partition("=")
         value = value if eq else (rest[i + 1] if i + 1 < len(rest) else "")
         if key == "--config" and Path(value).is_file():
-            with open(value, "rb") as f:
-                model = tomllib.load(f).get("model", model)
+            try:
+                with open(value, "rb") as f:
+                    model = tomllib.load(f).get("model", model)
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+                raise InputError(f"cannot read the recipe {value}: {err}") from None
+            if not isinstance(model, str):
+                raise InputError(f"recipe {value}: model must be a model name such as {DEFAULT_MODEL!r}, got {model!r}")
     for i, arg in enumerate(rest):
         key, eq, value = arg.partition("=")
         if key == "--model":
@@ -1010,7 +1018,10 @@ def build_parser() -> _Parser:
     p.add_argument("--gpus-per-task", type=_float_in(0, 16), default=0.0, help="GPUs per worker (0.25: four per GPU)")
     p.add_argument("--workers", type=_int_in(1, 100_000), help="workers (default: as many as fit the cluster)")
     p.add_argument(
-        "--chunk-seconds", type=_float_in(0, 1e6), default=60.0, help="split longer videos at keyframes (0: never)"
+        "--chunk-seconds",
+        type=_float_in(0, 1e6, zero=True),
+        default=60.0,
+        help="split longer videos at keyframes (0: never)",
     )
     p.add_argument(
         "--task-retries", type=_int_in(0, 100), default=2, help="reruns of a task whose worker was lost"

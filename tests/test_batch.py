@@ -232,6 +232,8 @@ def test_resume_after_a_stop_redoes_only_unfinished_work(
     assert len(parts) == 2 and first.frames == 30
     second = batch(inputs, out, use_ray=False, chunk_seconds=0.5, crf=0)
     assert second.ok and second.frames == 60 + 45 + 1 - first.frames  # finished chunks are not redone
+    # the real-time figure counts the seconds this run enhanced: a.mp4's last 30 of 60 frames and b.mp4 (45)
+    assert second.video_seconds == pytest.approx((30 + 45) / 30, rel=0.05), second.video_seconds
     assert_same_video(single / "a.mp4", out / "a.mp4")
     assert_same_video(single / "cams" / "b.mp4", out / "b.mp4")
     # a rerun skips everything; an output damaged since is redone
@@ -248,6 +250,11 @@ def test_bad_input_is_one_line(archive: Path, tmp_path: Path) -> None:
     afile.write_text("x")
     with pytest.raises(InputError, match=f"the output folder {afile} is a file"):
         batch([archive / "a.mp4"], afile, use_ray=False)
+    with pytest.raises(OutputError, match=f"{afile} is a file, not a folder"):  # before any work
+        batch([archive / "a.mp4"], tmp_path / "o0", use_ray=False, report_path=afile / "r.json")
+    assert not (tmp_path / "o0").exists()
+    with pytest.raises(InputError, match="an input name is empty"):  # not the current folder
+        batch([""], tmp_path / "o0", use_ray=False)
     with pytest.raises(InputError, match="no such file or folder"):
         batch([tmp_path / "missing.mp4"], tmp_path / "o", use_ray=False)
     with pytest.raises(InputError, match=r"cannot reach the Ray cluster at '127\.0\.0\.1:9'"):

@@ -407,6 +407,19 @@ def test_verbose_may_follow_the_command_and_old_option_names_still_work() -> Non
     assert bench.models == "zero-dce" and bench.no_denoise_rows
     assert parser.parse_args(["batch", "x", "-o", "y", "--retries", "4"]).task_retries == 4
     assert parser.parse_args(["batch", "x", "-o", "y"]).task_retries == 2
+    assert parser.parse_args(["batch", "x", "-o", "y", "--chunk-seconds", "0"]).chunk_seconds == 0  # "0: never"
+
+
+def test_a_broken_training_recipe_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nightvision.cli import main
+
+    broken, odd = tmp_path / "b.toml", tmp_path / "c.toml"
+    broken.write_text('model = "zero-dce++\ncrop = 64\n')  # an unclosed string
+    odd.write_text("model = 5\n")
+    for recipe, named in ((broken, "cannot read the recipe"), (odd, "model must be a model name")):
+        assert main(["train", "--config", str(recipe)]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and named in lines[0], lines
 
 
 def test_an_interrupted_folder_job_resumes_with_skip_existing(

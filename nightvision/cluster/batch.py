@@ -215,6 +215,8 @@ def plan_inputs(inputs: Sequence[str | Path], outdir: str | Path) -> list[tuple[
     job with no input at all.
     """
     outdir = Path(outdir)
+    if any(not str(item).strip() for item in inputs):
+        raise InputError("an input name is empty (an unset shell variable?); give files, folders or globs")
     found: dict[str, Path] = {}
     skipped = 0
 
@@ -420,7 +422,11 @@ def batch(
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise InputError(f"the output folder {outdir} is a file; give a folder")
-    writable_folder(outdir / "x")
+    writable_folder(outdir / REPORT_NAME)
+    if report_path:  # checked before any work, not after it
+        if Path(report_path).is_dir():
+            raise OutputError(f"the report {report_path} is a folder; give a file name")
+        writable_folder(report_path)
     pairs = plan_inputs(inputs, outdir)
     check_outputs([src for src, _ in pairs], [outdir / rel for _, rel in pairs], overwrite=True)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -575,6 +581,8 @@ class _Job:
                 )
                 self.report.engine, self.report.address = "ray", address or "local"
             else:
+                if workers is not None and workers > 1:
+                    log.warning("in-process: one worker (%d asked for); more need Ray (pip install ray)", workers)
                 self.pool = LocalPool(self.settings)
             self.report.workers, self.report.nodes = self.pool.workers, self.pool.nodes
         self.report.setup_seconds = time.monotonic() - self.t_start
@@ -644,7 +652,6 @@ class _Job:
     def _finish(self, rel: str, frames: int) -> None:
         res = self.results[rel]
         res.status, res.frames = "done", frames
-        self.report.video_seconds += self.seconds_of.get(rel, 0.0)
 
     def _take(self, outcome: Outcome) -> None:
         """A task ended: run it again (its worker was lost), record a failure, or commit its output."""
@@ -677,11 +684,14 @@ class _Job:
         if task.kind == "file":
             _commit(self.manifest, task, staged, self.outdir / task.rel, frames)
             self._finish(task.rel, frames)
+            self.report.video_seconds += self.seconds_of.get(task.rel, 0.0)
         else:
             video = self.videos[task.rel]
             assert task.chunk is not None
             video.done[task.chunk.index] = _commit_part(self.manifest, video, task.chunk, staged, frames)
             self.results[task.rel].frames += frames
+            # the seconds this run enhanced (a resumed video redoes only some chunks: not its whole duration)
+            self.report.video_seconds += frames * video.index.duration / max(video.index.frames, 1)
             if len(video.done) == len(video.chunks):
                 self.joins[self.joiner.submit(_join, video)] = task.rel
         self.committed += frames
