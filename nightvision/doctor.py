@@ -48,7 +48,12 @@ def _version(module: str) -> str | None:
 
 
 def _tensorrt() -> str | None:
-    """TensorRT's version; the ``tensorrt-stubs`` package (type hints only) is told apart from the library."""
+    """TensorRT's version; the ``tensorrt-stubs`` package (type hints only) is told apart from the library
+    without importing it (its folder is a namespace package, which, once imported, breaks ``inspect`` and with
+    it torch.onnx's exporter for the rest of the process)."""
+    spec = importlib.util.find_spec("tensorrt") if "tensorrt" not in sys.modules else None
+    if spec is not None and spec.origin is None:
+        return "type stubs only, not the TensorRT library (JetPack or pip install tensorrt provides it)"
     version = _version("tensorrt")
     if version == "unknown version":
         return "type stubs only, not the TensorRT library (JetPack or pip install tensorrt provides it)"
@@ -124,6 +129,14 @@ def _torch() -> dict[str, Any]:
         "cuda_available": cuda,
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
     }
+
+
+def _no_gpu_found() -> str:
+    """What "no GPU" rests on: nvidia-smi's answer, or its absence (a Jetson has no nvidia-smi; torch or
+    TensorRT see its GPU)."""
+    if shutil.which("nvidia-smi") is None:
+        return "none seen (no nvidia-smi here; a Jetson has none: see torch and tensorrt above)"
+    return "none found (nvidia-smi)"
 
 
 def _nvidia_smi() -> list[str]:
@@ -259,7 +272,7 @@ def format_report(d: dict[str, Any]) -> str:
         f"tensorrt      {_yes(d['tensorrt'])}",
         f"pycuda        {_yes(d['pycuda'])}",
         f"ray           {_yes(d['ray'])}",
-        f"GPUs          {'; '.join(d['gpus']) or 'none found (nvidia-smi)'}",
+        f"GPUs          {'; '.join(d['gpus']) or _no_gpu_found()}",
         f"cameras       {', '.join(d['cameras']) or 'none found (/dev/video*)'}",
         f"ffmpeg        {_yes(d['tools']['ffmpeg'])}"
         + (f" (denoise filters: {', '.join(d['tools']['ffmpeg_denoise_filters'])})" if d["tools"]["ffmpeg"] else ""),

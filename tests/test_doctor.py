@@ -9,6 +9,7 @@ import sys
 import cv2
 import numpy as np
 import onnxruntime
+import pytest
 
 from nightvision.doctor import diagnose, format_report
 
@@ -42,3 +43,22 @@ def test_a_missing_library_is_reported_not_raised() -> None:
     assert out.returncode == 0, out.stderr
     assert "torch         not installed" in out.stdout
     assert "onnxruntime   not usable" in out.stdout
+
+
+def test_a_stubs_only_tensorrt_is_reported_and_not_imported() -> None:
+    """tensorrt-stubs alone (a dev install) is a namespace folder: importing it would break ``inspect``, and with
+    it torch.onnx's exporter, for the rest of the process. Doctor and the TensorRT backend say "type stubs"
+    without importing it; asking for the backend says so before looking for a plan."""
+    import importlib.util
+
+    from nightvision.backends import create_backend
+    from nightvision.errors import EngineError
+    from nightvision.specs import get_spec
+
+    spec = importlib.util.find_spec("tensorrt") if "tensorrt" not in sys.modules else None
+    if spec is None or spec.origin is not None:
+        pytest.skip("needs tensorrt-stubs without the TensorRT library (the dev install)")
+    assert "type stubs only" in format_report(diagnose())
+    with pytest.raises(EngineError, match="only type stubs"):
+        create_backend(get_spec("zero-dce++"), "tensorrt")
+    assert "tensorrt" not in sys.modules

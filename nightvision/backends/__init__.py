@@ -100,8 +100,9 @@ def create_backend(
     """
     backend, _ = resolve_backend(backend, spec)
     if backend == "tensorrt":
-        from nightvision.backends.tensorrt import TensorRTBackend
+        from nightvision.backends.tensorrt import TensorRTBackend, import_tensorrt
 
+        import_tensorrt()  # TensorRT missing (or only its type stubs) says so, before "no plan"
         plan = onnx_path if onnx_path and onnx_path.endswith(".plan") else find_plan(spec)
         if plan is None:
             raise EngineError(

@@ -10,8 +10,10 @@ profile and the creation time. A plan runs only on the TensorRT and GPU it was b
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import struct
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +46,13 @@ def import_tensorrt() -> ModuleType:
     Tests put a fake module in ``sys.modules["tensorrt"]``; the functions of this package import it by name,
     so that mypy checks every call against ``tensorrt-stubs``.
     """
+    if "tensorrt" not in sys.modules:
+        spec = importlib.util.find_spec("tensorrt")
+        if spec is None:
+            raise EngineError("TensorRT is not installed (pip install tensorrt, or JetPack on a Jetson)")
+        if spec.origin is None:  # a namespace: tensorrt-stubs' folder alone. Not imported: a namespace module in
+            # sys.modules breaks inspect (and with it torch.onnx's exporter) for the rest of the process
+            raise EngineError("the installed 'tensorrt' is only type stubs; install the TensorRT runtime")
     try:
         import tensorrt as trt
     except ImportError as err:
