@@ -32,6 +32,7 @@ from nightvision.cluster.serve_config import load_config, parse_config
 from nightvision.cluster.supervisor import Supervisor, WorkerLost
 from nightvision.errors import InputError, OutputError
 from nightvision.io.video import VideoReader
+from nightvision.stream.exposure import DEFAULT_TARGET
 from tests.conftest import run_cli
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
@@ -140,7 +141,7 @@ SYNTH = "synthetic://?fps=15&size=160x90"
             r"duplicate camera name 'a' \(cameras 1 and 2\)",
         ),
         ('[serve]\nprot = 80\n[[camera]]\nname = "a"\nuri = "0"\n', r"\[serve\]: unknown key 'prot'"),
-        ('[[camera]]\nname = "a"\nuri = "0"\nexposure = 300\n', r"camera 1 \('a'\): exposure must be false or"),
+        ('[[camera]]\nname = "a"\nuri = "0"\nexposure = 300\n', r"camera 1 \('a'\): exposure must be false, .auto. or"),
         ('[[camera]]\nname = "a"\nuri = "0"\ndenoise = "yes"\n', r'denoise must be true or false, got "yes"'),
         ('[[camera]]\nname = "a"\nuri = "0"\npolicy = "fast"\n', r"policy must be one of latest, lossless"),
         (
@@ -154,6 +155,10 @@ SYNTH = "synthetic://?fps=15&size=160x90"
         ('[serve]\nport = 70000\n[[camera]]\nname = "a"\nuri = "0"\n', r"port must be in 0-65535"),
         ('[[camera]]\nname = "a"\nuri = "0"\noutputs = "x.mp4"\n', r"outputs must be a list of strings"),
         ('[[camera]]\nname = "a"\nuri = "0"\noutputs = ["x.png"]\n', r"outputs are video files"),
+        (
+            '[serve]\nport = 18087\n[[camera]]\nname = "a"\nuri = "0"\noutputs = ["http://127.0.0.1:18087/"]\n',
+            r"on the serve port 18087 itself; give that output another port",
+        ),
         ('[[camera]]\nname = "a"\nuri = "0"\noutputs = ["{camera}.mp4"]\n', r"unknown placeholder"),
         ('[[camera]]\nname = "a"\nuri = "synthetic://?fps=0"\n', r"synthetic source"),
         ("[[camera]\nname = 1\n", r"not valid TOML"),
@@ -194,7 +199,7 @@ exposure = 110
     a, b = cfg.cameras
     assert (a.denoise, b.denoise) == (True, False)
     assert (a.cpus, b.cpus, a.onnx_threads, b.onnx_threads) == (0.5, 2.0, 1, 2)
-    assert (a.exposure, b.exposure) == (None, 110.0)
+    assert (a.exposure, b.exposure) == (DEFAULT_TARGET, 110.0)  # "auto" by default, as the CLI
     assert a.outputs == (str(tmp_path / "rec/{name}-{start}.mp4"),)  # relative to the config file
     assert cfg.max_restarts == 3 and cfg.host == "127.0.0.1" and cfg.port == 8080
     assert "user:secret" not in repr(parse_config({"camera": [{"name": "c", "uri": "rtsp://user:secret@h/s"}]}))

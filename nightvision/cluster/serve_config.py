@@ -27,7 +27,7 @@ cameras' names and URIs is optional, and every key shows its default (``outputs`
     backend = "auto"            # auto, onnxruntime, torch, tensorrt
     threads = 0                 # ONNX Runtime threads; 0: the camera's CPUs (rounded up)
     denoise = false             # temporal noise reduction before the model
-    exposure = false            # false, or the mean output luma (20-235) wanted for dark scenes, e.g. 110
+    exposure = "auto"           # "auto" (as `run`'s default), false, or a mean output luma 20-235, e.g. 110
     policy = "latest"           # latest (drop stale frames: low latency) or lossless
     smooth = false              # smooth the curve map over time (curve models)
     hud = false                 # draw FPS and latency on the picture
@@ -65,6 +65,7 @@ from typing import Any
 
 from nightvision.enhancer import DEFAULT_MODEL
 from nightvision.errors import InputError, ModelNotFoundError
+from nightvision.stream.exposure import DEFAULT_TARGET
 
 try:
     import tomllib
@@ -92,7 +93,7 @@ class CameraConfig:
     backend: str = "auto"
     threads: int = 0
     denoise: bool = False
-    exposure: float | None = None
+    exposure: float | None = DEFAULT_TARGET  # "auto", as the CLI's --exposure
     policy: str = "latest"
     smooth: bool = False
     hud: bool = False
@@ -172,14 +173,17 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
 
 
 def _exposure(v: Any) -> float | None:
-    if v is False:
+    """``false``/``"off"``, ``"auto"`` (the default target of ``--exposure auto``) or a mean luma 20-235."""
+    if v is False or v == "off":
         return None
+    if v == "auto":
+        return DEFAULT_TARGET
     if v is True:
-        raise ValueError("must be false or a mean luma (20-235) to aim at, e.g. 110")
+        raise ValueError('must be false, "auto" or a mean luma (20-235) to aim at, e.g. 110')
     try:
         return _number(20, 235)(v)
     except ValueError:
-        raise ValueError("must be false or a mean luma (20-235) to aim at, e.g. 110") from None
+        raise ValueError('must be false, "auto" or a mean luma (20-235) to aim at, e.g. 110') from None
 
 
 def _size(v: Any) -> str:
@@ -405,7 +409,22 @@ def parse_config(data: Mapping[str, Any], path: str | Path = "<config>") -> Serv
         )
     if not config.overwrite:
         _refuse_existing(src, cameras)
+    _check_serve_port(config)
     return config
+
+
+def _check_serve_port(config: ServeConfig) -> None:
+    """A camera's MJPEG output on the serve port itself can never open (it used to restart forever)."""
+    if not config.port:
+        return
+    for cam in config.cameras:
+        for uri in cam.outputs:
+            parts = urllib.parse.urlsplit(uri)
+            if parts.scheme.lower() in ("http", "mjpeg") and parts.port == config.port:
+                raise InputError(
+                    f"{config.path}: camera {cam.name!r} outputs {uri}, on the serve port {config.port} itself; "
+                    "give that output another port (the serve port already shows every camera at /NAME)"
+                )
 
 
 def _check_shared_outputs(src: str, cameras: list[CameraConfig]) -> None:
@@ -476,4 +495,6 @@ def load_config(path: str | Path) -> ServeConfig:
 
 def with_overrides(config: ServeConfig, **changes: Any) -> ServeConfig:
     """``config`` with the non-None ``changes`` applied (command-line options over the file)."""
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})
+    changed = replace(config, **{k: v for k, v in changes.items() if v is not None})
+    _check_serve_port(changed)
+    return changed
