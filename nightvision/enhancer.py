@@ -28,7 +28,7 @@ from nightvision.backends import Backend, create_backend, resolve_backend
 from nightvision.curve_denoise_fast import DenoiseFeatures, FastCurveDenoise
 from nightvision.curves import FastCurvePath
 from nightvision.errors import EngineError, InputError, ShapeError
-from nightvision.preprocess import from_tensor, to_tensor
+from nightvision.preprocess import check_float_range, from_tensor, to_tensor
 from nightvision.specs import DEFAULT_MODEL, ModelSpec, get_spec, sha256_of
 from nightvision.tiling import (
     DEFAULT_MEMORY_BUDGET_MB,
@@ -45,6 +45,8 @@ __all__ = ["DEFAULT_MODEL", "Enhancer", "FrameJob"]
 
 log = logging.getLogger(__name__)
 _NO_INPUT = np.zeros((1, 3, 0, 0), np.float32)
+_LAYOUTS = "(H, W), (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA"
+_DTYPES = frozenset(np.dtype(t) for t in (np.uint8, np.uint16, np.float32, np.float64))
 
 
 @dataclass
@@ -78,7 +80,8 @@ class Enhancer:
 
     Args:
         model: registered model name (``nightvision models`` lists them).
-        backend: ``"auto"`` (default: PyTorch on a CUDA GPU when there is one, else ONNX Runtime),
+        backend: ``"auto"`` (default: TensorRT when it is installed and ``nightvision build`` made a plan for
+            this model and GPU, else PyTorch on a CUDA GPU, else ONNX Runtime; the log says which and why),
             ``"onnxruntime"``, ``"tensorrt"`` or ``"torch"``.
         onnx_path: run this ONNX file instead of the shipped one (onnxruntime backend).
         weights: run this checkpoint instead of the shipped weights. On the torch backend it is loaded; on
@@ -101,6 +104,9 @@ class Enhancer:
             (measured up to 64 megapixels) while 720p video frames of every shipped model run whole.
         max_tile: the largest tile side in pixels (default: from the budget alone); frames with a larger
             (padded) side run in tiles even when the budget would allow them whole.
+
+    :meth:`close` (or the end of a ``with`` block) is final: every later call raises
+    :class:`~nightvision.errors.EngineError`.
     """
 
     def __init__(
@@ -118,13 +124,19 @@ class Enhancer:
         max_tile: int | None = None,
     ) -> None:
         self.spec: ModelSpec = get_spec(model)
+        _check_number(threads, "threads", integer=True)
+        _check_number(memory_budget_mb, "memory_budget_mb")
+        if downscale is not None:
+            _check_number(downscale, "downscale", integer=True)
+        if max_tile is not None:
+            _check_number(max_tile, "max_tile", integer=True)
         backend, why = resolve_backend(backend, self.spec)
         if why != "asked for":
             log.info("backend auto → %s (%s)", backend, why)
         if device is not None and backend != "torch":  # it would be ignored without a word
             raise EngineError(
                 f"device {device!r} is for the torch backend, and this runs on {backend} ({why}); "
-                "add --backend torch, or drop --device"
+                "pass backend='torch' (--backend torch), or leave device unset (drop --device)"
             )
         if downscale is not None and downscale < 1:
             raise InputError(f"downscale must be a positive integer, got {downscale}")
@@ -137,6 +149,7 @@ class Enhancer:
         self.memory_budget_mb = memory_budget_mb
         self.max_tile = max_tile
         self._threads = threads
+        self._closed = False
         self._engine: TileEngine | None = None
         self._fast: FastCurvePath | None = None
         self._denoise: FastCurveDenoise | None = None
@@ -145,7 +158,10 @@ class Enhancer:
         if weights is not None:
             checkpoint = _Checkpoint.open(weights, self.spec, backend, onnx_path, estimator=fast)
         if downscale is not None and downscale != self.spec.downscale and not fast:
-            raise InputError("--downscale needs the fast curve path (onnxruntime, a shared-curve model, not --exact)")
+            raise InputError(
+                "downscale (--downscale) needs the fast curve path: the onnxruntime backend, a shared-curve model "
+                "and exact=False (no --exact)"
+            )
         if fast:
             est = str(self.spec.estimator_path) if checkpoint is None else str(checkpoint.onnx(estimator=True))
             estimator = create_backend(self.spec, backend, onnx_path=est, threads=threads)
@@ -198,18 +214,15 @@ class Enhancer:
             frame: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` BGR or ``(H, W, 4)`` BGRA; uint8, uint16, or
                 float in ``[0, 1]``.
         """
-        if not isinstance(frame, np.ndarray):
-            raise ShapeError(f"expected a numpy array, got {type(frame).__name__}")
+        _check_frame(frame)
+        self._check_open()
         if frame.ndim == 3 and frame.shape[2] == 3:
             return self._enhance_bgr(frame)
-        if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
-            grey = frame.reshape(frame.shape[:2])
-            out = self._enhance_bgr(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
-            return cv2.cvtColor(out, cv2.COLOR_BGR2GRAY).reshape(frame.shape)
-        if frame.ndim == 3 and frame.shape[2] == 4:
-            out = self._enhance_bgr(np.ascontiguousarray(frame[:, :, :3]))
-            return np.dstack([out, frame[:, :, 3]])
-        raise ShapeError(f"expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {frame.shape}")
+        if frame.ndim == 2 or frame.shape[2] == 1:
+            out = self._enhance_bgr(_grey_to_bgr(frame.reshape(frame.shape[:2])))
+            return _bgr_to_grey(out).reshape(frame.shape)
+        out = self._enhance_bgr(np.ascontiguousarray(frame[:, :, :3]))
+        return np.dstack([out, frame[:, :, 3]])
 
     @property
     def has_curve(self) -> bool:
@@ -219,10 +232,13 @@ class Enhancer:
     def preprocess(self, frame: np.ndarray) -> FrameJob:
         """Stage 1 of 3 for ``(H, W, 3)`` BGR frames, uint8 or uint16 (e.g. a denoiser's output that keeps
         sub-level precision on dark frames): make the network input, or plan the tiles of a large frame."""
+        if not isinstance(frame, np.ndarray):
+            raise ShapeError(f"the staged API takes (H, W, 3) uint8 or uint16 BGR frames, got {type(frame).__name__}")
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype not in (np.uint8, np.uint16):
             raise ShapeError(
                 f"the staged API takes (H, W, 3) uint8 or uint16 BGR frames, got {frame.shape} {frame.dtype}"
             )
+        self._check_open()
         if frame.shape[0] == 0 or frame.shape[1] == 0:
             raise ShapeError(f"expected a non-empty image, got {frame.shape}")
         if self._fast is not None:
@@ -237,6 +253,8 @@ class Enhancer:
 
     def infer(self, job: FrameJob) -> FrameJob:
         """Stage 2 of 3: run the backend (every tile of a tiled job, blended into ``job.output``)."""
+        _check_job(job, "infer")
+        self._check_open()
         if job.tiles is not None:
             job.output = self._run_tiled(job.frame, job.tiles, np.uint8)
             return job
@@ -250,6 +268,7 @@ class Enhancer:
 
     def postprocess(self, job: FrameJob) -> np.ndarray:
         """Stage 3 of 3: the enhanced ``(H, W, 3)`` uint8 BGR frame (for uint8 and uint16 input alike)."""
+        _check_job(job, "postprocess")
         if job.output is not None:
             return job.output
         if job.net_output is None:
@@ -261,12 +280,9 @@ class Enhancer:
         return from_tensor(job.net_output, job.frame.shape[0], job.frame.shape[1])
 
     def _enhance_bgr(self, bgr: np.ndarray) -> np.ndarray:
-        if bgr.shape[0] == 0 or bgr.shape[1] == 0:
-            raise ShapeError(f"expected a non-empty image, got {bgr.shape}")
+        """A non-empty ``(H, W, 3)`` frame of a checked dtype (:func:`_check_frame`), enhanced."""
         if bgr.dtype == np.uint8:
             return self.postprocess(self.infer(self.preprocess(bgr)))
-        if bgr.dtype not in (np.uint16, np.float32, np.float64):
-            raise ShapeError(f"expected uint8, uint16 or float pixels, got {bgr.dtype}")
         if self._fast is not None:  # 16-bit or float out: apply the curve exactly rather than through the table
             rows = self._fast.rows_from_output(self.backend.run(self._fast.small_input(bgr)))
             return self._fast.apply_literal(bgr, rows)
@@ -291,6 +307,7 @@ class Enhancer:
         )
 
     def _run_tiled(self, frame: np.ndarray, plan: TilePlan, out_dtype: np.dtype | type) -> np.ndarray:
+        self._check_open()  # the tile engine is made on first use: never a new session after close()
         if self._engine is None:
             self._engine = make_engine(self.backend, self.spec.name, onnx_path=self._graph, threads=self._threads)
         log.debug(
@@ -298,8 +315,14 @@ class Enhancer:
         )
         return run_tiled(frame, plan, self._engine, out_dtype=out_dtype, multiple=self.spec.pad_multiple)
 
+    def _check_open(self) -> None:
+        """Refuse work after :meth:`close`: the tiled path would otherwise build a new session and run on."""
+        if self._closed:
+            raise EngineError(f"this Enhancer ({self.spec.name}) was closed; make a new Enhancer to go on")
+
     def close(self) -> None:
-        """Release the backend (idempotent)."""
+        """Release the backend (idempotent); final: every later call raises :class:`EngineError`."""
+        self._closed = True
         if self._engine is not None:
             self._engine.close()
             self._engine = None
@@ -312,6 +335,55 @@ class Enhancer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_frame(frame: object) -> None:
+    """Refuse what :meth:`Enhancer.enhance` cannot take, naming the caller's array (not a converted copy), as
+    one :class:`ShapeError` before OpenCV or a graph fails on it deep inside.
+
+    A few attribute reads for integer frames (the per-frame path); float frames also pay a min/max pass
+    (:func:`~nightvision.preprocess.check_float_range`), as a frame outside ``[0, 1]`` comes back corrupted.
+    """
+    if not isinstance(frame, np.ndarray):
+        hint = " (cv2.imread returns None for a file it cannot read)" if frame is None else ""
+        raise ShapeError(f"expected a numpy array, got {type(frame).__name__}{hint}")
+    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (1, 3, 4))):
+        raise ShapeError(f"expected {_LAYOUTS}, got {frame.shape}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ShapeError(f"expected a non-empty image, got {frame.shape}")
+    if frame.dtype != np.uint8:
+        if frame.dtype not in _DTYPES:
+            raise ShapeError(f"expected uint8, uint16 or float32/float64 pixels, got {frame.dtype}")
+        if frame.dtype.kind == "f":
+            check_float_range(frame)
+
+
+def _check_job(job: object, stage: str) -> None:
+    """Refuse a stage call on anything but the :class:`FrameJob` that :meth:`Enhancer.preprocess` made."""
+    if not isinstance(job, FrameJob):
+        raise InputError(f"{stage}() takes the FrameJob that preprocess() returned, got {type(job).__name__}")
+
+
+def _check_number(value: object, name: str, *, integer: bool = False) -> None:
+    """Refuse an option of the wrong type (``memory_budget_mb="100"``) by name, before a comparison with it
+    fails as a bare TypeError; the range checks follow in the constructor."""
+    kinds: tuple[type, ...] = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise InputError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
+
+
+def _grey_to_bgr(grey: np.ndarray) -> np.ndarray:
+    """A grey frame as three equal channels (OpenCV converts uint8, uint16 and float32; numpy float64)."""
+    if grey.dtype == np.float64:
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+
+def _bgr_to_grey(bgr: np.ndarray) -> np.ndarray:
+    """The luma of an enhanced frame, with OpenCV's weights (numpy for float64, which OpenCV does not take)."""
+    if bgr.dtype == np.float64:
+        return np.asarray(bgr @ np.array([0.114, 0.587, 0.299]))
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
 
 
 # --- user checkpoints (--weights) -----------------------------------------------------------------------------

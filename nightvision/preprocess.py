@@ -10,7 +10,7 @@ import numpy as np
 
 from nightvision.errors import ShapeError
 
-__all__ = ["from_tensor", "pad_amounts", "to_tensor"]
+__all__ = ["check_float_range", "from_tensor", "pad_amounts", "to_tensor"]
 
 
 def pad_amounts(height: int, width: int, multiple: int, min_side: int = 0) -> tuple[int, int]:
@@ -18,6 +18,33 @@ def pad_amounts(height: int, width: int, multiple: int, min_side: int = 0) -> tu
     ``min_side``."""
     h, w = max(height, min_side), max(width, min_side)
     return h - height + (-h) % multiple, w - width + (-w) % multiple
+
+
+def check_float_range(frame: np.ndarray) -> None:
+    """Refuse a float frame that is not in ``[0, 1]`` (the networks' input range) or holds NaN.
+
+    Why: such a frame is accepted by every graph and comes back corrupted, not refused. The usual cause,
+    ``cv2.imread(...).astype(np.float32)`` without ``/ 255``, overflows the curve models into NaN and saturates
+    CurveDenoise to 1.0; one NaN or a slightly negative value spreads to the whole frame through the models'
+    global pooling. Costs a min and a max pass, so it is for float frames only (uint8 and uint16 are in range
+    by construction).
+
+    Raises:
+        ShapeError: saying what is wrong and what to do.
+    """
+    if frame.size == 0:
+        return
+    lo, hi = float(frame.min()), float(frame.max())  # NaN anywhere makes both NaN
+    if lo >= 0.0 and hi <= 1.0:
+        return
+    if np.isnan(lo) or np.isnan(hi):
+        raise ShapeError("float frames must be in [0, 1], and this one contains NaN: replace them (np.nan_to_num)")
+    if hi > 1.0:
+        if hi == np.inf:
+            raise ShapeError("float frames must be in [0, 1], and this one contains infinity")
+        scale = "255" if hi <= 255.0 else "65535"
+        raise ShapeError(f"float frames must be in [0, 1] (got values up to {hi:g}: divide by {scale})")
+    raise ShapeError(f"float frames must be in [0, 1] (got values down to {lo:g}: clip them, np.clip(frame, 0, 1))")
 
 
 def to_tensor(bgr: np.ndarray, *, multiple: int = 1, min_side: int = 0) -> np.ndarray:
@@ -28,6 +55,8 @@ def to_tensor(bgr: np.ndarray, *, multiple: int = 1, min_side: int = 0) -> np.nd
     """
     if bgr.ndim != 3 or bgr.shape[2] != 3:
         raise ShapeError(f"expected (H, W, 3) BGR, got {bgr.shape}")
+    if bgr.dtype.kind == "f":
+        check_float_range(bgr)
     pad_h, pad_w = pad_amounts(bgr.shape[0], bgr.shape[1], multiple, min_side)
     if pad_h or pad_w:
         bgr = cv2.copyMakeBorder(

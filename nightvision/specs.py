@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from nightvision.errors import ModelNotFoundError
+from nightvision.errors import InputError, ModelNotFoundError
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -233,7 +233,12 @@ def list_specs() -> list[ModelSpec]:
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The spec of a registered model; an unknown name raises with the closest matches."""
+    """The spec of a registered model; an unknown name raises with the closest matches, and anything but a
+    string (``Enhancer(None)``, a path) an :class:`~nightvision.errors.InputError` saying what a name is."""
+    if not isinstance(name, str):
+        raise InputError(
+            f"a model is named by a string such as {DEFAULT_MODEL!r} (known: {', '.join(_SPECS)}), got {name!r}"
+        )
     try:
         return _SPECS[name]
     except KeyError:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,17 +33,27 @@ from nightvision.io.images import is_image
 from nightvision.io.outputs import check_outputs, is_within, writable_folder
 from nightvision.io.sizes import parse_size
 from nightvision.io.video import is_video
+from nightvision.specs import get_spec
 from nightvision.stream.frame_stages import FrameStage
 from nightvision.stream.pipeline import Pipeline, PipelineStats, StopRequest, write_stats
 from nightvision.stream.sinks import ImageFileSink, Sink, VideoFileSink, make_sink
-from nightvision.stream.sources import CaptureSource, FileSource, FolderSource, ImageSource, Source, make_source
+from nightvision.stream.sources import (
+    CaptureSource,
+    FileSource,
+    FolderSource,
+    ImageSource,
+    Source,
+    make_source,
+    source_uri,
+)
 
 __all__ = ["EnhanceReport", "Progress", "enhance_path", "plan_enhance", "run_stream"]
 
 log = logging.getLogger(__name__)
 
-EnhancerLike = Enhancer | Callable[[], Enhancer]
-"""A loaded model, or a function that loads one (called only once the outputs have been checked)."""
+EnhancerLike = Enhancer | str | Callable[[], Enhancer]
+"""A loaded model, a model name (``"zero-dce++"``: loaded with the defaults), or a function that loads one; a
+name or a function is called only once the outputs have been checked."""
 
 
 @dataclass
@@ -102,8 +113,35 @@ class EnhanceReport:
             self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + busy
 
 
-def _load(enhancer: EnhancerLike) -> Enhancer:
-    return enhancer if isinstance(enhancer, Enhancer) else enhancer()
+def _loader(enhancer: EnhancerLike) -> Callable[[], Enhancer]:
+    """What loads the model once the outputs were checked. Checked first, before anything is read or made:
+    the wrong kind of ``enhancer`` is one :class:`InputError` saying what to pass."""
+    if isinstance(enhancer, Enhancer):
+        return lambda: enhancer
+    if isinstance(enhancer, str):
+        get_spec(enhancer)  # an unknown name fails now, before any output is made
+        return lambda: Enhancer(enhancer)
+    if callable(enhancer):
+        return lambda: _loaded(enhancer())
+    raise InputError(
+        f"enhancer must be an Enhancer, a model name such as 'zero-dce++', or a function that loads one; "
+        f"got {type(enhancer).__name__}"
+    )
+
+
+def _loaded(model: object) -> Enhancer:
+    if not isinstance(model, Enhancer):
+        raise InputError(f"the enhancer function must return an Enhancer, and it returned {type(model).__name__}")
+    return model
+
+
+def _check_crf(crf: object) -> None:
+    """Refuse a quality that is not an integer in 0-51 (``crf="18"`` included) before any output is made."""
+    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
+        raise InputError(f"crf must be an integer in 0-51 (lower is better), got {crf!r}")
+
+
+_EMPTY_INPUT = "the input name is empty; give an image, a video or a folder"
 
 
 def plan_enhance(
@@ -111,8 +149,11 @@ def plan_enhance(
 ) -> tuple[list[tuple[Path, Path]], int]:
     """The ``(input, output)`` files of a job, and how many files were skipped (in the output folder).
 
-    Raises :class:`InputError` / :class:`OutputError` (one line) for a job that cannot or must not run.
+    Raises :class:`InputError` / :class:`OutputError` (one line) for a job that cannot or must not run (an empty
+    input name included: to :class:`~pathlib.Path` it is the current folder).
     """
+    if not str(source).strip():
+        raise InputError(_EMPTY_INPUT)
     if not str(output).strip():
         raise InputError("the output name is empty; give a file or a folder with -o")
     into_folder = str(output).endswith(("/", "\\"))  # "out/": a folder to put the file in (Path drops the /)
@@ -283,7 +324,8 @@ def enhance_path(
         source: an image, a video (mp4/mkv/avi/mov/m4v/webm) or a folder (searched recursively).
         output: a file for a file source (or a folder to put it in); a folder for a folder source (relative
             paths are kept).
-        enhancer: the model, or a function that loads it (called after the outputs were checked).
+        enhancer: the model: an :class:`~nightvision.enhancer.Enhancer`, a model name (loaded with the defaults),
+            or a function that loads one (a name or a function is loaded after the outputs were checked).
         crf: quality of video outputs on x264's 0-51 scale (lower is better; VP9 for .webm, scaled).
         overwrite: replace outputs that exist (else the job refuses to start).
         skip_existing: keep outputs that exist and enhance only the other files: how an interrupted folder job
@@ -297,17 +339,17 @@ def enhance_path(
         an :class:`EnhanceReport`. A single file that fails raises; a folder job records the failure, goes on,
         and lists every failure in ``report.failures``.
     """
-    if not 0 <= crf <= 51:
-        raise InputError(f"crf must be in 0-51 (lower is better), got {crf}")
+    load = _loader(enhancer)
+    _check_crf(crf)
     if overwrite and skip_existing:
         raise InputError("--overwrite replaces existing outputs and --skip-existing keeps them: give one of them")
-    folder = Path(source).is_dir()
     tasks, skipped = plan_enhance(source, output, overwrite=overwrite or skip_existing)
+    folder = Path(source).is_dir()
     kept = [dst for _, dst in tasks if skip_existing and dst.exists()]
     tasks = [(src, dst) for src, dst in tasks if not (skip_existing and dst.exists())]
     if kept:
         log.info("keeping %d existing output(s); enhancing the other %d file(s)", len(kept), len(tasks))
-    model = _load(enhancer) if tasks else None
+    model = load() if tasks else None
     report = EnhanceReport(total_files=len(tasks), skipped=skipped, kept=len(kept))
     if model is None:
         return report
@@ -347,9 +389,21 @@ def _local_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("file://"))
 
 
+def _output_uris(outputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+    """The outputs as URI strings: one string or path is one output (not a sequence of one-letter names)."""
+    if isinstance(outputs, (str, os.PathLike)):
+        outputs = [outputs]
+    uris = []
+    for uri in outputs:
+        if not isinstance(uri, (str, os.PathLike)):
+            raise InputError(f"an output is named by a string or a path, got {uri!r}")
+        uris.append(os.fspath(uri))
+    return uris
+
+
 def run_stream(
-    source: str,
-    outputs: Sequence[str] = (),
+    source: str | int | os.PathLike[str],
+    outputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = (),
     *,
     enhancer: EnhancerLike,
     headless: bool = False,
@@ -371,9 +425,11 @@ def run_stream(
     """Enhance a camera, stream, file or folder into ``outputs`` (default: a window; ``null://`` headless).
 
     Args:
-        source: a URI (:func:`~nightvision.stream.sources.make_source`).
-        outputs: sink URIs (:func:`~nightvision.stream.sinks.make_sink`), each written every frame.
-        enhancer: the model, or a function that loads it (called after the outputs were checked).
+        source: a URI (:func:`~nightvision.stream.sources.make_source`); a path names a file or folder.
+        outputs: sink URIs (:func:`~nightvision.stream.sinks.make_sink`), each written every frame: a list, or
+            one string or path for a single output.
+        enhancer: the model: an :class:`~nightvision.enhancer.Enhancer`, a model name (loaded with the defaults),
+            or a function that loads one (a name or a function is loaded after the outputs were checked).
         headless: no window.
         policy: ``"latest"`` or ``"lossless"`` (default: latest for live sources).
         smooth, hud: see :class:`Pipeline`.
@@ -387,13 +443,14 @@ def run_stream(
     A file output of a finite input stopped before its end is kept as ``NAME.partial.mp4``; for a live
     source the recording up to the stop is the output itself.
     """
-    if not 0 <= crf <= 51:
-        raise InputError(f"crf must be in 0-51 (lower is better), got {crf}")
+    source = source_uri(source)
+    load = _loader(enhancer)
+    _check_crf(crf)
     if loop < -1:
         raise InputError(f"loop must be -1 (forever) or more, got {loop}")
     if fps < 0:
         raise InputError(f"fps must be positive (0: the camera's default), got {fps:g}")
-    outputs = list(outputs) or (["null://"] if headless else ["display://"])
+    outputs = _output_uris(outputs) or (["null://"] if headless else ["display://"])
     if headless and "display://" in outputs:
         raise InputError("--headless and a display:// output contradict each other")
     height, width = parse_size(size) if size else (0, 0)
@@ -442,7 +499,7 @@ def run_stream(
             sinks.append(sink.open())
         pipeline = Pipeline(
             src,
-            _load(enhancer),
+            load(),
             sinks,
             policy=policy,
             smooth=smooth,

@@ -25,7 +25,9 @@ see :meth:`~nightvision.stream.sinks.Sink.abort`).
 
 Stopping: :meth:`Pipeline.stop` (a :class:`StopRequest` set by a signal handler, a window's q) stops every
 stage within about a second: the source and the sinks are always waited for; a model call still running
-after ``grace`` seconds is left to finish in the background and its result discarded.
+after ``grace`` seconds is left to finish in the background and its result discarded. A stop that comes before
+:meth:`Pipeline.run` (or while it starts) is honoured too: the run processes no frame, ends the source and
+sinks as for any stop, and reports who stopped it.
 
 Frame stages (:mod:`nightvision.stream.frame_stages`) run in their own threads; their ``reset()`` is called
 at the start of a run, when the frame size changes and when a live source reconnects.
@@ -40,7 +42,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -258,9 +260,12 @@ class Pipeline:
     """Run ``enhancer`` on every frame of ``source`` and write the results to ``sinks``.
 
     Args:
-        source: where frames come from (:mod:`nightvision.stream.sources`); opened here if it is not yet.
-        enhancer: the model; ``None`` passes frames through (to measure the rest of the path).
-        sinks: where frames go; each gets every output frame (and the audio packets, in file mode).
+        source: where frames come from, a :class:`~nightvision.stream.sources.Source` (from a URI:
+            :func:`~nightvision.stream.sources.make_source`); opened here if it is not yet.
+        enhancer: the model, an :class:`~nightvision.enhancer.Enhancer`; ``None`` passes frames through (to
+            measure the rest of the path).
+        sinks: where frames go, a list of :class:`~nightvision.stream.sinks.Sink` or one sink; each gets every
+            output frame (and the audio packets, in file mode).
         policy: ``"latest"`` (drop stale frames) or ``"lossless"``; default: latest for live sources.
         smooth: temporal smoothing of the curve map (curve models on the fast path). Off by default: on the
             real clips we measured, the per-frame curve already cancels the input's brightness pumping and
@@ -286,7 +291,7 @@ class Pipeline:
         self,
         source: Source,
         enhancer: Enhancer | None,
-        sinks: Sequence[Sink],
+        sinks: Sequence[Sink] | Sink,
         *,
         policy: str | None = None,
         smooth: bool | None = None,
@@ -301,6 +306,7 @@ class Pipeline:
         keep_partial: bool = True,
         grace: float = 1.0,
     ) -> None:
+        _check_parts(source, enhancer)
         if policy not in (None, "latest", "lossless"):
             raise InputError(f"policy must be 'latest' or 'lossless', got {policy!r}")
         if depth < 1:
@@ -309,7 +315,7 @@ class Pipeline:
             raise InputError(f"in_flight must be at least 1, got {in_flight}")
         self.source = source
         self.enhancer = enhancer
-        self.sinks = list(sinks)
+        self.sinks = _sink_list(sinks)
         self.policy = policy or ("latest" if source.live else "lossless")
         has_curve = enhancer is not None and enhancer.has_curve
         if smooth and not has_curve:
@@ -550,7 +556,8 @@ class Pipeline:
         )
 
     def stop(self, reason: str = "stopped") -> None:
-        """Stop every stage (idempotent, callable from any thread)."""
+        """Stop every stage (idempotent, callable from any thread). Before :meth:`run`, it makes the run end at
+        once, with no frame processed and ``stopped_by`` set to ``reason``."""
         if not self._stop_reason:
             self._stop_reason = reason
         if self._chain is not None:
@@ -566,6 +573,9 @@ class Pipeline:
         if self._ran:
             raise EngineError("a Pipeline runs once; make a new one (with new sources and sinks)")
         self._ran = True
+        self._poll()  # a StopRequest set before the run
+        if self._stop_reason:
+            return self._end_unstarted()
         try:
             self.source.open()
             for sink in self.sinks:
@@ -605,6 +615,8 @@ class Pipeline:
         log.info("running %s → %s (%s)", redact(self.source.uri), [s.uri for s in self.sinks], self.policy)
         error: BaseException | None = None
         self._chain.start()
+        if self._stop_reason:  # stop() came while the run was starting, before there was a chain to stop
+            self._chain.stop()
         reporter.start()
         try:
             with self._request.listening() if self._request is not None else contextlib.nullcontext():
@@ -644,6 +656,22 @@ class Pipeline:
         )
         return stats
 
+    def _end_unstarted(self) -> PipelineStats:
+        """A run stopped before it began: end the source and sinks (as an interrupted run does, with no
+        partial output, as nothing was written) and report who stopped it."""
+        self._t_end = time.monotonic()
+        self.source.close()
+        errors: list[BaseException] = []
+        for sink in self.sinks:
+            try:
+                sink.abort()
+            except Exception as err:  # finish ending the others, then report
+                errors.append(err)
+        if errors:
+            raise errors[0]
+        log.info("%s: stopped by %s before the run began", redact(self.source.uri), self._stop_reason)
+        return self.stats()
+
     def _report(self, done: threading.Event) -> None:
         while not done.wait(1.0):
             stats = self.stats()
@@ -651,6 +679,33 @@ class Pipeline:
             self._hud_text = f"{stats.fps_out_now:.1f} fps  {lat:.0f} ms  drop {stats.dropped}"
             if self.on_status is not None:
                 self.on_status(stats)
+
+
+def _check_parts(source: object, enhancer: object) -> None:
+    """Refuse, in one :class:`InputError` that says what to pass, a source or model given by name (a string
+    or a path) or of another type: otherwise the first attribute read fails deep inside the constructor or run."""
+    if not isinstance(source, Source):
+        hint = f": make one with make_source({str(source)!r})" if isinstance(source, (str, Path)) else ""
+        raise InputError(f"a Pipeline reads a Source (nightvision.stream.sources), got {type(source).__name__}{hint}")
+    if enhancer is not None and not isinstance(enhancer, Enhancer):
+        hint = f": load it with Enhancer({enhancer!r})" if isinstance(enhancer, str) else ""
+        raise InputError(f"a Pipeline runs an Enhancer (or None), got {type(enhancer).__name__}{hint}")
+
+
+def _sink_list(sinks: object) -> list[Sink]:
+    """The sinks as a list: one :class:`Sink` on its own is accepted; a name, or anything but sinks, is refused
+    in one :class:`InputError` saying what to pass."""
+    if isinstance(sinks, Sink):
+        return [sinks]
+    if isinstance(sinks, (str, Path)) or not isinstance(sinks, Iterable):
+        hint = f": make one with make_sink({str(sinks)!r})" if isinstance(sinks, (str, Path)) else ""
+        raise InputError(f"a Pipeline writes to a list of Sinks (or one Sink), got {type(sinks).__name__}{hint}")
+    out = list(sinks)
+    for sink in out:
+        if not isinstance(sink, Sink):
+            hint = f": make one with make_sink({str(sink)!r})" if isinstance(sink, (str, Path)) else ""
+            raise InputError(f"a Pipeline writes to Sinks (nightvision.stream.sinks), got {type(sink).__name__}{hint}")
+    return out
 
 
 def write_stats(path: str | Path, stats: PipelineStats) -> None:

@@ -27,6 +27,7 @@ import errno
 import gc
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -39,7 +40,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
-from nightvision.errors import InputError, OutputError
+from nightvision.errors import InputError, OutputError, ShapeError
 from nightvision.io.atomic import describe_os_error, ensure_parent, missing_folders, remove_empty_folders
 from nightvision.io.images import IMAGE_SUFFIXES, to_uint8, write_image
 from nightvision.io.video import AudioPacket, VideoWriter, is_video
@@ -88,6 +89,9 @@ def bind_advice(err: OSError, example: str) -> str:
     return f"{describe_os_error(err)}; choose another port (-o {example})"
 
 
+_LAYOUTS = "(H, W), (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA frame"
+
+
 def as_bgr8(frame: np.ndarray) -> np.ndarray:
     """Any frame the pipeline makes (grey, BGR, BGRA; uint8 or uint16) as ``(H, W, 3)`` uint8 BGR."""
     if frame.ndim == 3 and frame.shape[2] == 1:
@@ -98,6 +102,15 @@ def as_bgr8(frame: np.ndarray) -> np.ndarray:
     if frame.shape[2] == 4:
         return np.ascontiguousarray(frame[:, :, :3])
     return frame
+
+
+def _check_frame(frame: object, uri: str) -> None:
+    """Refuse, naming the output, a frame no sink can show or encode: a few attribute reads per frame, so
+    that a wrong layout is one :class:`ShapeError` instead of PyAV's or OpenCV's error from deep inside."""
+    if not isinstance(frame, np.ndarray):
+        raise ShapeError(f"cannot write a {type(frame).__name__} to {uri}: expected a numpy array, {_LAYOUTS}")
+    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (1, 3, 4))) or frame.size == 0:
+        raise ShapeError(f"cannot write a frame of shape {frame.shape} to {uri}: expected a non-empty {_LAYOUTS}")
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
@@ -139,9 +152,14 @@ class Sink:
         return self
 
     def write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
-        """Write one enhanced frame (``original``: the input frame; ``pts``: in the source's time base)."""
+        """Write one enhanced frame (``original``: the input frame; ``pts``: in the source's time base).
+
+        ``frame`` is ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` BGR or ``(H, W, 4)`` BGRA, uint8 or uint16 (what
+        the pipeline makes); another layout is a :class:`ShapeError`.
+        """
         if self._state != "open":
             raise OutputError(f"{self.uri} is not open: call open() or use it in a `with` block")
+        _check_frame(frame, self.uri)
         self._write(frame, original, pts)
 
     def write_audio(self, packet: AudioPacket) -> None:
@@ -214,6 +232,9 @@ class VideoFileSink(Sink):
         audio_template: the source's audio stream; its packets (:meth:`write_audio`) are remuxed unchanged.
         crf: quality on x264's 0-51 scale (VP9 for .webm, scaled).
         overwrite: replace an existing file (else :meth:`open` refuses).
+
+    Timestamps must increase: a frame whose pts is not after the previous frame's is written one tick after
+    it (the :class:`~nightvision.io.video.VideoWriter` contract), with a warning once per sink.
     """
 
     def __init__(
@@ -236,6 +257,8 @@ class VideoFileSink(Sink):
         self._made: list[Path] = []  # folders made for the file, removed again if it is given up
         self._size: tuple[int, ...] = ()
         self._audio_waiting: list[AudioPacket] = []
+        self._last_pts: int | None = None
+        self._warned_pts = False
 
     @property
     def frames_written(self) -> int:
@@ -266,7 +289,23 @@ class VideoFileSink(Sink):
         elif frame.shape[:2] != self._size:
             (h, w), (h0, w0) = frame.shape[:2], self._size
             raise OutputError(f"cannot write a {w}x{h} frame to {self.path}, a {w0}x{h0} video: a video has one size")
+        self._check_pts(pts)
         self._writer.write(frame, pts)
+
+    def _check_pts(self, pts: int) -> None:
+        """Warn, once, that the writer moves a frame whose pts does not increase (the first such frame is the
+        first one it moves: until then every pts was kept): silent, it made timing errors invisible."""
+        last, self._last_pts = self._last_pts, pts
+        if last is not None and pts <= last and not self._warned_pts:
+            self._warned_pts = True
+            log.warning(
+                "%s: frame timestamps must increase, and pts %d follows %d: written at %d, one tick after the "
+                "previous frame, as are later ones out of order (warned once per output)",
+                self.path,
+                pts,
+                last,
+                last + 1,
+            )
 
     def write_audio(self, packet: AudioPacket) -> None:
         if self._writer is None:
@@ -689,7 +728,7 @@ _OUTPUTS = "give a video or image file, a folder, http://HOST:PORT/, rtsp://HOST
 
 
 def make_sink(
-    uri: str,
+    uri: str | os.PathLike[str],
     *,
     fps: float = 30.0,
     time_base: Fraction | None = None,
@@ -701,12 +740,16 @@ def make_sink(
 
     Args:
         uri: a video or image file, a folder or pattern, ``http://HOST:PORT/``, ``rtsp://HOST:PORT/PATH``,
-            ``display://`` or ``null://``.
+            ``display://`` or ``null://``; a :class:`~pathlib.Path` names a file or folder.
         fps, time_base, audio_template: for video files (the source's rate, pts unit and audio stream); ``fps``
             is also the rate an RTSP output announces.
         crf: x264 quality of video files and RTSP outputs, 0-51.
         overwrite: replace existing files (else opening refuses).
     """
+    name = os.fspath(uri) if isinstance(uri, os.PathLike) else uri  # a Path names a file or folder
+    if not isinstance(name, str):
+        raise InputError(f"an output is named by a string or a path, got {uri!r}; {_OUTPUTS}")
+    uri = name
     if not uri.strip():
         raise InputError(f"the output name is empty; {_OUTPUTS}")
     parsed = urllib.parse.urlsplit(uri)
@@ -757,7 +800,12 @@ def make_sink(
 
 
 def open_sink(
-    uri: str, *, fps: float = 30.0, time_base: Fraction | None = None, crf: int = 18, overwrite: bool = False
+    uri: str | os.PathLike[str],
+    *,
+    fps: float = 30.0,
+    time_base: Fraction | None = None,
+    crf: int = 18,
+    overwrite: bool = False,
 ) -> Sink:
     """:func:`make_sink`, opened (a server listening, a window shown); an :class:`OutputError` if it cannot."""
     return make_sink(uri, fps=fps, time_base=time_base, crf=crf, overwrite=overwrite).open()

@@ -32,6 +32,7 @@ import collections
 import contextlib
 import enum
 import logging
+import os
 import re
 import socket
 import threading
@@ -63,6 +64,7 @@ __all__ = [
     "make_source",
     "open_source",
     "redact",
+    "source_uri",
 ]
 
 log = logging.getLogger(__name__)
@@ -810,8 +812,31 @@ def _query(uri: str) -> dict[str, str]:
     }
 
 
+_INPUTS = "give a video, an image, a folder, a camera (0 or /dev/video0), a stream URL or synthetic://"
+
+
+def source_uri(uri: str | int | os.PathLike[str]) -> str:
+    """The URI string a source argument names: a path as its string, a camera index as its digits.
+
+    Why: ``""`` means the current folder to :class:`~pathlib.Path` (``Path("").is_dir()`` is True), so an empty
+    name, e.g. an unset variable, would enhance every file under it; and a ``Path`` or ``0`` is what a caller
+    naturally passes for a file or the first camera.
+
+    Raises:
+        InputError: an empty name, or a value of another type.
+    """
+    if isinstance(uri, int) and not isinstance(uri, bool) and uri >= 0:
+        return str(uri)
+    name = os.fspath(uri) if isinstance(uri, os.PathLike) else uri
+    if not isinstance(name, str):
+        raise InputError(f"a source is named by a string or a path, got {uri!r}; {_INPUTS}")
+    if not name.strip():
+        raise InputError(f"the input name is empty; {_INPUTS}")
+    return name
+
+
 def make_source(
-    uri: str,
+    uri: str | int | os.PathLike[str],
     *,
     loop: int = 0,
     width: int = 0,
@@ -825,7 +850,8 @@ def make_source(
     :class:`~nightvision.stream.pipeline.Pipeline`, which opens and closes it.
 
     Args:
-        uri: a camera, file, folder, image, stream URL, ``gst://`` pipeline or ``synthetic://`` scene.
+        uri: a camera, file, folder, image, stream URL, ``gst://`` pipeline or ``synthetic://`` scene; a
+            :class:`~pathlib.Path` names a file or folder, an ``int`` a camera (see :func:`source_uri`).
         loop: files and folders: extra passes (-1: forever).
         width, height, fps: cameras: the requested mode (0: the camera's default).
         timeout_ms: network streams: open and read timeout.
@@ -833,6 +859,7 @@ def make_source(
             once is reconnected forever).
         audio: video files: carry the audio track along (for a video sink to remux).
     """
+    uri = source_uri(uri)
     scheme = urllib.parse.urlsplit(uri).scheme.lower() if "://" in uri else ""
     if scheme == "synthetic":
         from nightvision.io.sizes import parse_size
@@ -873,7 +900,10 @@ def make_source(
         if isinstance(target, str) and not Path(target).exists():
             raise SourceError(f"no camera at {target}")
         return CaptureSource(uri, target, api=cv2.CAP_V4L2, width=width, height=height, fps=fps)
-    path = Path(uri.removeprefix("file://"))
+    name = uri.removeprefix("file://")
+    if not name.strip():  # "file://": Path("") would be the current folder
+        raise InputError(f"the input name is empty; {_INPUTS}")
+    path = Path(name)
     if path.is_dir():
         return FolderSource(path, loop=loop, fps=fps)
     if not path.exists():
@@ -886,7 +916,7 @@ def make_source(
 
 
 def open_source(
-    uri: str,
+    uri: str | int | os.PathLike[str],
     *,
     loop: int = 0,
     width: int = 0,
