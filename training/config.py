@@ -1,6 +1,7 @@
 """Recipes: the hyperparameters of each trainer, filled from a TOML file and then from ``--key value`` flags.
 
-Nothing is executed: a recipe is data. An unknown key, or a value of the wrong type, is an error.
+Nothing is executed: a recipe is data. An unknown key, a value of the wrong type or out of its range
+(:data:`RANGES`, checked whenever a config is built) is a one-line :class:`~nightvision.errors.InputError`.
 
 This module needs no torch: ``nightvision train --help`` lists every key of the four trainers
 (:func:`help_text`) on a machine that only runs models. Each trainer reads its dataclass from here:
@@ -18,11 +19,13 @@ import dataclasses
 import inspect
 import io
 import json
+import math
 import sys
 import textwrap
 import tokenize
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,9 +41,11 @@ from nightvision.specs import DEFAULT_MODEL, ModelSpec, get_spec, list_specs
 __all__ = [
     "FAMILY_TRAINERS",
     "MODEL_TRAINERS",
+    "RANGES",
     "TRAINERS",
     "CurveConfig",
     "CurveDenoiseConfig",
+    "Range",
     "RetinexConfig",
     "SupervisedConfig",
     "Trainer",
@@ -91,6 +96,9 @@ class CurveConfig:
     resume: bool = False  # continue from OUT_DIR/last.pt
     tensorboard: bool = True  # scalars in OUT_DIR/tb when tensorboard is installed
 
+    def __post_init__(self) -> None:
+        check(self)
+
 
 @dataclass
 class SupervisedConfig:
@@ -132,6 +140,9 @@ class SupervisedConfig:
     resume: bool = False  # continue from OUT_DIR/last.pt
     tensorboard: bool = True  # scalars in OUT_DIR/tb when tensorboard is installed
 
+    def __post_init__(self) -> None:
+        check(self)
+
 
 @dataclass
 class RetinexConfig:
@@ -156,6 +167,9 @@ class RetinexConfig:
     threads: int = 0  # torch CPU threads (0 = torch's default)
     checkpoint_every: int = 200  # steps between checkpoints to OUT_DIR/last.pt
     resume: bool = False  # continue from OUT_DIR/last.pt (in either phase)
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 @dataclass
@@ -203,6 +217,13 @@ class CurveDenoiseConfig:
     checkpoint_every: int = 100  # steps between checkpoints to OUT_DIR/last.pt
     resume: bool = False  # continue from OUT_DIR/last.pt
     tensorboard: bool = True  # scalars in OUT_DIR/tb when tensorboard is installed
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+AnyConfig = CurveConfig | SupervisedConfig | RetinexConfig | CurveDenoiseConfig
+"""The config of any trainer."""
 
 
 @dataclass(frozen=True)
@@ -367,7 +388,7 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
                 return False
             raise ValueError(value)
         if annotation in (int, float, str):
-            if annotation is int and isinstance(value, float):
+            if isinstance(value, bool) or (annotation is int and isinstance(value, float)):  # TOML: crop = true
                 raise ValueError(value)
             return annotation(value)
     except (TypeError, ValueError):
@@ -375,10 +396,175 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric key accepts: between ``lo`` and ``hi`` (``None``: unbounded; ``open``: excluding
+    the bound), or one of ``choices``. ``why`` is added to the refusal: what the bound protects."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    choices: tuple[int, ...] = ()
+    why: str = ""
+
+    def admits(self, value: float) -> bool:
+        if self.choices:
+            return value in self.choices
+        if not math.isfinite(value):
+            return False
+        above = self.lo is None or (value > self.lo if self.lo_open else value >= self.lo)
+        below = self.hi is None or (value < self.hi if self.hi_open else value <= self.hi)
+        return above and below
+
+    def __str__(self) -> str:
+        """``>= 1``, ``> 0``, ``from 0 to 1``, ``> 0 and <= 1``, ``1 or 2``."""
+        if self.choices:
+            return " or ".join(map(str, self.choices[:-1])) + f" or {self.choices[-1]}"
+        lo = "" if self.lo is None else _number(self.lo)
+        hi = "" if self.hi is None else _number(self.hi)
+        if lo and hi and not (self.lo_open or self.hi_open):
+            return f"from {lo} to {hi}"
+        above = f"{'>' if self.lo_open else '>='} {lo}" if lo else ""
+        below = f"{'<' if self.hi_open else '<='} {hi}" if hi else ""
+        return " and ".join(b for b in (above, below) if b)
+
+
+def _number(value: float) -> str:
+    """``1.0`` → ``1``, ``4294967295`` → ``4294967295`` (not ``4.29497e+09``), ``0.05`` → ``0.05``."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+_AT_LEAST_0, _AT_LEAST_1, _POSITIVE = Range(0), Range(1), Range(0, lo_open=True)
+_FRACTION = Range(0, 1)  # a share or a probability
+_LEVEL = Range(0, 1, lo_open=True)  # a level or an exposure: 0 would be black
+
+RANGES: dict[str, Range] = {
+    # --- data
+    "crop": Range(16, why="the exposure term compares 16x16 patches"),
+    "patch": _AT_LEAST_1,
+    "val_every": Range(2, why="1 would hold out every image and leave none to train on"),
+    "repeat": _AT_LEAST_1,
+    "darken": _FRACTION,
+    "darken_min": _LEVEL,
+    "grey": _FRACTION,
+    "max_input_level": _LEVEL,
+    "workers": _AT_LEAST_0,
+    "p_pair": _AT_LEAST_0,
+    "p_dark": _AT_LEAST_0,
+    "p_identity": _AT_LEAST_0,
+    "pair_noise": _FRACTION,
+    "dark_min": _LEVEL,
+    "dark_max": _LEVEL,
+    "jpeg": _FRACTION,
+    # --- model
+    "downscale": Range(0, why="0 = the registered default"),
+    "width": _AT_LEAST_1,
+    "mid_blocks": _AT_LEAST_0,
+    "blur": Range(choices=(3, 5)),
+    # --- losses
+    **dict.fromkeys(
+        ["w_smoothness", "w_spatial", "w_colour", "w_exposure", "w_neutral", "w_charbonnier", "w_l1", "w_ssim"],
+        _AT_LEAST_0,
+    ),
+    "w_psnr": _AT_LEAST_0,
+    "w_temporal": _AT_LEAST_0,
+    "well_exposed": _LEVEL,
+    "exposure_power": Range(choices=(1, 2)),
+    "warp_shift": _AT_LEAST_0,
+    "warp_rotate": _AT_LEAST_0,
+    "warp_zoom": Range(0, 1, hi_open=True),
+    # --- optimiser and schedule
+    "lr": _POSITIVE,
+    "lr_min": _AT_LEAST_0,
+    "warmup": _AT_LEAST_0,
+    "weight_decay": _AT_LEAST_0,
+    "beta1": Range(0, 1, hi_open=True),
+    "beta2": Range(0, 1, hi_open=True),
+    "grad_clip": Range(0, lo_open=True, why="0 would zero every gradient"),
+    "batch_size": _AT_LEAST_1,
+    "epochs": _AT_LEAST_1,
+    "max_steps": Range(0, why="0 = no limit"),
+    "steps": _AT_LEAST_1,
+    "decom_steps": _AT_LEAST_0,
+    "enhance_steps": _AT_LEAST_0,
+    # --- evaluation
+    "eval_every": _AT_LEAST_1,
+    "eval_pairs": Range(0, why="0 = all"),
+    # --- run
+    "seed": Range(0, 2**32 - 1),
+    "threads": Range(0, why="0 = torch's default"),
+    "checkpoint_every": _AT_LEAST_1,
+}
+"""The range of every numeric key of the four configs (a key means the same in each; :func:`check` adds the
+rules that tie keys together)."""
+_OWN_RANGES: dict[str, dict[str, Range]] = {
+    "CurveDenoiseConfig": {"downscale": Range(1, why="the side ratio of the small copy")},
+}
+"""Where a trainer's key is narrower than :data:`RANGES` says."""
+_NOT_EMPTY = ("data", "model", "out_dir", "device")
+"""String keys that must name something (``""`` would mean the current folder, or nothing)."""
+
+
+def check(cfg: AnyConfig) -> None:
+    """Refuse a config (any of the four dataclasses) with a key out of its range, in one line that names the
+    key, the range and the value: ``config lr: must be > 0, got -1.0``. Called whenever a config is built, so
+    a bad value stops the run before it makes a folder or reads data, instead of failing deep in torch."""
+    hints = typing.get_type_hints(type(cfg))
+    own = _OWN_RANGES.get(type(cfg).__name__, {})
+    for f in dataclasses.fields(cfg):
+        value, hint = getattr(cfg, f.name), hints[f.name]
+        if hint is bool or hint is str:
+            if not isinstance(value, hint):
+                raise InputError(f"config {f.name}: expected {hint.__name__}, got {value!r}")
+            if hint is str and not value and f.name in _NOT_EMPTY:
+                raise InputError(f"config {f.name}: must not be empty")
+            continue
+        if hint not in (int, float):  # pragma: no cover - every other key is a bool or a string
+            continue
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric or (hint is int and not isinstance(value, int)):
+            raise InputError(f"config {f.name}: expected {hint.__name__}, got {value!r}")
+        rule = own.get(f.name) or RANGES[f.name]
+        if not rule.admits(value):
+            why = f" ({rule.why})" if rule.why else ""
+            raise InputError(f"config {f.name}: must be {rule}{why}, got {value!r}")
+    _check_together(cfg)
+
+
+def _check_together(cfg: AnyConfig) -> None:
+    """The rules that tie keys together: the model is one this trainer trains, the patch fits the model, the
+    schedule has a step, some loss has a weight."""
+    trainer = trainer_for(cfg.model)  # an unknown model: ModelNotFoundError with the closest names
+    if trainer.config is not type(cfg):
+        raise InputError(
+            f"config model: {cfg.model} is trained by the {trainer.key} trainer ({trainer.module}), not this one; "
+            "nightvision train --model picks the right one"
+        )
+    if not isinstance(cfg, CurveConfig):  # a patch of the model's input multiple, which it needs unpadded
+        multiple = cfg.downscale if isinstance(cfg, CurveDenoiseConfig) else get_spec(cfg.model).pad_multiple
+        if cfg.patch % multiple:
+            fit = max(multiple, cfg.patch - cfg.patch % multiple)
+            raise InputError(f"config patch: {cfg.model} needs a multiple of {multiple}, got {cfg.patch}; use {fit}")
+    if isinstance(cfg, RetinexConfig) and cfg.decom_steps + cfg.enhance_steps < 1:
+        raise InputError("config decom_steps, enhance_steps: both are 0, so nothing would train; set one >= 1")
+    if isinstance(cfg, SupervisedConfig | CurveDenoiseConfig) and cfg.lr_min > cfg.lr:
+        raise InputError(f"config lr_min: must be <= lr ({cfg.lr:g}), got {cfg.lr_min:g}")
+    if isinstance(cfg, CurveDenoiseConfig):
+        if cfg.p_pair + cfg.p_dark + cfg.p_identity <= 0:
+            raise InputError("config p_pair, p_dark, p_identity: all are 0; set at least one above 0")
+        if cfg.dark_min > cfg.dark_max:
+            raise InputError(f"config dark_min: must be <= dark_max ({cfg.dark_max:g}), got {cfg.dark_min:g}")
+    weights = [f.name for f in dataclasses.fields(cfg) if f.name.startswith("w_") and f.name != "w_neutral"]
+    if weights and not any(getattr(cfg, w) for w in weights):  # Retinex-Net's losses are fixed: it has none
+        raise InputError(f"config {', '.join(weights)}: all are 0, so nothing would train; set one above 0")
+
+
 def load_config(cls: type[C], argv: list[str] | None = None) -> C:
     """Build ``cls`` (a dataclass) from ``--config FILE.toml`` and ``--key value`` / ``--key=value`` flags.
 
     Later sources win: dataclass defaults, then the file, then the flags (``--no-key`` sets a bool false).
+    Every value is then checked against its range (:func:`check`).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     hints = typing.get_type_hints(cls)
@@ -393,10 +579,12 @@ def load_config(cls: type[C], argv: list[str] | None = None) -> C:
             raise InputError(f"unexpected argument {arg!r}; options look like --key value")
         key, eq, val = arg[2:].partition("=")
         key = key.replace("-", "_")
-        if not eq:
-            if key.startswith("no_") and key[3:] in fields and hints[key[3:]] is bool:
-                key, val = key[3:], "false"
-            elif key in fields and hints[key] is bool and (i + 1 == len(argv) or argv[i + 1].startswith("--")):
+        if not eq and key.startswith("no_") and key[3:] in fields and hints[key[3:]] is bool:
+            key, val = key[3:], "false"
+        elif key != "config" and key not in fields:  # refused here: it must not take the next argument as its value
+            raise InputError(_unknown_option(key, fields))
+        elif not eq:
+            if hints.get(key) is bool and (i + 1 == len(argv) or argv[i + 1].startswith("--")):
                 val = "true"
             else:
                 if i + 1 >= len(argv):
@@ -411,15 +599,25 @@ def load_config(cls: type[C], argv: list[str] | None = None) -> C:
             path = Path(val)
             if not path.is_file():
                 raise InputError(f"config file not found: {path}")
-            with open(path, "rb") as f:
-                for k, v in tomllib.load(f).items():
-                    if k not in fields:
-                        raise InputError(f"{path}: unknown key {k!r} (known: {', '.join(fields)})")
-                    values[k] = _coerce(k, v, hints[k])
+            try:
+                with open(path, "rb") as f:
+                    recipe = tomllib.load(f)
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+                raise InputError(f"cannot read the recipe {path}: {err}") from None
+            for k, v in recipe.items():
+                if k not in fields:
+                    raise InputError(f"{path}: unknown key {k!r} (known: {', '.join(fields)})")
+                values[k] = _coerce(k, v, hints[k])
     for key, val in pairs:
-        if key == "config":
-            continue
-        if key not in fields:
-            raise InputError(f"unknown option --{key.replace('_', '-')} (known: {', '.join(fields)})")
-        values[key] = _coerce(key, val, hints[key])
+        if key != "config":
+            values[key] = _coerce(key, val, hints[key])
     return cls(**values)
+
+
+def _unknown_option(key: str, fields: Mapping[str, Any]) -> str:
+    """The refusal of ``--key``: the known keys, or how to set a key that takes a value (``--no-crop``)."""
+    flag = key.replace("_", "-")
+    if key.startswith("no_") and key[3:] in fields:
+        name = key[3:].replace("_", "-")
+        return f"unknown option --{flag}: {name} is not a true/false key; give it a value, --{name} VALUE"
+    return f"unknown option --{flag} (known: {', '.join(fields)})"

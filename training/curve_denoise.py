@@ -57,7 +57,7 @@ from nightvision.models import curve_denoise as _registers_curve_denoise  # noqa
 from nightvision.specs import get_spec
 from nightvision.training.config import CurveDenoiseConfig as Config
 from nightvision.training.config import load_config
-from nightvision.training.run import Run
+from nightvision.training.run import LossDiverged, Run
 
 __all__ = ["Config", "HeldOut", "NoisyPatches", "evaluate", "main", "temporal_loss", "train"]
 
@@ -114,13 +114,18 @@ class NoisyPatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __init__(self, pairs: list[tuple[Path, Path]], cfg: Config, length: int) -> None:
         paths = sorted({p for pair in pairs for p in pair})
         images = {p: _read(p) for p in paths}
+        smallest = min(paths, key=lambda p: min(images[p].shape[:2]))  # a smaller one: a patch no batch can stack
+        h, w = images[smallest].shape[:2]
+        if cfg.patch > min(h, w):
+            raise InputError(
+                f"patch {cfg.patch} is larger than the smallest training image, {smallest} ({w}x{h}); "
+                f"lower --patch to {min(h, w)} or less"
+            )
         self.pairs = [(images[a], images[b]) for a, b in pairs]
         self.bright = [images[p] for p in sorted({b for _, b in pairs})]
         self.cfg = cfg
         self.length = length
-        total = cfg.p_pair + cfg.p_dark + cfg.p_identity
-        if total <= 0:
-            raise InputError("p_pair + p_dark + p_identity must be positive")
+        total = cfg.p_pair + cfg.p_dark + cfg.p_identity  # > 0: the config refuses all three at 0
         self.cum = np.cumsum([cfg.p_pair, cfg.p_dark, cfg.p_identity]) / total
 
     def __len__(self) -> int:
@@ -347,8 +352,6 @@ def train(cfg: Config) -> dict[str, float]:
     # --- data
     spec = get_spec(cfg.model)
     margs = {"width": cfg.width, "mid_blocks": cfg.mid_blocks, "downscale": cfg.downscale, "blur": cfg.blur}
-    if cfg.patch % cfg.downscale:
-        raise InputError(f"patch ({cfg.patch}) must be a multiple of downscale ({cfg.downscale})")
     train_pairs, held_pairs = split_brackets(cfg.data)
     train_set = NoisyPatches(train_pairs, cfg, length=cfg.batch_size * max(1, cfg.eval_every))
     held = HeldOut.build(held_pairs, multiple=max(spec.pad_multiple, cfg.downscale))
@@ -377,6 +380,8 @@ def train(cfg: Config) -> dict[str, float]:
     if cfg.resume:
         ckpt = run.resume(model, optimizer=optimizer)
         step, best = ckpt["step"], ckpt.get("best", best)
+        if step >= cfg.steps:
+            raise run.finished(f"step {step} of {cfg.steps}", "--steps")
         torch.manual_seed(cfg.seed + step)
 
     def save(name: str, final: dict[str, float] | None = None) -> None:
@@ -387,32 +392,33 @@ def train(cfg: Config) -> dict[str, float]:
     # --- loop: step-based, evaluate every eval_every steps
     figures: dict[str, float] = {}
     bar = tqdm(total=cfg.steps, initial=step, desc=cfg.model, unit="step", dynamic_ncols=True)
-    while step < cfg.steps:
-        for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, step)
-            loss, parts = criterion(cfg, model, x, y)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            run.log_train(step, loss.item(), parts)
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                figures = run.log_eval(evaluate(model, held, device), step=step, loss=loss.item())
-                if figures["score"] > best:
-                    best = figures["score"]
-                    save("best.pt", final=figures)
-                save("last.pt")
-            elif step % cfg.checkpoint_every == 0:
-                save("last.pt")
-            if step >= cfg.steps:
-                break
+    with run.interruptible(lambda: step):  # Ctrl-C: which step last.pt holds
+        while step < cfg.steps:
+            for x, y in loader:
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(cfg, step)
+                loss, parts = criterion(cfg, model, x, y)
+                if not math.isfinite(loss.item()):
+                    raise LossDiverged(f"loss is {float(loss)} at step {step}; lower --lr")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+                run.log_train(step, loss.item(), parts)
+                if step % cfg.eval_every == 0 or step == cfg.steps:
+                    figures = run.log_eval(evaluate(model, held, device), step=step, loss=loss.item())
+                    if figures["score"] > best:
+                        best = figures["score"]
+                        save("best.pt", final=figures)
+                    save("last.pt")
+                elif step % cfg.checkpoint_every == 0:
+                    save("last.pt")
+                if step >= cfg.steps:
+                    break
     bar.close()
     save("final.pt", final=figures)
     run.close()

@@ -2,17 +2,82 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from nightvision.errors import InputError
 from nightvision.evaluation.pairs import list_images, lol_pairs
 
-__all__ = ["ImageFolder", "PairedPatches", "list_images", "lol_pairs", "make_grey"]
+__all__ = [
+    "EpochShuffle",
+    "ImageFolder",
+    "PairedPatches",
+    "check_batches",
+    "check_crop",
+    "list_images",
+    "lol_pairs",
+    "make_grey",
+]
+
+
+class EpochShuffle(Sampler[int]):
+    """The indices ``0..n-1`` shuffled by ``seed + epoch`` alone, from a ``start`` position.
+
+    A run resumed in the middle of an epoch sets that epoch and starts after the items it had already
+    trained on: it sees the rest of the epoch in the order the uninterrupted run had, and the epochs after
+    it alike, however the DataLoader draws its own seeds (a generator shared by the loader's workers and
+    its sampler changes its draws with ``persistent_workers``; reseeding it on resume did not match the
+    first run). The random crops of the resumed part are new ones; the images are the same.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed = n, seed
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Shuffle for ``epoch`` and leave out its first ``start`` indices (those seen before a resume)."""
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self) -> Iterator[int]:
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        return iter(order[self.start :].tolist())
+
+    def __len__(self) -> int:
+        return max(0, self.n - self.start)
+
+
+def check_batches(count: int, batch_size: int, what: str, fix: str) -> None:
+    """Refuse a training set that fills no batch: the loaders drop the last partial batch, so ``count``
+    training items fewer than ``batch_size`` would run no step at all and save the initial weights as the
+    result (or, in a step-based loop, never end). ``what`` describes the count; ``fix`` says what to change."""
+    if count < batch_size:
+        raise InputError(f"{what} is fewer than --batch-size {batch_size}: {fix}")
+
+
+def check_crop(files: list[Path], crop: int) -> None:
+    """Read every image once, before training: refuse an unreadable one now rather than in a worker mid-epoch,
+    and a ``crop`` larger than the smallest image, which :class:`ImageFolder` would enlarge to the crop (every
+    image, at a cost in memory that grows with the square of the crop) instead of cropping it."""
+
+    def size(path: Path) -> tuple[int, int]:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise InputError(f"cannot read image {path}; remove it from the training folder")
+        return image.shape[1], image.shape[0]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # OpenCV decodes without the GIL: SICE's 2002 in about 2 s
+        sizes = list(pool.map(size, files))
+    (w, h), path = min(zip(sizes, files, strict=True), key=lambda item: min(item[0]))
+    if crop > min(w, h):
+        raise InputError(
+            f"crop {crop} is larger than the smallest image, {path} ({w}x{h}); lower --crop to {min(w, h)} or less"
+        )
 
 
 class ImageFolder(Dataset[torch.Tensor]):
@@ -20,7 +85,8 @@ class ImageFolder(Dataset[torch.Tensor]):
 
     Args:
         files: image paths.
-        crop: side of the square crop; images smaller than that are resized up first.
+        crop: side of the square crop; images smaller than that are resized up first (the trainer refuses such a
+            crop: :func:`check_crop`).
         train: random crop position and random horizontal/vertical flips; else a centre crop.
         darken: (training) the fraction of crops shown as a shorter exposure of themselves: light scaled by a
             log-uniform factor in ``[darken_min, 1]`` (in linear light, sRGB gamma 2.2), then quantised to
@@ -125,6 +191,14 @@ class PairedPatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         for (a, b), (pa, _) in zip(self.images, pairs, strict=True):
             if a.shape != b.shape:
                 raise InputError(f"{pa}: the pair differs in size, {a.shape[:2]} and {b.shape[:2]}")
+        if train and self.images:  # a smaller pair would give a smaller patch, which no batch can stack
+            k = min(range(len(pairs)), key=lambda i: min(self.images[i][0].shape[:2]))
+            h, w = self.images[k][0].shape[:2]
+            if patch > min(h, w):
+                raise InputError(
+                    f"patch {patch} is larger than the smallest training pair, {pairs[k][0]} ({w}x{h}); "
+                    f"lower --patch to {min(h, w)} or less"
+                )
         self.patch, self.train, self.repeat, self.multiple, self.grey = patch, train, repeat, multiple, grey
 
     def __len__(self) -> int:

@@ -26,7 +26,7 @@ from nightvision.losses import decomposition_loss, neutral_loss, relight_loss
 from nightvision.models.retinexnet import RetinexNet
 from nightvision.training.config import RetinexConfig as Config
 from nightvision.training.config import load_config
-from nightvision.training.data import PairedPatches
+from nightvision.training.data import PairedPatches, check_batches
 from nightvision.training.run import Run
 from nightvision.training.supervised import evaluate, split_pairs
 
@@ -45,6 +45,8 @@ def train(cfg: Config) -> dict[str, float]:
     # --- data
     train_pairs, held_pairs = split_pairs(cfg.data)
     train_set = PairedPatches(train_pairs, cfg.patch, train=True, repeat=cfg.repeat, grey=cfg.grey)
+    what = f"{len(train_set)} training patches per epoch ({len(train_pairs)} pairs x --repeat {cfg.repeat})"
+    check_batches(len(train_set), cfg.batch_size, what, "lower --batch-size, raise --repeat or add pairs")
     held_set = PairedPatches(held_pairs, train=False, multiple=8)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=gen)
@@ -59,8 +61,11 @@ def train(cfg: Config) -> dict[str, float]:
 
     # --- resume
     step = 0  # over both phases: phase 2 starts at decom_steps
+    total = cfg.decom_steps + cfg.enhance_steps
     if cfg.resume:
         step = run.resume(model, decom_optimizer=decom_opt, enhance_optimizer=enhance_opt)["step"]
+        if step >= total:
+            raise run.finished(f"step {step} of {total}", "--enhance-steps")
 
     def save(name: str, final: dict[str, float] | None = None) -> None:
         """OUT_DIR/name: resumable (with both optimisers) or, given the final figures, in the shipped format."""
@@ -68,33 +73,33 @@ def train(cfg: Config) -> dict[str, float]:
         run.save(name, model, model_name="retinexnet", model_args={}, optimizers=optimizers, final=final, step=step)
 
     # --- loop: phase 1 then phase 2, step-based
-    total = cfg.decom_steps + cfg.enhance_steps
     bar = tqdm(total=total, initial=step, desc="retinexnet", unit="step", dynamic_ncols=True)
-    while step < total:
-        for low, high in loader:
-            low, high = low.to(device), high.to(device)
-            if step < cfg.decom_steps:  # phase 1: decomposition
-                r_low, i_low = model.decom(low)
-                r_high, i_high = model.decom(high)
-                loss = decomposition_loss(low, high, r_low, i_low, r_high, i_high)
-                if cfg.w_neutral:  # the output is reflectance × illumination: a tinted grey comes from here
-                    loss = loss + cfg.w_neutral * (neutral_loss(r_low, low) + neutral_loss(r_high, high))
-                opt = decom_opt
-            else:  # phase 2: relighting, Decom-Net frozen
-                with torch.no_grad():
+    with run.interruptible(lambda: step):  # Ctrl-C: which step last.pt holds
+        while step < total:
+            for low, high in loader:
+                low, high = low.to(device), high.to(device)
+                if step < cfg.decom_steps:  # phase 1: decomposition
                     r_low, i_low = model.decom(low)
-                loss = relight_loss(r_low, model.enhance(r_low, i_low), high)
-                opt = enhance_opt
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(phase=1 if step <= cfg.decom_steps else 2, loss=f"{loss.item():.4f}")
-            if step % cfg.checkpoint_every == 0:
-                save("last.pt")
-            if step >= total:
-                break
+                    r_high, i_high = model.decom(high)
+                    loss = decomposition_loss(low, high, r_low, i_low, r_high, i_high)
+                    if cfg.w_neutral:  # the output is reflectance × illumination: a tinted grey comes from here
+                        loss = loss + cfg.w_neutral * (neutral_loss(r_low, low) + neutral_loss(r_high, high))
+                    opt = decom_opt
+                else:  # phase 2: relighting, Decom-Net frozen
+                    with torch.no_grad():
+                        r_low, i_low = model.decom(low)
+                    loss = relight_loss(r_low, model.enhance(r_low, i_low), high)
+                    opt = enhance_opt
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                bar.update(1)
+                bar.set_postfix(phase=1 if step <= cfg.decom_steps else 2, loss=f"{loss.item():.4f}")
+                if step % cfg.checkpoint_every == 0:
+                    save("last.pt")
+                if step >= total:
+                    break
     bar.close()
 
     # --- evaluation of the result

@@ -33,8 +33,8 @@ from nightvision.losses import charbonnier_loss, l1_loss, neutral_loss, psnr, ps
 from nightvision.specs import get_spec
 from nightvision.training.config import SupervisedConfig as Config
 from nightvision.training.config import load_config
-from nightvision.training.data import PairedPatches, lol_pairs
-from nightvision.training.run import Run
+from nightvision.training.data import PairedPatches, check_batches, lol_pairs
+from nightvision.training.run import LossDiverged, Run
 
 __all__ = ["Config", "criterion", "evaluate", "learning_rate", "main", "split_pairs", "train"]
 
@@ -120,6 +120,8 @@ def train(cfg: Config) -> dict[str, float]:
         cfg.data, max_input_level=cfg.max_input_level, identity_pairs=cfg.identity_pairs
     )
     train_set = PairedPatches(train_pairs, cfg.patch, train=True, repeat=cfg.repeat, grey=cfg.grey)
+    what = f"{len(train_set)} training patches per epoch ({len(train_pairs)} pairs x --repeat {cfg.repeat})"
+    check_batches(len(train_set), cfg.batch_size, what, "lower --batch-size, raise --repeat or add pairs")
     if cfg.eval_pairs and cfg.eval_pairs < len(held_pairs):  # evenly spread: every scene keeps its chance
         held_pairs = [held_pairs[round(i * len(held_pairs) / cfg.eval_pairs)] for i in range(cfg.eval_pairs)]
     held_set = PairedPatches(held_pairs, train=False, multiple=spec.pad_multiple)
@@ -140,6 +142,8 @@ def train(cfg: Config) -> dict[str, float]:
     if cfg.resume:
         ckpt = run.resume(model, optimizer=optimizer)
         step, best = ckpt["step"], ckpt.get("best", best)
+        if step >= cfg.steps:
+            raise run.finished(f"step {step} of {cfg.steps}", "--steps")
         gen.manual_seed(cfg.seed + step)
 
     def save(name: str, final: dict[str, float] | None = None) -> None:
@@ -151,33 +155,34 @@ def train(cfg: Config) -> dict[str, float]:
     # --- loop: step-based (small datasets), evaluate every eval_every steps
     figures: dict[str, float] = {}
     bar = tqdm(total=cfg.steps, initial=step, desc=cfg.model, unit="step", dynamic_ncols=True)
-    while step < cfg.steps:
-        for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, step)
-            loss, parts = criterion(cfg, model(x), y)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            run.log_train(step, loss.item(), parts)
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                held = evaluate(model, held_set, device) if len(held_set) else {}
-                figures = run.log_eval(held, step=step, loss=loss.item())
-                if figures.get("psnr", -math.inf) > best or not len(held_set):
-                    best = figures.get("psnr", best)
-                    save("best.pt", final=figures)
-                save("last.pt")
-            elif step % cfg.checkpoint_every == 0:
-                save("last.pt")
-            if step >= cfg.steps:
-                break
+    with run.interruptible(lambda: step):  # Ctrl-C: which step last.pt holds
+        while step < cfg.steps:
+            for x, y in loader:
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(cfg, step)
+                loss, parts = criterion(cfg, model(x), y)
+                if not math.isfinite(loss.item()):
+                    raise LossDiverged(f"loss is {float(loss)} at step {step}; lower --lr")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+                run.log_train(step, loss.item(), parts)
+                if step % cfg.eval_every == 0 or step == cfg.steps:
+                    held = evaluate(model, held_set, device) if len(held_set) else {}
+                    figures = run.log_eval(held, step=step, loss=loss.item())
+                    if figures.get("psnr", -math.inf) > best or not len(held_set):
+                        best = figures.get("psnr", best)
+                        save("best.pt", final=figures)
+                    save("last.pt")
+                elif step % cfg.checkpoint_every == 0:
+                    save("last.pt")
+                if step >= cfg.steps:
+                    break
     bar.close()
     save("final.pt", final=figures)
     run.close()

@@ -8,8 +8,10 @@ Read it top to bottom: config, data, model, optimiser, evaluation, loop.
 Every hyperparameter lives in :class:`~nightvision.training.config.CurveConfig` (torch-free, so that
 ``nightvision train --help`` lists them anywhere); a recipe file sets some, ``--key value`` flags override.
 Checkpoints go to ``OUT_DIR/last.pt`` every epoch (and every ``checkpoint_every`` steps); ``--resume``
-continues from there. ``OUT_DIR/best.pt`` (lowest held-out loss so far) and ``OUT_DIR/final.pt`` (the last
-step) are in the shipped format: state dict, model arguments, config and evaluation figures.
+continues from there, with the images in the order the uninterrupted run has
+(:class:`~nightvision.training.data.EpochShuffle`). ``OUT_DIR/best.pt`` (lowest held-out loss so far) and
+``OUT_DIR/final.pt`` (the last step) are in the shipped format: state dict, model arguments, config and
+evaluation figures.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from nightvision import models
 from nightvision.losses import ZeroReferenceLoss
 from nightvision.training.config import CurveConfig as Config
 from nightvision.training.config import load_config
-from nightvision.training.data import ImageFolder, list_images
-from nightvision.training.run import Run
+from nightvision.training.data import EpochShuffle, ImageFolder, check_batches, check_crop, list_images
+from nightvision.training.run import LossDiverged, Run
 
 __all__ = ["Config", "evaluate", "main", "model_args", "train"]
 
@@ -67,18 +69,21 @@ def train(cfg: Config) -> dict[str, float]:
     run = Run(cfg, tensorboard=cfg.tensorboard)  # OUT_DIR, seed, device, threads, TensorBoard
     device = run.device
 
-    # --- data: every val_every-th image held out
+    # --- data: every val_every-th image held out; the shuffle is a function of (seed, epoch), for --resume
     files = list_images(cfg.data)
     val_files = files[:: cfg.val_every]
     train_files = [f for i, f in enumerate(files) if i % cfg.val_every]
-    gen = torch.Generator().manual_seed(cfg.seed)
+    what = f"{len(train_files)} training images ({len(files)} found, every {cfg.val_every}th held out)"
+    check_batches(len(train_files), cfg.batch_size, what, "lower --batch-size or add images")
+    check_crop(files, cfg.crop)
+    steps_per_epoch = len(train_files) // cfg.batch_size  # the last partial batch is dropped
+    sampler = EpochShuffle(len(train_files), cfg.seed)
     train_loader = DataLoader(
         ImageFolder(train_files, cfg.crop, train=True, darken=cfg.darken, darken_min=cfg.darken_min, grey=cfg.grey),
         batch_size=cfg.batch_size,
-        shuffle=True,
+        sampler=sampler,
         drop_last=True,
         num_workers=cfg.workers,
-        generator=gen,
         persistent_workers=cfg.workers > 0,
     )
     val_loader = DataLoader(ImageFolder(val_files, cfg.crop, train=False), batch_size=cfg.batch_size)
@@ -107,8 +112,10 @@ def train(cfg: Config) -> dict[str, float]:
     best = float("inf")  # lowest held-out total so far; OUT_DIR/best.pt holds that model
     if cfg.resume:
         ckpt = run.resume(model, optimizer=optimizer)
-        step, epoch, best = ckpt["step"], ckpt["epoch"], ckpt.get("best", best)
-        gen.manual_seed(cfg.seed + epoch)
+        step, epoch, best = ckpt["step"], ckpt.get("epoch", 0), ckpt.get("best", best)
+        if epoch >= cfg.epochs or (cfg.max_steps and step >= cfg.max_steps):
+            of_max = f" of {cfg.max_steps}" if cfg.max_steps else ""
+            raise run.finished(f"epoch {epoch} of {cfg.epochs}, step {step}{of_max}", "--epochs or --max-steps")
 
     def save(name: str, final: dict[str, float] | None = None) -> None:
         """OUT_DIR/name: resumable (with the optimiser) or, given the final figures, in the shipped format."""
@@ -119,36 +126,37 @@ def train(cfg: Config) -> dict[str, float]:
     # --- loop
     done = False
     stats: dict[str, float] = {}
-    while epoch < cfg.epochs and not done:
-        skip = step - epoch * len(train_loader)  # batches of this epoch already seen before a resume
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", dynamic_ncols=True)
-        for i, x in enumerate(bar):
-            if i < skip:
-                continue
-            x = x.to(device, non_blocking=True)
-            y, curves = model.forward_with_curves(x)  # type: ignore[operator]
-            loss, parts = criterion(y, x, curves)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            step += 1
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower the learning rate")
-            bar.set_postfix(loss=f"{loss.item():.4f}", luma=f"{y.mean().item():.3f}")
-            run.log_train(step, loss.item(), parts)
-            if step % cfg.checkpoint_every == 0:
-                save("last.pt")
-            if cfg.max_steps and step >= cfg.max_steps:
-                done = True
-                break
-        else:
-            epoch += 1
-        stats = run.log_eval(evaluate(model, val_loader, criterion, device), step=step, epoch=epoch)
-        if stats["total"] < best:
-            best = stats["total"]
-            save("best.pt", final=stats)
-        save("last.pt")
+    with run.interruptible(lambda: step):  # Ctrl-C: which step last.pt holds
+        while epoch < cfg.epochs and not done:
+            skip = min(max(0, step - epoch * steps_per_epoch), steps_per_epoch)  # trained on before a resume
+            sampler.set_epoch(epoch, start=skip * cfg.batch_size)
+            desc = f"epoch {epoch + 1}/{cfg.epochs}"
+            bar = tqdm(train_loader, desc, total=steps_per_epoch, initial=skip, unit="batch", dynamic_ncols=True)
+            for x in bar:
+                x = x.to(device, non_blocking=True)
+                y, curves = model.forward_with_curves(x)  # type: ignore[operator]
+                loss, parts = criterion(y, x, curves)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                step += 1
+                if not math.isfinite(loss.item()):
+                    raise LossDiverged(f"loss is {float(loss)} at step {step}; lower --lr")
+                bar.set_postfix(loss=f"{loss.item():.4f}", luma=f"{y.mean().item():.3f}")
+                run.log_train(step, loss.item(), parts)
+                if step % cfg.checkpoint_every == 0:
+                    save("last.pt")
+                if cfg.max_steps and step >= cfg.max_steps:
+                    done = True
+                    break
+            else:
+                epoch += 1
+            stats = run.log_eval(evaluate(model, val_loader, criterion, device), step=step, epoch=epoch)
+            if stats["total"] < best:
+                best = stats["total"]
+                save("best.pt", final=stats)
+            save("last.pt")
 
     save("final.pt", final=stats)
     run.close()
