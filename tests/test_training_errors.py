@@ -325,3 +325,14 @@ def test_ctrl_c_before_the_first_checkpoint_says_there_is_nothing_to_resume(
         train(tiny(image_folder, tmp_path / "run", checkpoint_every=100))
     assert "stopped at step 2, before the first checkpoint (every 100 steps): nothing to resume" in caplog.text
     assert not (tmp_path / "run").exists()  # nothing was written yet, so no folder either
+
+
+def test_a_new_run_never_overwrites_another_runs_checkpoints(tmp_path: Path) -> None:
+    from nightvision.training.run import check_fresh
+
+    check_fresh(tmp_path, resume=False)  # an empty folder: fine
+    (tmp_path / "best.pt").write_bytes(b"someone's weights")
+    with pytest.raises(InputError, match=r"holds a run already \(best\.pt\); continue it with --resume"):
+        check_fresh(tmp_path, resume=False)
+    check_fresh(tmp_path, resume=True)
+    assert (tmp_path / "best.pt").read_bytes() == b"someone's weights"

@@ -94,6 +94,22 @@ def check_out_dir(out: Path) -> None:
             return
 
 
+CHECKPOINTS = ("last.pt", "best.pt", "final.pt")
+
+
+def check_fresh(out: Path, *, resume: bool) -> None:
+    """Refuse a new run (no ``--resume``) in a folder that holds another run's checkpoints: it would overwrite
+    them one by one as it goes."""
+    if resume:
+        return
+    held = [name for name in CHECKPOINTS if (out / name).is_file()]
+    if held:
+        raise InputError(
+            f"--out-dir {out} holds a run already ({', '.join(held)}); continue it with --resume, or give another "
+            "--out-dir (a new run would overwrite them)"
+        )
+
+
 def save_checkpoint(ckpt: dict[str, Any], path: Path) -> None:
     """Write ``ckpt`` to ``path`` through a temporary file beside it, so a stopped run never leaves half a
     checkpoint (and the previous one stays whole)."""
@@ -184,6 +200,7 @@ class Run:
         self.cfg = cfg
         self.out = Path(cfg.out_dir)
         check_out_dir(self.out)
+        check_fresh(self.out, resume=bool(getattr(cfg, "resume", False)))
         self.device = resolve_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
