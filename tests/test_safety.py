@@ -35,6 +35,20 @@ def one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> str
     return lines[0]
 
 
+def main_says_one_line(argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``nightvision ARGV`` in this process ends with exit 2 and one error line that contains ``named``."""
+    from nightvision.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's own exit
+        code = int(stop.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nightvision: error:") and named in lines[0], err
+
+
 def write_clip(path: Path, frames: int = 12, size: tuple[int, int] = (48, 64)) -> Path:
     with VideoWriter(path, size[1], size[0], 24) as w:
         for i in range(frames):
@@ -242,20 +256,11 @@ def test_a_folder_job_goes_on_past_bad_files_and_lists_them(photos: Path, tmp_pa
 def test_numeric_options_are_range_checked_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: str, named: str
 ) -> None:
-    from nightvision.cli import main
-
     argv = [
         str(tmp_path / "in.mp4") if a == "IN" else str(tmp_path / a) if a.startswith("OUT") else a
         for a in args.replace("MODEL", "zero-dce").split()
     ]
-    try:
-        code = main(argv)
-    except SystemExit as stop:  # argparse's own exit
-        code = int(stop.code or 0)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nightvision: error:") and named in lines[0], err
+    main_says_one_line(argv, named, capsys)
     assert not list(tmp_path.iterdir())
 
 
@@ -379,20 +384,11 @@ def test_check_outputs_finds_an_input_among_many_by_path_symlink_or_hard_link(tm
 def test_usage_mistakes_get_one_line_with_a_hint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: str, named: str
 ) -> None:
-    from nightvision.cli import main
-
     photo = tmp_path / "photo.png"
     cv2.imwrite(str(photo), dark_frame(20, 30))
     subs = {"PHOTO": str(photo), "EMPTY": ""}
     argv = [subs.get(a, str(tmp_path / a) if a.startswith("OUT") else a) for a in args.split()]
-    try:
-        code = main(argv)
-    except SystemExit as stop:  # argparse's own exit
-        code = int(stop.code or 0)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nightvision: error:") and named in lines[0], err
+    main_says_one_line(argv, named, capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
 
 
