@@ -546,3 +546,19 @@ def test_a_killed_actor_restarts_while_the_others_keep_running(server: CameraSer
         assert frames[-1][cam] >= frames[0][cam] + 15
     assert any(per_camera(m, "nightvision_camera_up")["cam1"] == 0 for m in history) or restart_s < 2
     print(f"cam1 back {restart_s:.1f} s after ray.kill ({len(history)} scrapes)")
+
+
+def test_the_final_report_counts_the_frames_written_while_stopping(tmp_path: Path) -> None:
+    """The report at the end used the last polled status: "201 frames out" for a recording of 203."""
+    rec = tmp_path / "rec.mp4"
+    path = write(tmp_path, f'[[camera]]\nname = "a"\nuri = "synthetic://?fps=30&size=160x90"\noutputs = ["{rec}"]\n')
+    stop = threading.Event()
+
+    def on_status(views: list[Any]) -> None:
+        if views and views[0].frames_out >= 20:
+            stop.set()
+
+    report = serve(path, port=0, in_process=True, stop=stop, on_status=on_status)
+    with VideoReader(rec) as reader:
+        recorded = sum(1 for _ in reader.frames())
+    assert recorded >= 20 and report.cameras[0].frames_out == recorded, (report.cameras[0].frames_out, recorded)

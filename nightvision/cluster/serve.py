@@ -246,12 +246,12 @@ def serve(
                     if on_status is not None and time.monotonic() >= next_status:
                         next_status = time.monotonic() + 1.0
                         on_status(server.views())
-                views = server.views()
         except KeyboardInterrupt:  # a second signal: stop without waiting for the cameras
             server.stop(timeout=1.0)
             raise
         finally:
             server.stop()
+        views = server.views()  # after the stop: with the frames written while the cameras stopped
     reason = getattr(request, "reason", "") or "stopped"
     return ServeReport(server.url, time.monotonic() - t0, reason, server.mode, views)
 

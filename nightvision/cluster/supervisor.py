@@ -65,8 +65,9 @@ class Handle(Protocol):
 
     def wait_jpeg(self, after: int, timeout: float) -> tuple[bytes | None, int]: ...
 
-    def stop(self, timeout: float) -> None:
-        """Stop gracefully (recordings are finalised), then release the worker."""
+    def stop(self, timeout: float) -> dict[str, Any] | None:
+        """Stop gracefully (recordings are finalised), then release the worker; its final status, if it gave
+        one (the frames written while it stopped count too)."""
         ...
 
     def kill(self) -> None:
@@ -99,8 +100,8 @@ class ThreadHandle:
             raise WorkerLost("the worker was killed")
         return self.worker.wait_jpeg(after, timeout)
 
-    def stop(self, timeout: float) -> None:
-        self.worker.stop(timeout)
+    def stop(self, timeout: float) -> dict[str, Any] | None:
+        return self.worker.stop(timeout)
 
     def kill(self) -> None:
         self._dead = True
@@ -162,10 +163,12 @@ class RayHandle:
             return None, after
         return jpeg, seq
 
-    def stop(self, timeout: float) -> None:
+    def stop(self, timeout: float) -> dict[str, Any] | None:
+        status: dict[str, Any] | None = None
         with contextlib.suppress(Exception):
-            self._ray.get(self.actor.stop.remote(timeout), timeout=timeout + 1.0)
+            status = self._ray.get(self.actor.stop.remote(timeout), timeout=timeout + 1.0)
         self.kill()
+        return status
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):
@@ -282,14 +285,26 @@ class Supervisor:
         if self._thread is not None:
             self._thread.join(timeout)
         with self._lock:
-            handles = [s.handle for s in self._slots.values() if s.handle is not None]
+            handles = [(s, s.handle) for s in self._slots.values() if s.handle is not None]
             for slot in self._slots.values():
                 slot.handle = None
-        stoppers = [threading.Thread(target=h.stop, args=(timeout,), daemon=True) for h in handles]
+        finals: dict[str, dict[str, Any]] = {}
+
+        def stop_one(slot: _Slot, handle: Handle) -> None:
+            final = handle.stop(timeout)
+            if isinstance(final, dict):
+                finals[slot.camera.name] = final
+
+        stoppers = [threading.Thread(target=stop_one, args=(s, h), daemon=True) for s, h in handles]
         for t in stoppers:
             t.start()
         for t in stoppers:
             t.join(timeout + 6.0)
+        with self._lock:  # the frames written while stopping count too (the views said 201 of 203)
+            for slot, _ in handles:
+                final = finals.get(slot.camera.name)
+                if final is not None and "run" in final:
+                    self._count(slot, final)
 
     def handle(self, name: str) -> tuple[Handle | None, int]:
         """The current worker of camera ``name`` and its generation (a new worker, a new number)."""
