@@ -411,13 +411,15 @@ class _Checkpoint:
         estimator graph, not the full one)."""
         path = Path(weights)
         if onnx_path is not None:
-            raise InputError(f"give --weights or --onnx, not both (got {weights} and {onnx_path})")
+            raise InputError(
+                f"give weights (--weights) or onnx_path (--onnx), not both (got {weights} and {onnx_path})"
+            )
         if not path.is_file():
             raise InputError(f"no such checkpoint: {weights}")
         if backend == "tensorrt":
             raise InputError(
-                f"--weights does not apply to TensorRT plans: export the checkpoint (`nightvision export {spec.name} "
-                f"--weights {weights} -o FILE.onnx`), then `nightvision build FILE.onnx`"
+                "weights (--weights) do not apply to TensorRT plans: export the checkpoint (`nightvision export "
+                f"{spec.name} --weights {weights} -o FILE.onnx`), then `nightvision build FILE.onnx`"
             )
         sha = sha256_of(path)
         try:
@@ -429,7 +431,8 @@ class _Checkpoint:
                 log.info("using the graph exported earlier from %s", path)
                 return cls(path, spec, sha, {})
             raise InputError(
-                "--weights needs torch to convert the checkpoint: pip install 'nightvision[train]' or pass --onnx FILE"
+                "weights (--weights) need torch to convert the checkpoint: pip install 'nightvision[train]' or give "
+                "an ONNX file (onnx_path=, --onnx)"
             ) from None
         # the torch backend builds the model from the spec's arguments; export uses the checkpoint's own
         args = _check_checkpoint(path, spec, use_args=backend != "torch")

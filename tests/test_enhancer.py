@@ -263,7 +263,8 @@ def test_weights_without_torch_say_what_to_do(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(InputError) as info:
         Enhancer("zero-dce++", "onnxruntime", weights=str(ckpt))
     assert str(info.value) == (
-        "--weights needs torch to convert the checkpoint: pip install 'nightvision[train]' or pass --onnx FILE"
+        "weights (--weights) need torch to convert the checkpoint: pip install 'nightvision[train]' or give "
+        "an ONNX file (onnx_path=, --onnx)"
     )
 
 
@@ -297,7 +298,7 @@ def test_weights_of_another_width_name_the_first_shape(tmp_path: Path) -> None:
 
 
 def test_weights_and_onnx_together_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="give --weights or --onnx, not both"):
+    with pytest.raises(InputError, match=r"give weights \(--weights\) or onnx_path \(--onnx\), not both"):
         Enhancer("nafnet-s", "onnxruntime", weights=str(tmp_path / "a.pt"), onnx_path=str(tmp_path / "a.onnx"))
 
 
