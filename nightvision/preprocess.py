@@ -20,6 +20,9 @@ def pad_amounts(height: int, width: int, multiple: int, min_side: int = 0) -> tu
     return h - height + (-h) % multiple, w - width + (-w) % multiple
 
 
+_SLACK = 1e-3  # a quarter of an 8-bit level: float rounding of in-range data, not a forgotten scale
+
+
 def check_float_range(frame: np.ndarray) -> None:
     """Refuse a float frame that is not in ``[0, 1]`` (the networks' input range) or holds NaN.
 
@@ -35,15 +38,19 @@ def check_float_range(frame: np.ndarray) -> None:
     if frame.size == 0:
         return
     lo, hi = float(frame.min()), float(frame.max())  # NaN anywhere makes both NaN
-    if lo >= 0.0 and hi <= 1.0:
+    if lo >= -_SLACK and hi <= 1.0 + _SLACK:  # (a resize of a 1.0 region gives 1.0000001: not a mistake)
         return
     if np.isnan(lo) or np.isnan(hi):
         raise ShapeError("float frames must be in [0, 1], and this one contains NaN: replace them (np.nan_to_num)")
     if hi > 1.0:
         if hi == np.inf:
             raise ShapeError("float frames must be in [0, 1], and this one contains infinity")
+        if hi <= 2.0:  # just over: overshoot of some processing, not 8- or 16-bit levels
+            raise ShapeError(
+                f"float frames must be in [0, 1] (got values up to {hi:.6g}: clip them, np.clip(frame, 0, 1))"
+            )
         scale = "255" if hi <= 255.0 else "65535"
-        raise ShapeError(f"float frames must be in [0, 1] (got values up to {hi:g}: divide by {scale})")
+        raise ShapeError(f"float frames must be in [0, 1] (got values up to {hi:.6g}: divide by {scale})")
     raise ShapeError(f"float frames must be in [0, 1] (got values down to {lo:g}: clip them, np.clip(frame, 0, 1))")
 
 

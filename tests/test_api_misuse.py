@@ -66,7 +66,16 @@ def _float_frames() -> dict[str, tuple[np.ndarray, str]]:
         "negative": (frame / 255 - 0.1, r"^float frames must be in \[0, 1\] \(got values down to -0\.1: clip"),
         "65535 scale": (frame * 257, r"divide by 65535"),
         "infinity": (np.full((8, 8, 3), np.inf, np.float32), r"contains infinity"),
+        "just over 1": (frame / 255 + 1.0, r"got values up to 1\.\d+: clip them"),
     }
+
+
+def test_float_rounding_just_past_1_is_not_a_mistake() -> None:
+    """A resize of an all-1.0 region gives 1.0000001 (the tiler does this inside nafnet-s): accepted."""
+    from nightvision.preprocess import check_float_range
+
+    check_float_range(np.full((4, 4, 3), np.float32(1.0000001)))
+    check_float_range(np.full((4, 4, 3), np.float32(-1e-7)))
 
 
 @pytest.mark.parametrize("case", list(_float_frames()))

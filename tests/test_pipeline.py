@@ -464,3 +464,26 @@ def test_a_stopped_file_run_never_replaces_a_file_with_its_partial_output(tmp_pa
     assert sink.written == tmp_path / "out-2.partial.mp4"
     with VideoReader(sink.written) as r:
         assert len(list(r.frames())) == stats.frames_out
+
+
+def test_a_folder_of_images_to_a_video_gets_increasing_timestamps(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Images carry no time: the pipeline makes it up from the read time (1 ms), and two images read in one
+    millisecond used to share a timestamp (the video sink then warned and moved one)."""
+    from fractions import Fraction
+
+    import cv2
+
+    from nightvision.stream.sources import FolderSource
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(40):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), dark_frame(24, 32, seed=i))
+    out = tmp_path / "out.mp4"
+    stats = Pipeline(FolderSource(folder), None, [VideoFileSink(out, fps=25, time_base=Fraction(1, 1000))]).run()
+    assert stats.frames_out == 40 and "timestamps must increase" not in caplog.text
+    with VideoReader(out) as r:
+        pts = [f.pts for f in r.frames()]
+    assert len(pts) == 40 and pts == sorted(set(pts))

@@ -346,3 +346,19 @@ def test_a_mirrored_display_matrix_is_left_unapplied_with_a_warning(
     with caplog.at_level(logging.WARNING, "nightvision.io.video"), VideoReader(path) as reader:
         assert (reader.info.width, reader.info.height, reader.info.rotation) == (64, 48, 0)
     assert "mirrored display matrix" in caplog.text
+
+
+def test_a_file_whose_video_is_not_the_first_stream_opens(ffmpeg: str, tmp_path: Path) -> None:
+    """An audio track first, the video second (a muxer's choice): the rotation probe took the stream's place
+    among all streams for its place among the video streams and failed with an IndexError."""
+    path = tmp_path / "audio-first.mp4"
+    subprocess.run(
+        [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=1", "-f", "lavfi", "-i",
+         "testsrc=size=64x48:rate=10:duration=1", "-map", "0:a", "-map", "1:v", "-c:v", "libx264", "-c:a", "aac",
+         "-shortest", str(path)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    with VideoReader(path) as reader:
+        frames = list(reader.frames())
+        assert (reader.info.width, reader.info.height, reader.info.rotation) == (64, 48, 0)
+    assert len(frames) == 10 and frames[0].image.shape == (48, 64, 3)

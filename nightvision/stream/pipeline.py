@@ -362,6 +362,7 @@ class Pipeline:
     # --- stages -------------------------------------------------------------------------------------------
     def _capture(self) -> Iterator[_Packet]:
         index = 0
+        made_up = -1  # the last timestamp made up for a source without its own
         segment = 0
         reconnects = self.source.reconnects
         audio_wanted = self.policy == "lossless"
@@ -375,8 +376,10 @@ class Pipeline:
                 if self.source.reconnects != reconnects:
                     reconnects, segment = self.source.reconnects, segment + 1
                 frame, layout = _to_bgr(r.frame)
-                if r.pts is None or self.source.time_base is None:
-                    pts = round((r.captured - self._t0) / float(self._time_base))
+                if r.pts is None or self.source.time_base is None:  # made up from the capture time (1 ms), kept
+                    # increasing: two images read in one millisecond would share one
+                    pts = max(round((r.captured - self._t0) / float(self._time_base)), made_up + 1)
+                    made_up = pts
                 else:
                     pts = r.pts
                 self._frames_in += 1

@@ -488,12 +488,11 @@ def _why(err: BaseException, uri: str, timeout: float) -> tuple[str, bool]:
     return redact(str(err)) or type(err).__name__, True
 
 
-def _close_when_done(worker: threading.Thread, result: list[tuple[Any, str, bool]]) -> None:
-    """Close the container an abandoned connection attempt opens, once it has."""
-    worker.join()
-    if result and result[0][0] is not None:
+def _close_quietly(container: Any) -> None:
+    """Close the container of an abandoned connection attempt, if it opened one."""
+    if container is not None:
         with contextlib.suppress(Exception):
-            result[0][0].close()
+            container.close()
 
 
 class StreamSource(Source):
@@ -597,13 +596,27 @@ class StreamSource(Source):
         replaced), and the retries went on. Waiting here, the handler's exception leaves at once; the connection
         still in progress is closed when it ends."""
         result: list[tuple[Any, str, bool]] = []
-        worker = threading.Thread(target=lambda: result.append(self._try_connect()), name="stream-connect", daemon=True)
+        lock, abandoned = threading.Lock(), threading.Event()
+
+        def attempt() -> None:
+            outcome = self._try_connect()
+            with lock:
+                if not abandoned.is_set():
+                    result.append(outcome)
+                    return
+            _close_quietly(outcome[0])  # nobody waits for it any more
+
+        worker = threading.Thread(target=attempt, name="stream-connect", daemon=True)
         worker.start()
         try:
             while worker.is_alive():
                 worker.join(0.1)
         except BaseException:
-            threading.Thread(target=_close_when_done, args=(worker, result), daemon=True).start()
+            # (not worker.join() in another thread: on CPython 3.11 an interrupted join marks the thread ended)
+            with lock:
+                abandoned.set()
+                done = result[0][0] if result else None
+            _close_quietly(done)
             raise
         return result[0] if result else (None, "the connection attempt failed", True)
 
