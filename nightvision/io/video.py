@@ -344,7 +344,10 @@ class VideoWriter:
             self._file.discard()
             raise OutputError(f"cannot write {self.path}: {describe_os_error(err)}") from err
         fps = Fraction(fps).limit_denominator(1001 * 1000)
-        self._time_base = time_base or Fraction(1, 1) / fps
+        self._in_time_base = time_base or Fraction(1, 1) / fps  # the unit of the pts given to write()
+        # AVI counts frames, not time: in a finer time base its muxer fills the gaps with empty entries (60 frames
+        # of a 1/15360 MP4 clock became 1200, and the file read back as truncated); one tick a frame there
+        self._time_base = Fraction(1, 1) / fps if fmt.container == "avi" else self._in_time_base
         try:
             stream = self._container.add_stream(fmt.video_codec, rate=fps)
             if not isinstance(stream, av.VideoStream):
@@ -397,6 +400,8 @@ class VideoWriter:
     def write(self, image: np.ndarray, pts: int | None = None) -> None:
         """Encode one ``(H, W, 3)`` uint8 BGR frame at ``pts`` (time-base units; default: frame index)."""
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        if pts is not None and self._time_base != self._in_time_base:
+            pts = round(pts * self._in_time_base / self._time_base)
         if pts is None or pts <= self._last_pts:
             pts = self._last_pts + 1 if pts is not None else self._frames
         frame.pts = pts
