@@ -57,7 +57,7 @@ from nightvision.models import curve_denoise as _registers_curve_denoise  # noqa
 from nightvision.specs import get_spec
 from nightvision.training.config import CurveDenoiseConfig as Config
 from nightvision.training.config import load_config
-from nightvision.training.run import LossDiverged, Run
+from nightvision.training.run import Run, optimize
 
 __all__ = ["Config", "HeldOut", "NoisyPatches", "evaluate", "main", "temporal_loss", "train"]
 
@@ -399,18 +399,13 @@ def train(cfg: Config) -> dict[str, float]:
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(cfg, step)
                 loss, parts = criterion(cfg, model, x, y)
-                if not math.isfinite(loss.item()):
-                    raise LossDiverged(f"loss is {float(loss)} at step {step}; lower --lr")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
+                value = optimize(optimizer, model, loss, step=step, grad_clip=cfg.grad_clip)
                 step += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-                run.log_train(step, loss.item(), parts)
+                bar.set_postfix(loss=f"{value:.4f}")
+                run.log_train(step, value, parts)
                 if step % cfg.eval_every == 0 or step == cfg.steps:
-                    figures = run.log_eval(evaluate(model, held, device), step=step, loss=loss.item())
+                    figures = run.log_eval(evaluate(model, held, device), step=step, loss=value)
                     if figures["score"] > best:
                         best = figures["score"]
                         save("best.pt", final=figures)

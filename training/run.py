@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -63,6 +64,21 @@ class LossDiverged(NightvisionError, FloatingPointError):
     """The training loss became NaN or infinite. A :class:`~nightvision.errors.NightvisionError`, so that the
     CLI says it in one line with what to change (the learning rate, usually), and still a
     ``FloatingPointError`` for callers who catch that."""
+
+
+def optimize(optimizer: torch.optim.Optimizer, model: torch.nn.Module, loss: torch.Tensor, *, step: int,
+             grad_clip: float) -> float:  # fmt: skip
+    """One optimiser step on ``loss`` (gradients clipped to ``grad_clip``); returns the loss's value, read once
+    (on a GPU each ``.item()`` waits for the device). A NaN or infinite loss raises :class:`LossDiverged`
+    before the weights are touched."""
+    value = loss.item()
+    if not math.isfinite(value):
+        raise LossDiverged(f"loss is {value} at step {step}; lower --lr")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return value
 
 
 class RunConfig(Protocol):

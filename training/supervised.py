@@ -34,7 +34,7 @@ from nightvision.specs import get_spec
 from nightvision.training.config import SupervisedConfig as Config
 from nightvision.training.config import load_config
 from nightvision.training.data import PairedPatches, check_batches, lol_pairs
-from nightvision.training.run import LossDiverged, Run
+from nightvision.training.run import Run, optimize
 
 __all__ = ["Config", "criterion", "evaluate", "learning_rate", "main", "split_pairs", "train"]
 
@@ -162,19 +162,14 @@ def train(cfg: Config) -> dict[str, float]:
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(cfg, step)
                 loss, parts = criterion(cfg, model(x), y)
-                if not math.isfinite(loss.item()):
-                    raise LossDiverged(f"loss is {float(loss)} at step {step}; lower --lr")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
+                value = optimize(optimizer, model, loss, step=step, grad_clip=cfg.grad_clip)
                 step += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-                run.log_train(step, loss.item(), parts)
+                bar.set_postfix(loss=f"{value:.4f}")
+                run.log_train(step, value, parts)
                 if step % cfg.eval_every == 0 or step == cfg.steps:
                     held = evaluate(model, held_set, device) if len(held_set) else {}
-                    figures = run.log_eval(held, step=step, loss=loss.item())
+                    figures = run.log_eval(held, step=step, loss=value)
                     if figures.get("psnr", -math.inf) > best or not len(held_set):
                         best = figures.get("psnr", best)
                         save("best.pt", final=figures)

@@ -17,7 +17,6 @@ evaluation figures.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import torch
@@ -29,7 +28,7 @@ from nightvision.losses import ZeroReferenceLoss
 from nightvision.training.config import CurveConfig as Config
 from nightvision.training.config import load_config
 from nightvision.training.data import EpochShuffle, ImageFolder, check_batches, check_crop, list_images
-from nightvision.training.run import LossDiverged, Run
+from nightvision.training.run import Run, optimize
 
 __all__ = ["Config", "evaluate", "main", "model_args", "train"]
 
@@ -136,15 +135,10 @@ def train(cfg: Config) -> dict[str, float]:
                 x = x.to(device, non_blocking=True)
                 y, curves = model.forward_with_curves(x)  # type: ignore[operator]
                 loss, parts = criterion(y, x, curves)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
+                value = optimize(optimizer, model, loss, step=step + 1, grad_clip=cfg.grad_clip)
                 step += 1
-                if not math.isfinite(loss.item()):
-                    raise LossDiverged(f"loss is {float(loss)} at step {step}; lower --lr")
-                bar.set_postfix(loss=f"{loss.item():.4f}", luma=f"{y.mean().item():.3f}")
-                run.log_train(step, loss.item(), parts)
+                bar.set_postfix(loss=f"{value:.4f}", luma=f"{y.mean().item():.3f}")
+                run.log_train(step, value, parts)
                 if step % cfg.checkpoint_every == 0:
                     save("last.pt")
                 if cfg.max_steps and step >= cfg.max_steps:
