@@ -213,6 +213,7 @@ def diagnose() -> dict[str, Any]:
         "python": {"version": sys.version.split()[0], "executable": sys.executable},
         "platform": {"system": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count()},
         "numpy": _version("numpy"),
+        "numba": _version("numba"),
         "opencv": _opencv(),
         "pyav": _pyav(),
         "onnxruntime": _onnxruntime(),
@@ -244,6 +245,12 @@ def format_report(d: dict[str, Any]) -> str:
         f"python        {d['python']['version']} ({d['python']['executable']})",
         f"platform      {d['platform']['system']}, {d['platform']['machine']}, {d['platform']['cpus']} CPUs",
         f"numpy         {_yes(d['numpy'])}",
+        "numba         "
+        + (
+            f"{d['numba']} (the denoiser's fused kernels)"
+            if d.get("numba")
+            else 'not installed (the denoiser runs slower OpenCV passes: pip install "nightvision[fast]")'
+        ),
     ]
     if cv.get("version"):
         lines.append(

@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv-runtime/bin/python ] || "$PY" -m venv .venv-runtime
 .venv-runtime/bin/python -m pip install -q --upgrade pip
-.venv-runtime/bin/python -m pip install -q .
+.venv-runtime/bin/python -m pip install -q '.[fast]'
 exec .venv-runtime/bin/nightvision demo "$@" -o demo --overwrite --denoise

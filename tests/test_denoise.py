@@ -246,16 +246,19 @@ def test_the_hand_off_to_a_curve_model_keeps_the_sub_levels() -> None:
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 @pytest.mark.parametrize("size", [(360, 640), (361, 643)])
-def test_chroma_in_a_worker_thread_changes_nothing(dtype: type, size: tuple[int, int]) -> None:
-    """From 640×360 the chroma, and half the rows of the 16-bit colour conversion, run in a second thread: same
-    output as in one thread (odd sizes too, which 4:2:0 pads)."""
+@pytest.mark.parametrize("sigma", [1.0, 3.0])
+def test_chroma_in_a_worker_thread_changes_nothing(dtype: type, size: tuple[int, int], sigma: float) -> None:
+    """From 640×360 the chroma, half the rows of the 16-bit colour conversion and of the luma's mix with its
+    spatial filter (σ 1: mixed; σ 3: the filtered plane alone) run in a second thread: same output as in one
+    thread (odd sizes too, which 4:2:0 pads)."""
     rng = np.random.default_rng(12)
     big = scene(400, 700, seed=13)
     one, two = TemporalDenoiser(threads=1, output_dtype=dtype), TemporalDenoiser(threads=2, output_dtype=dtype)
     h, w = size
     for t in range(6):
-        frame = noisy(big[20 : 20 + h, 5 * t : 5 * t + w], 3.0, rng)
+        frame = noisy(big[20 : 20 + h, 5 * t : 5 * t + w], sigma, rng)
         assert np.array_equal(one(frame), two(frame))
+    assert (0.0 < two.control.spatial_weights()[1] < 1.0) == (sigma == 1.0)
     assert two._executor is not None and one._executor is None
 
 

@@ -86,12 +86,14 @@ def test_every_imported_module_comes_with_a_dependency_or_an_extra() -> None:
 
 
 def test_the_runtime_imports_only_core_dependencies_at_module_level() -> None:
-    """Top-level imports of the runtime package (not models/, losses/, training/, cluster/) are core ones."""
+    """Top-level imports of the runtime package (not models/, losses/, training/, cluster/, nor the `*_torch.py`
+    and `*_numba.py` modules that the runtime imports only when asked for them) are core ones."""
     core = {MODULE_OF.get(p, p.replace("-", "_")) for p in _requirements()[""]}
     optional_homes = ("models", "losses", "training", "cluster")
     for path in (ROOT / "nightvision").rglob("*.py"):
         rel = path.relative_to(ROOT / "nightvision")
-        if rel.parts[0] in optional_homes or rel.name in ("export.py",) or path.name.endswith("_torch.py"):
+        asked_for = path.name.endswith(("_torch.py", "_numba.py"))
+        if rel.parts[0] in optional_homes or rel.name in ("export.py",) or asked_for:
             continue
         tree = ast.parse(path.read_text(), str(path))
         top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
@@ -104,4 +106,6 @@ def test_all_is_the_union_of_the_runtime_extras() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     (spec,) = project["optional-dependencies"]["all"]
     named = set(spec.split("[", 1)[1].rstrip("]").split(","))
-    assert named == {"train", "tensorrt", "ray"}  # (no gpu extra: onnxruntime-gpu replaces a core dependency)
+    # every extra but the developers' tools (no gpu extra: onnxruntime-gpu replaces a core dependency)
+    assert named == set(project["optional-dependencies"]) - {"all", "dev"}
+    assert named == {"train", "tensorrt", "ray", "fast"}

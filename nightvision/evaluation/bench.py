@@ -414,6 +414,14 @@ def _passthrough_fps(video: str | Path, out: Path) -> float:
     return Pipeline(source, None, [sink]).run().fps_out
 
 
+def _numba_version() -> str | None:
+    try:
+        import numba
+    except ImportError:
+        return None
+    return str(numba.__version__)
+
+
 def environment() -> dict[str, Any]:
     """Versions, hardware and host: what a result is only comparable with."""
     import onnxruntime
@@ -426,6 +434,7 @@ def environment() -> dict[str, Any]:
         "numpy": np.__version__,
         "opencv": cv2.__version__,
         "onnxruntime": onnxruntime.__version__,
+        "numba": _numba_version(),  # the denoiser rows use its fused kernels when installed
         "host": socket.gethostname(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),

@@ -49,6 +49,8 @@ import cv2
 import numpy as np
 
 from nightvision.errors import ShapeError
+from nightvision.stream.denoise_kernels import FusedKernels
+from nightvision.stream.denoise_kernels import load as load_kernels
 
 __all__ = ["DenoiseControl", "DenoiseParams", "TemporalDenoiser", "hand_off_dtype"]
 
@@ -154,13 +156,23 @@ class DenoiseParams:
         lo, hi = self.motion_steps
         return math.ceil((lo + hi) / 2)
 
+    def weight_terms(self, strength: float) -> tuple[float, float, float, float]:
+        """``(lo, 1 / (hi − lo), k_min, strength)`` of the blend weight's smoothstep (float32 values): the
+        fused kernel (:mod:`nightvision.stream.denoise_kernels`) evaluates it per pixel, :meth:`weight_table`
+        tabulates it."""
+        lo, hi = self.motion_steps
+        f32 = np.float32
+        return float(f32(lo)), float(f32(1.0) / (f32(hi) - f32(lo))), float(f32(1.0 - strength)), float(f32(strength))
+
     def weight_table(self, strength: float) -> np.ndarray:
         """The 256-entry int16 lookup from the averaged scaled ``|d|`` to the blend weight ``k`` in units of
-        1/256 (smoothstep from ``k_min = 1 − strength`` to 1)."""
-        lo, hi = self.motion_steps
-        t = np.clip((np.arange(256, dtype=np.float64) - lo) / (hi - lo), 0.0, 1.0)
-        k = (1.0 - strength) + strength * t * t * (3.0 - 2.0 * t)
-        return np.round(k * WEIGHT_ONE).astype(np.int16)
+        1/256 (smoothstep from ``k_min = 1 − strength`` to 1), in float32 operations in the order of the fused
+        kernel, which computes it per pixel and must give the same integers."""
+        lo, inv, k_min, s = (np.float32(t) for t in self.weight_terms(strength))
+        a = np.arange(256, dtype=np.float32)
+        t = np.minimum(np.maximum((a - lo) * inv, np.float32(0.0)), np.float32(1.0))
+        k = (k_min + s * t * t * (np.float32(3.0) - np.float32(2.0) * t)) * np.float32(WEIGHT_ONE) + np.float32(0.5)
+        return k.astype(np.int16)  # truncation: the kernel's int32 conversion of a positive value
 
     def ramp(self, sigma: float, level: float) -> float:
         """Spatial strength in ``[0, 1]`` for noise ``sigma`` at mean level ``level`` (8-bit levels)."""
@@ -336,40 +348,91 @@ def uncovered(h: int, w: int, dx: int, dy: int) -> list[tuple[slice, slice]]:
 
 
 class _Plane:
-    """The recursive history of one plane (luma, or one chroma plane) in fixed point, and scratch buffers."""
+    """The recursive history of one plane (luma, or one chroma plane) in fixed point, and its per-pixel steps:
+    the fused kernels of :mod:`nightvision.stream.denoise_kernels` when given, else a chain of OpenCV passes
+    (the same bits)."""
 
-    def __init__(self, plane: np.ndarray) -> None:
+    def __init__(self, plane: np.ndarray, kernels: FusedKernels | None, out: np.ndarray | None = None) -> None:
+        self.kernels = kernels
+        # the 8-bit output plane round(hist / 64), kept up to date by every step (the fused kernels only): the
+        # output need not convert the history again (it may filter this plane in place: the next step rewrites
+        # every pixel)
+        self.out = out if kernels is not None else None
+        if self.out is not None:
+            np.copyto(self.out, plane)
         self.hist = np.multiply(plane, FIXED, dtype=np.int16)
         self.spare = np.empty_like(self.hist)
-        self.cur = np.empty_like(self.hist)
-        self.d = np.empty_like(self.hist)
-        self.k = np.full(plane.shape, WEIGHT_ONE, np.int16)
         self.a = np.full(plane.shape, 255, np.uint8)  # averaged scaled |d|; 255 where there is no history
+        self.source = plane  # the current frame's plane (uint8), from the latest step
+        if kernels is None:  # scratch of the OpenCV passes
+            self.cur = np.empty_like(self.hist)
+            self.d = np.empty_like(self.hist)
+            self.k = np.empty_like(self.hist)
 
     def step(self, cur: np.ndarray, shift: tuple[int, int]) -> tuple[slice, slice, slice, slice] | None:
-        """Put ``cur`` (uint8) in fixed point, fill what has no history; return the overlap, ``None`` if none."""
+        """Take the frame's plane ``cur`` (uint8), fill what has no history; return the overlap, ``None`` if
+        none."""
         h, w = cur.shape
         dx, dy = shift
-        np.multiply(cur, FIXED, out=self.cur, dtype=np.int16)
+        self.source = cur
+        if self.kernels is None:
+            np.multiply(cur, FIXED, out=self.cur, dtype=np.int16)
         if abs(dx) >= w or abs(dy) >= h:
-            self.spare[:] = self.cur
-            self.k.fill(WEIGHT_ONE)
+            np.multiply(cur, FIXED, out=self.spare, dtype=np.int16)
             self.a.fill(255)
+            if self.out is not None:
+                np.copyto(self.out, cur)
             self.hist, self.spare = self.spare, self.hist
             return None
         for rows, cols in uncovered(h, w, dx, dy):
-            self.spare[rows, cols] = self.cur[rows, cols]
-            self.k[rows, cols] = WEIGHT_ONE
+            np.multiply(cur[rows, cols], FIXED, out=self.spare[rows, cols], dtype=np.int16)
             self.a[rows, cols] = 255
+            if self.out is not None:
+                self.out[rows, cols] = cur[rows, cols]
         return overlap(h, w, dx, dy)
 
-    def update(self, region: tuple[slice, slice, slice, slice]) -> None:
-        """``new = hist + k·d`` on the overlap (``d`` and ``k`` already there); swap the buffers."""
+    def motion(self, region: tuple[slice, slice, slice, slice], alpha: float) -> np.ndarray:
+        """The scaled ``|d| = |cur − hist|·alpha`` (uint8, saturated) on the overlap, into :attr:`a`; returns
+        that view (the caller averages it)."""
         ys, xs, yh, xh = region
-        d = self.d[ys, xs]
-        cv2.multiply(d, self.k[ys, xs], dst=d, scale=1.0 / WEIGHT_ONE)
-        cv2.add(self.hist[yh, xh], d, dst=self.spare[ys, xs])
+        a = self.a[ys, xs]
+        if self.kernels is not None:
+            self.kernels.motion(self.source, self.hist, self.a, alpha, region)
+        else:
+            d = self.d[ys, xs]
+            cv2.subtract(self.cur[ys, xs], self.hist[yh, xh], dst=d)
+            cv2.convertScaleAbs(d, dst=a, alpha=alpha)
+        return a
+
+    def blend(
+        self, region: tuple[slice, slice, slice, slice], weights: _Weights, moved: np.ndarray | None = None
+    ) -> None:
+        """``new = hist + k·d`` on the overlap, ``k`` the blend weight of the averaged scaled ``|d|`` (of its
+        maximum with ``moved`` where given: the chroma moves where the luma moved); swap the buffers."""
+        ys, xs, yh, xh = region
+        if self.kernels is not None:
+            motion = self.a if moved is None else moved
+            self.kernels.blend(self.source, self.hist, self.a, motion, self.spare, weights.terms, region, self.out)
+        else:
+            a, k, d = self.a[ys, xs], self.k[ys, xs], self.d[ys, xs]
+            if moved is not None:
+                cv2.max(a, moved[ys, xs], dst=a)
+            cv2.LUT(a, weights.table, dst=k)
+            cv2.multiply(d, k, dst=d, scale=1.0 / WEIGHT_ONE)
+            cv2.add(self.hist[yh, xh], d, dst=self.spare[ys, xs])
         self.hist, self.spare = self.spare, self.hist
+
+
+@dataclass(frozen=True)
+class _Weights:
+    """The blend weight of one kind of plane: its smoothstep's terms (the fused kernel) and table (OpenCV)."""
+
+    terms: tuple[float, float, float, float]
+    table: np.ndarray
+
+    @classmethod
+    def of(cls, params: DenoiseParams, strength: float) -> _Weights:
+        return cls(params.weight_terms(strength), params.weight_table(strength))
 
 
 @dataclass
@@ -394,6 +457,9 @@ class TemporalDenoiser:
         threads: 2 (default) runs the chroma planes, and half the rows of the 16-bit colour conversion, in a
             worker thread while the luma runs in the caller's, on frames of 640×360 and more (OpenCV releases
             the GIL); 1 keeps everything in the caller's.
+        fused: run the per-pixel steps in the fused kernels of :mod:`nightvision.stream.denoise_kernels`
+            (``True``: numba must be installed, the ``fast`` extra) or in OpenCV passes (``False``); ``None``
+            (default) uses the kernels when numba is installed. Both give the same bits; the kernels are faster.
         **overrides: settings to change from ``params`` (or from the defaults), e.g. ``luma_strength=0.9``.
 
     >>> den = TemporalDenoiser()
@@ -409,6 +475,7 @@ class TemporalDenoiser:
         *,
         output_dtype: type = np.uint8,
         threads: int = 2,
+        fused: bool | None = None,
         **overrides: object,
     ) -> None:
         self.params = (params or DenoiseParams()).replace(**overrides) if overrides else (params or DenoiseParams())
@@ -419,8 +486,11 @@ class TemporalDenoiser:
         if output_dtype not in (np.uint8, np.uint16):
             raise ValueError(f"output_dtype must be numpy.uint8 or numpy.uint16, got {output_dtype}")
         self.output_dtype = output_dtype
-        self._luma_table = self.params.weight_table(self.params.luma_strength)
-        self._chroma_table = self.params.weight_table(self.params.chroma_strength)
+        self._kernels = load_kernels() if fused is not False else None
+        if fused and self._kernels is None:
+            raise ValueError('fused=True needs numba: pip install "nightvision[fast]"')
+        self._luma_weights = _Weights.of(self.params, self.params.luma_strength)
+        self._chroma_weights = _Weights.of(self.params, self.params.chroma_strength)
         self.resets = 0  # layout changes
         self.cuts = 0  # scene cuts
         self._layout: tuple[int, ...] | None = None
@@ -443,6 +513,11 @@ class TemporalDenoiser:
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = self._buffers[name] = np.empty(shape, dtype)
         return buf
+
+    @property
+    def fused(self) -> bool:
+        """Whether the per-pixel steps run in the fused kernels (numba) rather than in OpenCV passes."""
+        return self._kernels is not None
 
     @property
     def noise(self) -> tuple[float, float]:
@@ -550,10 +625,7 @@ class TemporalDenoiser:
         region = luma.step(planes[0], self._luma_shift)
         median_y = math.nan
         if region is not None:
-            ys, xs, yh, xh = region
-            d, a = luma.d[ys, xs], luma.a[ys, xs]
-            cv2.subtract(luma.cur[ys, xs], luma.hist[yh, xh], dst=d)
-            cv2.convertScaleAbs(d, dst=a, alpha=UNIT / (sigma_y * FIXED))
+            a = luma.motion(region, UNIT / (sigma_y * FIXED))
             median_y = median_nonzero(np.bincount(a[::8, ::8].ravel(), minlength=256))
             cv2.blur(a, (5, 5), dst=a)
         sample = luma.a[::4, ::4]
@@ -573,9 +645,7 @@ class TemporalDenoiser:
         """The luma's blend weights and new history (after :meth:`_luma_motion`)."""
         luma, region = self._planes[0], self._luma_region
         if region is not None:
-            ys, xs, _, _ = region
-            cv2.LUT(luma.a[ys, xs], self._luma_table, dst=luma.k[ys, xs])
-            luma.update(region)
+            luma.blend(region, self._luma_weights)
 
     def _chroma_motion(self, planes: list[np.ndarray]) -> _ChromaMotion:
         """The chroma planes' differences to their histories and their own averaged scaled ``|d|`` (3×3): the
@@ -590,10 +660,7 @@ class TemporalDenoiser:
             regions.append(region)
             if region is None:
                 continue
-            ys, xs, yh, xh = region
-            d, a = state.d[ys, xs], state.a[ys, xs]
-            cv2.subtract(state.cur[ys, xs], state.hist[yh, xh], dst=d)
-            cv2.convertScaleAbs(d, dst=a, alpha=UNIT / (sigma_c * FIXED))
+            a = state.motion(region, UNIT / (sigma_c * FIXED))
             medians.append(median_nonzero(np.bincount(a[::4, ::4].ravel(), minlength=256)))
             cv2.blur(a, (3, 3), dst=a)
         return _ChromaMotion(states, regions, medians, sigma_c)
@@ -606,20 +673,19 @@ class TemporalDenoiser:
         hc, wc = m.states[0].hist.shape
         luma_motion = cv2.resize(self._planes[0].a, (wc, hc), interpolation=cv2.INTER_AREA)
         for state, region in zip(m.states, m.regions, strict=True):
-            if region is None:
-                continue
-            ys, xs, _, _ = region
-            a = state.a[ys, xs]
-            cv2.max(a, luma_motion[ys, xs], dst=a)
-            cv2.LUT(a, self._chroma_table, dst=state.k[ys, xs])
-            state.update(region)
+            if region is not None:
+                state.blend(region, self._chroma_weights, luma_motion)
         finite = [v for v in m.medians if math.isfinite(v)]
         self.control.update_sigma(1, float(np.mean(finite)) if finite else math.nan, m.sigma)
 
     def _start(self, planes: list[np.ndarray]) -> None:
         """First frame (or after a reset or a cut): the history is the frame."""
         self._luma_region = None
-        self._planes = [_Plane(p) for p in planes]
+        outs: list[np.ndarray | None] = [None] * len(planes)
+        if self._kernels is not None and self.output_dtype == np.uint8 and len(planes) == 3:
+            hh, ww = planes[0].shape
+            outs = list(_i420_planes(self._buffer("yuv_out", (hh * 3 // 2, ww), np.uint8), hh, ww))
+        self._planes = [_Plane(p, self._kernels, out) for p, out in zip(planes, outs, strict=True)]
         self.control.restart()
         self.control.frames = 1
 
@@ -643,7 +709,14 @@ class TemporalDenoiser:
         mixed_move = None
         if index == 0 and w_move != w_static:
             mixed_move = cv2.addWeighted(o, 1.0 - w_move, blurred, w_move, 0.0)
-        o = cv2.addWeighted(o, 1.0 - weight, blurred, weight, 0.0, dst=o)
+        if index == 0 and self.threads > 1 and o.size >= _PARALLEL_PIXELS:
+            # the mix is per pixel: half the rows in the worker (its chroma is done by now, or nearly)
+            mid = split_row(*o.shape)
+            bottom = self._pool().submit(_mix, o[mid:], blurred[mid:], weight)
+            _mix(o[:mid], blurred[:mid], weight)
+            bottom.result()
+        else:
+            _mix(o, blurred, weight)
         if mixed_move is not None:
             _, moved = cv2.threshold(self._planes[0].a, self.params.moved_step - 1, 255, cv2.THRESH_BINARY)
             cv2.copyTo(mixed_move, moved, o)
@@ -663,7 +736,10 @@ class TemporalDenoiser:
     def _plane_out(self, index: int, dst: np.ndarray | None) -> np.ndarray:
         """Output plane ``index``: uint8 into ``dst``, or, when ``dst`` is ``None``, uint16 in the history's own
         fixed point (1/64 level; the history never goes below 0)."""
-        hist = self._planes[index].hist
+        plane = self._planes[index]
+        hist = plane.hist
+        if dst is not None and dst is plane.out:  # the fused step wrote it
+            return self._filter(dst, index)
         if dst is not None:
             return self._filter(cv2.convertScaleAbs(hist, dst=dst, alpha=1.0 / FIXED), index)
         fixed = self._buffer(f"fixed{index}", hist.shape, np.uint16)
@@ -683,7 +759,8 @@ class TemporalDenoiser:
         yuv = self._buffer("yuv_out", (hh * 3 // 2, ww), np.uint8) if eight else None
         views: list[np.ndarray | None] = [None, None, None]
         if yuv is not None:
-            views = list(_i420_planes(yuv, hh, ww))
+            fused_out = [p.out for p in self._planes]  # views of this buffer, written by the fused steps
+            views = list(_i420_planes(yuv, hh, ww)) if fused_out[0] is None else fused_out
         if chroma is not None:  # the luma's output here while the chroma's finishes there
             chroma_out = self._pool().submit(self._chroma_out, views, chroma)
             y = self._plane_out(0, views[0])
@@ -694,7 +771,7 @@ class TemporalDenoiser:
             bgr: np.ndarray = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)
         elif chroma is not None:  # two row bands, one in each thread (no band needs its neighbour's rows)
             bgr = np.empty((hh, ww, 3), np.uint16)
-            mid = hh // 4 * 2
+            mid = split_row(hh, ww)
             bottom = self._pool().submit(i420_fixed_to_bgr16, y[mid:], u[mid // 2 :], v[mid // 2 :], bgr[mid:])
             i420_fixed_to_bgr16(y[:mid], u[: mid // 2], v[: mid // 2], bgr[:mid])
             bottom.result()
@@ -711,6 +788,21 @@ class TemporalDenoiser:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="3dnr-chroma")
             weakref.finalize(self, self._executor.shutdown, wait=False)
         return self._executor
+
+
+def split_row(height: int, width: int) -> int:
+    """Where to split a ``(height, width)`` plane into two row bands for two threads: the even row nearest the
+    middle above which the pixels are a multiple of 64. OpenCV's per-pixel functions run SIMD lanes over most of
+    a call's pixels and scalar code over the last few, and the two round some values differently (the FMA of
+    the lanes): with the top band a multiple of any lane count, each pixel is computed the same way as in one
+    call over the whole plane (a 16-bit output of the two threads differed from one thread's by a unit)."""
+    step = 2 * 64 // math.gcd(2 * width, 64)  # rows: even, and rows × width a multiple of 64
+    return max(step, round(height / 2 / step) * step) if height > step else height // 4 * 2
+
+
+def _mix(o: np.ndarray, blurred: np.ndarray, weight: float) -> None:
+    """``o ← (1 − weight)·o + weight·blurred``, in place."""
+    cv2.addWeighted(o, 1.0 - weight, blurred, weight, 0.0, dst=o)
 
 
 def hand_off_dtype(model: str, *, exact: bool = False) -> type:

@@ -1,0 +1,68 @@
+"""The temporal denoiser's fused numba kernels (the ``fast`` extra) give the same bits as its OpenCV passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nightvision.stream.denoise as denoise
+from nightvision.stream.denoise import DenoiseParams, TemporalDenoiser
+from tests.test_denoise import noisy, scene
+
+pytest.importorskip("numba", reason="numba is not installed (the fast extra): the fused kernels are not built")
+
+
+def clip(sigma: float, height: int, width: int, seed: int = 0) -> list[np.ndarray]:
+    """Dark noisy frames that exercise every branch of a step: a pan (uncovered bands at the frame's edges), a
+    still part, a moving bright square, a scene cut and a jump bigger than the frame."""
+    rng = np.random.default_rng(seed)
+    big, other = scene(height + 80, width + 120, seed=seed), scene(height, width, seed=seed + 1, level=60.0)
+    frames = []
+    for t in range(22):
+        x, y = min(t, 10) * 7, min(t, 10) * 3  # pans right and down, then stands still
+        frame = big[y : y + height, x : x + width].copy()
+        if t >= 12:
+            frame[20:60, 10 + 9 * t : 50 + 9 * t] = 120.0  # an object moving on its own
+        frames.append(noisy(other if t >= 19 else frame, sigma, rng))
+    return frames
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("sigma", "spatial"), [(0.8, "partial"), (6.0, "full")])
+def test_fused_kernels_give_the_opencv_bits(dtype: type, threads: int, sigma: float, spatial: str) -> None:
+    fused = TemporalDenoiser(output_dtype=dtype, threads=threads, fused=True)
+    passes = TemporalDenoiser(output_dtype=dtype, threads=threads, fused=False)
+    assert fused.fused and not passes.fused
+    weights = set()
+    for size in ((360, 640), (181, 323)):  # the worker thread's size, and an odd one (4:2:0 pads it)
+        for i, frame in enumerate(clip(sigma, *size)):
+            assert np.array_equal(fused(frame), passes(frame)), f"frame {i} of {size} differs"
+            assert fused.noise == passes.noise
+            weights.add(fused.control.spatial_weights()[1])
+    # the spatial filter's two ways (mixed with the unfiltered plane, or the filtered plane alone) are covered
+    assert any(0.2 < w < 0.8 for w in weights) if spatial == "partial" else 1.0 in weights
+    assert fused.cuts == passes.cuts >= 1 and fused.resets == passes.resets == 1
+    grey = clip(sigma, 120, 160)
+    for frame in grey:
+        assert np.array_equal(fused(frame[:, :, 1]), passes(frame[:, :, 1]))
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.5, 0.85, 0.92, 0.99])
+@pytest.mark.parametrize(("low", "high"), [(1.4, 2.8), (0.5, 4.0), (2.0, 2.1)])
+def test_the_kernels_blend_weight_is_the_table(strength: float, low: float, high: float) -> None:
+    from nightvision.stream.denoise_kernels import load
+
+    kernels = load()
+    assert kernels is not None
+    params = DenoiseParams(motion_low=low, motion_high=high)
+    table = params.weight_table(strength)
+    assert np.array_equal(kernels.weights(params.weight_terms(strength)), table)
+    assert table[0] == round((1 - strength) * 256) and table[-1] == 256  # static: k_min; moved: 1
+
+
+def test_fused_without_numba_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(denoise, "load_kernels", lambda: None)
+    with pytest.raises(ValueError, match=r"nightvision\[fast\]"):
+        TemporalDenoiser(fused=True)
+    assert not TemporalDenoiser().fused  # the default falls back to the OpenCV passes
