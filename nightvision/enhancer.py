@@ -289,7 +289,7 @@ class Enhancer:
         plan = self._plan(bgr, bgr.dtype)
         if plan is not None:
             return self._run_tiled(bgr, plan, bgr.dtype)
-        y = self.backend.run(to_tensor(bgr, multiple=self.spec.pad_multiple, min_side=self.spec.min_side))
+        y = self.backend.run(to_tensor(bgr, multiple=self.spec.pad_multiple, min_side=self.spec.min_side, check=False))
         return from_tensor(y, bgr.shape[0], bgr.shape[1], bgr.dtype)
 
     def _plan(self, frame: np.ndarray, out_dtype: np.dtype | type) -> TilePlan | None:
@@ -313,7 +313,7 @@ class Enhancer:
         log.debug(
             "%dx%d frame in %d tiles of %dx%d", plan.width, plan.height, plan.count, plan.tile_width, plan.tile_height
         )
-        return run_tiled(frame, plan, self._engine, out_dtype=out_dtype, multiple=self.spec.pad_multiple)
+        return run_tiled(frame, plan, self._engine, out_dtype=out_dtype, multiple=self.spec.pad_multiple, checked=True)
 
     def _check_open(self) -> None:
         """Refuse work after :meth:`close`: the tiled path would otherwise build a new session and run on."""

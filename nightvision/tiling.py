@@ -43,7 +43,7 @@ import numpy as np
 
 from nightvision.backends.base import Backend
 from nightvision.errors import EngineError, ShapeError
-from nightvision.preprocess import to_tensor
+from nightvision.preprocess import check_float_range, to_tensor
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET_MB",
@@ -794,7 +794,7 @@ def _tiled_pass(
     for i, y0 in enumerate(plan.ys):
         for j, x0 in enumerate(plan.xs):
             window = plan.weights(i, j)
-            x = to_tensor(_tile(frame, y0, x0, th, tw))
+            x = to_tensor(_tile(frame, y0, x0, th, tw), check=False)
             y, shares = engine.run(x, window if engine.pools else None, means)
             if y.shape != x.shape:
                 raise EngineError(f"the model returned {y.shape} for a {x.shape} tile; tiling needs the same shape")
@@ -819,7 +819,7 @@ def _initial_means(frame: np.ndarray, plan: TilePlan, engine: TileEngine, multip
     hs = max(multiple, int(plan.padded_height * scale) // multiple * multiple)
     ws = max(multiple, int(plan.padded_width * scale) // multiple * multiple)
     small = cv2.resize(frame, (ws, hs), interpolation=cv2.INTER_AREA)
-    return [share.value for share in engine.run(to_tensor(small), None, None)[1]]
+    return [share.value for share in engine.run(to_tensor(small, check=False), None, None)[1]]
 
 
 def run_tiled(
@@ -829,6 +829,7 @@ def run_tiled(
     *,
     out_dtype: np.dtype | type = np.uint8,
     multiple: int = 1,
+    checked: bool = False,
 ) -> np.ndarray:
     """Enhance ``frame`` tile by tile (see the module docstring).
 
@@ -838,12 +839,16 @@ def run_tiled(
         engine: from :func:`make_engine`.
         out_dtype: dtype of the result (uint8, uint16 or float32).
         multiple: the model's padding multiple (for the downscaled copy of models with global pools).
+        checked: the caller has checked a float frame's range (:func:`~nightvision.preprocess.
+            check_float_range`); else it is checked here, once (not for every tile of every pass).
 
     Returns:
         ``(H, W, 3)`` BGR of ``out_dtype``.
     """
     if frame.shape[:2] != (plan.height, plan.width):
         raise ShapeError(f"the plan is for {plan.height}x{plan.width} frames, got {frame.shape}")
+    if not checked and frame.dtype.kind == "f":
+        check_float_range(frame)
     out = np.empty((plan.height, plan.width, 3), out_dtype)
     if engine.pools == 0:
         _tiled_pass(frame, plan, engine, None, out)

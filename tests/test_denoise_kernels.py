@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -14,14 +17,17 @@ pytest.importorskip("numba", reason="numba is not installed (the fast extra): th
 
 def clip(sigma: float, height: int, width: int, seed: int = 0) -> list[np.ndarray]:
     """Dark noisy frames that exercise every branch of a step: a pan (uncovered bands at the frame's edges), a
-    still part, a moving bright square, a scene cut and a jump bigger than the frame."""
+    still part, a pan again (the worker thread's guess of no shift is wrong), a moving bright square and a
+    scene cut."""
     rng = np.random.default_rng(seed)
     big, other = scene(height + 80, width + 120, seed=seed), scene(height, width, seed=seed + 1, level=60.0)
     frames = []
     for t in range(22):
         x, y = min(t, 10) * 7, min(t, 10) * 3  # pans right and down, then stands still
+        if 14 <= t < 17:
+            x, y = 70 + (t - 13) * 6, 30 + (t - 13) * 2  # and pans again
         frame = big[y : y + height, x : x + width].copy()
-        if t >= 12:
+        if t >= 17:
             frame[20:60, 10 + 9 * t : 50 + 9 * t] = 120.0  # an object moving on its own
         frames.append(noisy(other if t >= 19 else frame, sigma, rng))
     return frames
@@ -30,7 +36,20 @@ def clip(sigma: float, height: int, width: int, seed: int = 0) -> list[np.ndarra
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize(("sigma", "spatial"), [(0.8, "partial"), (6.0, "full")])
-def test_fused_kernels_give_the_opencv_bits(dtype: type, threads: int, sigma: float, spatial: str) -> None:
+def test_fused_kernels_give_the_opencv_bits(
+    dtype: type, threads: int, sigma: float, spatial: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also with two threads, where the fused path measures a still camera's shift in the worker while it
+    computes the luma's difference for no shift (and computes it again when the camera moved after all)."""
+    shifts: list[tuple[int, int]] = []
+    difference = TemporalDenoiser._luma_difference
+
+    def spy(self: TemporalDenoiser, *args: Any) -> Any:
+        if args[1].shape == (360, 640):  # (the frame size at which the worker thread runs)
+            shifts.append(args[2])
+        return difference(self, *args)
+
+    monkeypatch.setattr(TemporalDenoiser, "_luma_difference", spy)
     fused = TemporalDenoiser(output_dtype=dtype, threads=threads, fused=True)
     passes = TemporalDenoiser(output_dtype=dtype, threads=threads, fused=False)
     assert fused.fused and not passes.fused
@@ -43,6 +62,8 @@ def test_fused_kernels_give_the_opencv_bits(dtype: type, threads: int, sigma: fl
     # the spatial filter's two ways (mixed with the unfiltered plane, or the filtered plane alone) are covered
     assert any(0.2 < w < 0.8 for w in weights) if spatial == "partial" else 1.0 in weights
     assert fused.cuts == passes.cuts >= 1 and fused.resets == passes.resets == 1
+    if threads == 2:  # a guess of no shift followed by the shift measured: the guess was wrong, and redone
+        assert any(a == (0, 0) and b != (0, 0) for a, b in itertools.pairwise(shifts))
     grey = clip(sigma, 120, 160)
     for frame in grey:
         assert np.array_equal(fused(frame[:, :, 1]), passes(frame[:, :, 1]))

@@ -436,6 +436,17 @@ class _Weights:
 
 
 @dataclass
+class _LumaDifference:
+    """What :meth:`TemporalDenoiser._luma_difference` computed, and for which plane state and shift."""
+
+    plane: _Plane
+    shift: tuple[int, int]
+    region: tuple[slice, slice, slice, slice] | None
+    median: float
+    sigma: float
+
+
+@dataclass
 class _ChromaMotion:
     """What :meth:`TemporalDenoiser._chroma_motion` leaves for :meth:`TemporalDenoiser._chroma_finish`: the
     chroma planes' states and overlaps, their noise medians and the σ they were scaled with."""
@@ -568,13 +579,26 @@ class TemporalDenoiser:
             hh, ww = src.shape[:2]
             yuv = cv2.cvtColor(src, cv2.COLOR_BGR2YUV_I420, dst=self._buffer("yuv_in", (hh * 3 // 2, ww), np.uint8))
             planes = _i420_planes(yuv, hh, ww)
-        started = self._begin(planes)
-        chroma_due = not started and not grey
-        parallel = chroma_due and self.threads > 1 and h * w >= _PARALLEL_PIXELS
-        motion = self._pool().submit(self._chroma_motion, planes) if parallel else None
+        two = self.threads > 1 and h * w >= _PARALLEL_PIXELS
+        motion: Future[_ChromaMotion | None] | None = None
         chroma: Future[None] | None = None
         try:
-            if not started and self._luma_motion(planes):
+            guess = None
+            if two and self._kernels is not None and self._planes and self._luma_shift == (0, 0):
+                # the camera stood still on the latest frame: the worker measures the global shift (thumbnail and
+                # phase correlation) and goes on to the chroma, while the luma's difference for no shift is
+                # computed here (used if the shift is none again, else computed afresh)
+                luma = self._planes[0]  # (before the worker may start a new state)
+                begun: Future[bool] = Future()
+                motion = self._pool().submit(self._begin_then_chroma, planes, grey, begun)
+                guess = self._luma_difference(luma, planes[0], (0, 0))
+                started = begun.result()
+            else:
+                started = self._begin(planes)
+                if two and not started and not grey:
+                    motion = self._pool().submit(self._chroma_motion, planes)
+            chroma_due = not started and not grey
+            if not started and self._luma_motion(planes, guess):
                 if motion is not None:  # (its work is dropped with the old state)
                     motion.result()
                     motion = None
@@ -590,6 +614,17 @@ class TemporalDenoiser:
                 if task is not None:
                     task.exception()
             raise
+
+    def _begin_then_chroma(self, planes: list[np.ndarray], grey: bool, begun: Future[bool]) -> _ChromaMotion | None:
+        """The worker's part of a frame whose luma difference is guessed in the caller's thread: the global
+        shift (:meth:`_begin`, whose result goes to ``begun`` at once), then the chroma's difference."""
+        try:
+            started = self._begin(planes)
+        except BaseException as err:
+            begun.set_exception(err)
+            raise
+        begun.set_result(started)
+        return None if started or grey else self._chroma_motion(planes)
 
     # --- the recursion
 
@@ -616,18 +651,28 @@ class TemporalDenoiser:
         self._luma_shift, self._chroma_shift = c.shifts(self._prev, small, factor)
         return False
 
-    def _luma_motion(self, planes: list[np.ndarray]) -> bool:
-        """The luma's difference to its history and its averaged scaled ``|d|``, the noise estimate and the
-        cut decision; returns whether the frame is a cut (the state then started afresh)."""
-        c = self.control
-        sigma_y = c.sigma[0]
-        luma = self._planes[0]
-        region = luma.step(planes[0], self._luma_shift)
-        median_y = math.nan
+    def _luma_difference(self, luma: _Plane, cur: np.ndarray, shift: tuple[int, int]) -> _LumaDifference:
+        """The luma's difference to its history for a global ``shift``: the averaged scaled ``|d|`` (in
+        ``luma.a``) and the median of the scaled non-zero ``|d|`` (the noise measurement)."""
+        sigma = self.control.sigma[0]
+        region = luma.step(cur, shift)
+        median = math.nan
         if region is not None:
-            a = luma.motion(region, UNIT / (sigma_y * FIXED))
-            median_y = median_nonzero(np.bincount(a[::8, ::8].ravel(), minlength=256))
+            a = luma.motion(region, UNIT / (sigma * FIXED))
+            median = median_nonzero(np.bincount(a[::8, ::8].ravel(), minlength=256))
             cv2.blur(a, (5, 5), dst=a)
+        return _LumaDifference(luma, shift, region, median, sigma)
+
+    def _luma_motion(self, planes: list[np.ndarray], guess: _LumaDifference | None = None) -> bool:
+        """The luma's difference to its history (``guess`` when it was computed for this frame's shift), the
+        noise estimate and the cut decision; returns whether the frame is a cut (the state then started
+        afresh)."""
+        c = self.control
+        luma = self._planes[0]
+        diff = guess
+        if diff is None or diff.plane is not luma or diff.shift != self._luma_shift:
+            diff = self._luma_difference(luma, planes[0], self._luma_shift)
+        region, median_y, sigma_y = diff.region, diff.median, diff.sigma
         sample = luma.a[::4, ::4]
         moved = float(np.count_nonzero(sample >= self.params.moved_step)) / sample.size
         assert self._prev is not None and self._small is not None
@@ -665,11 +710,12 @@ class TemporalDenoiser:
             cv2.blur(a, (3, 3), dst=a)
         return _ChromaMotion(states, regions, medians, sigma_c)
 
-    def _chroma_finish(self, motion: _ChromaMotion | Future[_ChromaMotion]) -> None:
+    def _chroma_finish(self, motion: _ChromaMotion | Future[_ChromaMotion | None]) -> None:
         """The rest of the chroma planes' step (after :meth:`_luma_motion`, on a frame that is no cut): they
         move where the luma moved or where their own difference is beyond their noise, with their own
         ``k_min``."""
         m = motion.result() if isinstance(motion, Future) else motion
+        assert m is not None  # (none only for a grey frame or a new state, which have no chroma step)
         hc, wc = m.states[0].hist.shape
         luma_motion = cv2.resize(self._planes[0].a, (wc, hc), interpolation=cv2.INTER_AREA)
         for state, region in zip(m.states, m.regions, strict=True):
