@@ -158,6 +158,27 @@ def test_retinexnet_trains_in_two_phases(lol_folder: Path, tmp_path: Path) -> No
     models.load_checkpoint(net, tmp_path / "rx" / "final.pt")
 
 
+@pytest.mark.parametrize("phase", ["decomposition", "relighting"])
+def test_retinexnet_stops_on_a_diverged_loss(
+    lol_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phase: str
+) -> None:
+    """A NaN loss in either phase stops the run with the step and what to do, before the weights are touched."""
+    import nightvision.training.retinex as retinex
+    from nightvision.training.run import LossDiverged
+
+    name = "decomposition_loss" if phase == "decomposition" else "relight_loss"
+    real = getattr(retinex, name)
+    monkeypatch.setattr(retinex, name, lambda *args: real(*args) * float("nan"))
+    cfg = retinex.Config(data=str(lol_folder), patch=32, batch_size=4, repeat=2, decom_steps=2, enhance_steps=2,
+                         threads=1, checkpoint_every=1, out_dir=str(tmp_path / "rx"))  # fmt: skip
+    first = 1 if phase == "decomposition" else 3
+    with pytest.raises(LossDiverged, match=rf"^loss is nan at step {first}; lower --lr$"):
+        retinex.train(cfg)
+    if phase == "relighting":  # the checkpoint of step 2 holds the weights before the diverged step
+        ckpt = torch.load(tmp_path / "rx" / "last.pt", weights_only=True)
+        assert ckpt["step"] == 2 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
 def test_darkened_crops_are_shorter_exposures_quantised_to_8_bits(tmp_path: Path) -> None:
     import numpy as np
 

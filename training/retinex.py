@@ -27,7 +27,7 @@ from nightvision.models.retinexnet import RetinexNet
 from nightvision.training.config import RetinexConfig as Config
 from nightvision.training.config import load_config
 from nightvision.training.data import PairedPatches, check_batches
-from nightvision.training.run import Run
+from nightvision.training.run import Run, optimize
 from nightvision.training.supervised import evaluate, split_pairs
 
 __all__ = ["Config", "main", "train"]
@@ -90,12 +90,10 @@ def train(cfg: Config) -> dict[str, float]:
                         r_low, i_low = model.decom(low)
                     loss = relight_loss(r_low, model.enhance(r_low, i_low), high)
                     opt = enhance_opt
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                value = optimize(opt, model, loss, step=step + 1, grad_clip=None)  # (the paper's recipe: no clip)
                 step += 1
                 bar.update(1)
-                bar.set_postfix(phase=1 if step <= cfg.decom_steps else 2, loss=f"{loss.item():.4f}")
+                bar.set_postfix(phase=1 if step <= cfg.decom_steps else 2, loss=f"{value:.4f}")
                 if step % cfg.checkpoint_every == 0:
                     save("last.pt")
                 if step >= total:

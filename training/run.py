@@ -67,16 +67,17 @@ class LossDiverged(NightvisionError, FloatingPointError):
 
 
 def optimize(optimizer: torch.optim.Optimizer, model: torch.nn.Module, loss: torch.Tensor, *, step: int,
-             grad_clip: float) -> float:  # fmt: skip
-    """One optimiser step on ``loss`` (gradients clipped to ``grad_clip``); returns the loss's value, read once
-    (on a GPU each ``.item()`` waits for the device). A NaN or infinite loss raises :class:`LossDiverged`
-    before the weights are touched."""
+             grad_clip: float | None) -> float:  # fmt: skip
+    """One optimiser step on ``loss`` (gradients clipped to ``grad_clip``, unless ``None``); returns the loss's
+    value, read once (on a GPU each ``.item()`` waits for the device). A NaN or infinite loss raises
+    :class:`LossDiverged` before the weights are touched."""
     value = loss.item()
     if not math.isfinite(value):
         raise LossDiverged(f"loss is {value} at step {step}; lower --lr")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return value
 
