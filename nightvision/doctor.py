@@ -47,6 +47,17 @@ def _version(module: str) -> str | None:
         return f"broken ({type(err).__name__}: {err})"
 
 
+def _denoiser_kernels() -> str:
+    """Which per-pixel steps the temporal denoiser runs: ``"fused"`` (numba's kernels, checked against the
+    OpenCV passes on this machine) or ``"opencv"``, with why when numba is installed but not used."""
+    from nightvision.stream.denoise import fused_kernels
+    from nightvision.stream.denoise_kernels import failure
+
+    if fused_kernels() is not None:
+        return "fused"
+    return f"opencv ({failure()})" if failure() else "opencv"
+
+
 def _tensorrt() -> str | None:
     """TensorRT's version; the ``tensorrt-stubs`` package (type hints only) is told apart from the library
     without importing it (its folder is a namespace package, which, once imported, breaks ``inspect`` and with
@@ -214,6 +225,7 @@ def diagnose() -> dict[str, Any]:
         "platform": {"system": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count()},
         "numpy": _version("numpy"),
         "numba": _version("numba"),
+        "denoiser_kernels": _denoiser_kernels(),
         "opencv": _opencv(),
         "pyav": _pyav(),
         "onnxruntime": _onnxruntime(),
@@ -233,6 +245,11 @@ def diagnose() -> dict[str, Any]:
     }
 
 
+def _why(kernels: str) -> str:
+    """The reason in ``"opencv (reason)"`` (:func:`_denoiser_kernels`)."""
+    return kernels.removeprefix("opencv").strip().removeprefix("(").removesuffix(")") or "reason unknown"
+
+
 def _yes(value: object) -> str:
     return "not installed" if value is None else str(value)
 
@@ -248,6 +265,8 @@ def format_report(d: dict[str, Any]) -> str:
         "numba         "
         + (
             f"{d['numba']} (the denoiser's fused kernels)"
+            if d["denoiser_kernels"] == "fused"
+            else f"{d['numba']}, but the denoiser runs its OpenCV passes ({_why(d['denoiser_kernels'])})"
             if d.get("numba")
             else 'not installed (the denoiser runs slower OpenCV passes: pip install "nightvision[fast]")'
         ),

@@ -87,3 +87,48 @@ def test_fused_without_numba_says_what_to_install(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ValueError, match=r"nightvision\[fast\]"):
         TemporalDenoiser(fused=True)
     assert not TemporalDenoiser().fused  # the default falls back to the OpenCV passes
+
+
+def test_a_numba_that_cannot_build_the_kernels_falls_back(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A numba that does not import (a numpy it does not support, say) leaves the OpenCV passes, with a warning
+    saying why; asking for the kernels then says to run doctor."""
+    import sys
+
+    import nightvision.stream.denoise_kernels as kernels
+
+    monkeypatch.setattr(kernels, "_loaded", None)
+    monkeypatch.setattr(kernels, "_failure", None)
+    monkeypatch.setitem(sys.modules, "nightvision.stream.denoise_numba", None)  # its import now fails
+    with caplog.at_level("WARNING"):
+        assert not TemporalDenoiser().fused
+    assert "numba could not build the denoiser's kernels (ModuleNotFoundError" in caplog.text
+    assert kernels.failure() is not None and kernels.load() is None  # not tried again
+    with pytest.raises(ValueError, match="nightvision doctor"):
+        TemporalDenoiser(fused=True)
+
+
+def test_kernels_that_differ_from_the_opencv_passes_are_not_used(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first denoiser of a process checks the compiled kernels against the OpenCV passes on a small plane
+    (numba compiles for the machine it runs on: a Jetson's ARM cores are not covered by this suite)."""
+    import nightvision.stream.denoise_kernels as kernels
+
+    good = kernels.load()
+    assert good is not None
+    bad = kernels.FusedKernels(good._motion, good._blend, good._blend_out, good._weight)
+    monkeypatch.setattr(
+        bad, "motion", lambda cur, hist, out, alpha, region: good.motion(cur, hist, out, alpha * 1.01, region)
+    )
+    monkeypatch.setattr(kernels, "_loaded", bad)
+    monkeypatch.setattr(kernels, "_failure", None)
+    monkeypatch.setattr(denoise, "_kernels_checked", False)
+    with caplog.at_level("WARNING"):
+        assert not TemporalDenoiser().fused
+    assert "scaled |d| differs from OpenCV's" in caplog.text
+    monkeypatch.setattr(denoise, "_kernels_checked", False)
+    monkeypatch.setattr(kernels, "_loaded", good)
+    monkeypatch.setattr(kernels, "_failure", None)
+    assert TemporalDenoiser().fused  # the real ones pass the check

@@ -30,6 +30,20 @@ def test_diagnose_reports_what_is_installed() -> None:
         assert f"\n{label}" in "\n" + text
 
 
+@pytest.mark.parametrize(
+    ("numba", "kernels", "line"),
+    [
+        ("0.68.1", "fused", "numba         0.68.1 (the denoiser's fused kernels)"),
+        ("0.68.1", "opencv (ImportError: no)", "0.68.1, but the denoiser runs its OpenCV passes (ImportError: no)"),
+        (None, "opencv", 'not installed (the denoiser runs slower OpenCV passes: pip install "nightvision[fast]")'),
+    ],
+)
+def test_the_denoisers_kernels_are_reported(numba: str | None, kernels: str, line: str) -> None:
+    d = diagnose()
+    assert d["denoiser_kernels"] == ("fused" if d["numba"] else "opencv")  # (this machine: the check passed)
+    assert line in format_report({**d, "numba": numba, "denoiser_kernels": kernels})
+
+
 def test_a_missing_library_is_reported_not_raised() -> None:
     """Without torch and onnxruntime (imports blocked), the report still comes out and says so."""
     code = (

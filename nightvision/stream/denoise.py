@@ -52,6 +52,7 @@ import numpy as np
 from nightvision.errors import ShapeError
 from nightvision.stream.denoise_kernels import FusedKernels
 from nightvision.stream.denoise_kernels import load as load_kernels
+from nightvision.stream.denoise_kernels import reject as reject_kernels
 
 __all__ = ["DenoiseControl", "DenoiseParams", "TemporalDenoiser", "hand_off_dtype"]
 
@@ -499,9 +500,9 @@ class TemporalDenoiser:
         if output_dtype not in (np.uint8, np.uint16):
             raise ValueError(f"output_dtype must be numpy.uint8 or numpy.uint16, got {output_dtype}")
         self.output_dtype = output_dtype
-        self._kernels = load_kernels() if fused is not False else None
+        self._kernels = fused_kernels() if fused is not False else None
         if fused and self._kernels is None:
-            raise ValueError('fused=True needs numba: pip install "nightvision[fast]"')
+            raise ValueError('fused=True needs numba: pip install "nightvision[fast]" (nightvision doctor tells more)')
         self._luma_weights = _Weights.of(self.params, self.params.luma_strength)
         self._chroma_weights = _Weights.of(self.params, self.params.chroma_strength)
         self.resets = 0  # layout changes
@@ -846,6 +847,48 @@ def split_row(height: int, width: int) -> int:
     call over the whole plane (a 16-bit output of the two threads differed from one thread's by a unit)."""
     step = 2 * 64 // math.gcd(2 * width, 64)  # rows: even, and rows × width a multiple of 64
     return max(step, round(height / 2 / step) * step) if height > step else height // 4 * 2
+
+
+_kernels_checked = False
+
+
+def fused_kernels() -> FusedKernels | None:
+    """The fused kernels (:mod:`nightvision.stream.denoise_kernels`) when numba is installed and, on a small
+    test here, they give the bits of the OpenCV passes (once per process: numba compiles for this machine's CPU,
+    which the test suite does not cover); else ``None`` (a warning says why)."""
+    global _kernels_checked
+    kernels = load_kernels()
+    if kernels is not None and not _kernels_checked:
+        _kernels_checked = True
+        problem = _kernels_differ(kernels)
+        if problem is not None:
+            reject_kernels(problem)
+            return None
+    return kernels
+
+
+def _kernels_differ(kernels: FusedKernels) -> str | None:
+    """What differs between one step of a small plane through ``kernels`` and through the OpenCV passes."""
+    rng = np.random.default_rng(7)
+    h, w = 18, 70  # (columns for the vector loops and for their scalar remainders)
+    cur = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    hist = rng.integers(0, 255 * FIXED + 1, (h, w)).astype(np.int16)
+    moved = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    weights = _Weights.of(DenoiseParams(), 0.85)
+    results = []
+    for k in (kernels, None):
+        plane = _Plane(cur, k, np.empty((h, w), np.uint8))
+        plane.hist[:] = hist
+        region = plane.step(cur, (3, -2))
+        assert region is not None
+        a = plane.motion(region, 0.37).copy()
+        plane.blend(region, weights, moved)
+        out = plane.out if plane.out is not None else cv2.convertScaleAbs(plane.hist, alpha=1.0 / FIXED)
+        results.append((a, plane.hist, out))
+    for name, mine, theirs in zip(("scaled |d|", "history", "8-bit output"), *results, strict=True):
+        if not np.array_equal(mine, theirs):
+            return f"their {name} differs from OpenCV's on {np.count_nonzero(mine != theirs)} pixels"
+    return None
 
 
 def _mix(o: np.ndarray, blurred: np.ndarray, weight: float) -> None:

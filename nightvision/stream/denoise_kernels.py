@@ -15,6 +15,7 @@ rows, 720p, 2 cores): README, "Temporal denoiser".
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import time
@@ -85,26 +86,42 @@ def _offsets(region: tuple[slice, ...]) -> tuple[int, int, int, int, int, int]:
 
 
 def load() -> FusedKernels | None:
-    """The compiled kernels, or ``None`` when numba is not installed. The first call in a process imports numba
-    and compiles the kernels, or loads them from numba's on-disk cache (about 1.5 s the first time on a
-    machine, then about 0.6 s), so that a live stream's first frames do not wait for it."""
-    global _loaded
-    if _loaded is None:
-        if importlib.util.find_spec("numba") is None:
-            return None
-        from nightvision.stream import denoise_numba as jit
-
+    """The compiled kernels, or ``None`` when numba is not installed or cannot build them (a warning says why).
+    The first call in a process imports numba and compiles the kernels, or loads them from numba's on-disk cache
+    (about 1.5 s the first time on a machine, then about 0.6 s), so that a live stream's first frames do not
+    wait for it."""
+    global _loaded, _failure
+    if _loaded is None and _failure is None and importlib.util.find_spec("numba") is not None:
         started = time.perf_counter()
-        kernels = FusedKernels(jit.motion, jit.blend, jit.blend_out, jit.weight)
-        c8, h16 = np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.int16)
-        whole = (slice(0, 2), slice(0, 2), slice(0, 2), slice(0, 2))
-        kernels.motion(c8, h16, c8.copy(), 1.0, whole)
-        kernels.blend(c8, h16, c8, c8, h16.copy(), (40.0, 0.025, 0.15, 0.85), whole)
-        kernels.blend(c8, h16, c8, c8, h16.copy(), (40.0, 0.025, 0.15, 0.85), whole, c8.copy())
-        kernels.weights((40.0, 0.025, 0.15, 0.85))
+        try:
+            jit = importlib.import_module("nightvision.stream.denoise_numba")
+            kernels = FusedKernels(jit.motion, jit.blend, jit.blend_out, jit.weight)
+            c8, h16 = np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.int16)
+            whole = (slice(0, 2), slice(0, 2), slice(0, 2), slice(0, 2))
+            kernels.motion(c8, h16, c8.copy(), 1.0, whole)
+            kernels.blend(c8, h16, c8, c8, h16.copy(), (40.0, 0.025, 0.15, 0.85), whole)
+            kernels.blend(c8, h16, c8, c8, h16.copy(), (40.0, 0.025, 0.15, 0.85), whole, c8.copy())
+            kernels.weights((40.0, 0.025, 0.15, 0.85))
+        except Exception as err:  # a numba that does not fit this numpy, or no LLVM for this CPU
+            _failure = f"{type(err).__name__}: {err}".splitlines()[0]
+            log.warning("numba could not build the denoiser's kernels (%s); it runs its OpenCV passes", _failure)
+            return None
         _loaded = kernels
         log.debug("denoiser kernels ready in %.2f s", time.perf_counter() - started)
     return _loaded
 
 
+def failure() -> str | None:
+    """Why :func:`load` found numba but could not build the kernels, if it did."""
+    return _failure
+
+
+def reject(reason: str) -> None:
+    """Stop using the kernels in this process (their output differed from the OpenCV passes': ``reason``)."""
+    global _loaded, _failure
+    _loaded, _failure = None, reason
+    log.warning("the denoiser's numba kernels are not used: %s; it runs its OpenCV passes", reason)
+
+
 _loaded: FusedKernels | None = None
+_failure: str | None = None
