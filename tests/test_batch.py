@@ -245,6 +245,30 @@ def test_resume_after_a_stop_redoes_only_unfinished_work(
     assert_same_video(single / "cams" / "b.mp4", out / "b.mp4")
 
 
+def test_joined_parts_re_encode_audio_their_container_cannot_hold(tmp_path: Path) -> None:
+    """A chunked job into WebM joins VP9 parts with the source's AAC track, which WebM cannot hold as it is: it
+    is re-encoded to Opus (it used to be dropped with a warning); an MP4 output copies it."""
+    from nightvision.cluster.chunks import join_parts
+    from nightvision.io.video import VideoWriter
+
+    src = make_clip(tmp_path / "a.mp4", seconds=1.0)
+    frames = list(sample_frames(W, H, 30, seed=2))
+    for suffix, codec in ((".webm", "opus"), (".mp4", "aac")):
+        parts = []
+        for n, (start, stop) in enumerate(((0, 15), (15, 30))):  # the parts carry the source's times
+            with VideoWriter(tmp_path / f"part{n}{suffix}", W, H, FPS) as writer:
+                for i in range(start, stop):
+                    writer.write(frames[i], pts=i)
+            parts.append(tmp_path / f"part{n}{suffix}")
+        dest = tmp_path / f"joined{suffix}"
+        assert join_parts(parts, src, dest) == 30
+        with av.open(str(dest)) as c:
+            assert c.streams.audio[0].codec_context.name == codec
+            audio = [p for p in c.demux(audio=0) if p.size]
+            seconds = sum(float(p.duration * p.time_base) for p in audio if p.duration)
+        assert seconds == pytest.approx(1.0, abs=0.05)  # the whole second of sound
+
+
 def test_bad_input_is_one_line(archive: Path, tmp_path: Path) -> None:
     afile = tmp_path / "file.txt"
     afile.write_text("x")

@@ -29,14 +29,17 @@ def make_clip(
     size: tuple[int, int] = (96, 128),
     fps: int = 24,
     audio: bool = True,
+    audio_codec: str = "aac",
 ) -> Path:
-    """A dark test clip with variable frame timing (every 5th gap doubled) and an AAC sine track."""
+    """A dark test clip with variable frame timing (every 5th gap doubled) and a sine track (AAC, or
+    ``audio_codec``: libopus, flac)."""
     h, w = size
     with av.open(str(path), "w") as out:
         v = out.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = w, h, "yuv420p"
         v.time_base = v.codec_context.time_base = Fraction(1, fps * 100)
-        a = out.add_stream("aac", rate=48000) if audio else None
+        a = out.add_stream(audio_codec, rate=48000, layout="mono") if audio else None
+        sample_format = {"aac": "fltp", "libopus": "flt", "flac": "s16"}[audio_codec]
         pts = 0
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(dark_frame(h, w, seed=i), format="bgr24")
@@ -52,7 +55,9 @@ def make_clip(
             samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
             for start in range(0, len(samples), 1024):
                 chunk = samples[start : start + 1024]
-                af = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+                if sample_format == "s16":
+                    chunk = (chunk * 32767).astype(np.int16)
+                af = av.AudioFrame.from_ndarray(chunk[None, :], format=sample_format, layout="mono")
                 af.sample_rate, af.pts = 48000, start
                 for p in a.encode(af):
                     out.mux(p)
@@ -200,6 +205,22 @@ def test_webm_output_is_vp9_with_the_audio_re_encoded_to_opus(tmp_path: Path, en
     assert max(abs(x - y) for x, y in zip(a["pts"], b["pts"], strict=True)) <= Fraction(1, 1000)  # WebM: ms
     assert b["audio_codec"] == "opus" and b["audio_packets"] > 0
     assert report.luma_out > report.luma_in + 20
+
+
+@pytest.mark.parametrize("codec", ["libopus", "flac"])
+@pytest.mark.parametrize(("suffix", "kept"), [(".mov", False), (".mkv", True)])
+def test_audio_a_container_cannot_hold_is_re_encoded(
+    tmp_path: Path, enhancer: Enhancer, codec: str, suffix: str, kept: bool
+) -> None:
+    """MOV accepts an Opus or FLAC stream and refuses it only at its header, after the first frames: the writer
+    asks the muxer first, and re-encodes to AAC (the job used to fail, "invalid argument")."""
+    src = make_clip(tmp_path / "in.mkv", audio_codec=codec)
+    a = probe(src)
+    assert a["audio_codec"] == codec.removeprefix("lib")
+    report = enhance_path(src, tmp_path / f"out{suffix}", enhancer=enhancer)
+    b = probe(tmp_path / f"out{suffix}")
+    assert report.frames == len(b["pts"]) == 24 and b["audio_packets"] > 0
+    assert b["audio_codec"] == (a["audio_codec"] if kept else "aac")
 
 
 def test_a_folder_job_keeps_a_webm_input_as_webm(tmp_path: Path, enhancer: Enhancer) -> None:

@@ -38,7 +38,7 @@ import numpy as np
 
 from nightvision.errors import InputError, OutputError, SourceError
 from nightvision.io.atomic import describe_os_error
-from nightvision.io.video import VideoFrame, VideoReader
+from nightvision.io.video import OUTPUT_FORMATS, AudioTranscoder, VideoFrame, VideoReader, muxer_takes
 from nightvision.stream.sinks import VideoFileSink
 from nightvision.stream.sources import Read, ReadStatus, Source
 
@@ -307,6 +307,26 @@ def _time(packet: Any) -> Fraction:
     return Fraction(packet.dts) * Fraction(packet.time_base)
 
 
+def _add_audio(out: Any, audio_in: Any, dest: Path) -> tuple[Any, AudioTranscoder | None]:
+    """The output's copy of the source's audio track, or a transcoder to the audio codec of ``dest``'s
+    container where that cannot hold it as it is (AAC into WebM), or neither, with a warning."""
+    name = audio_in.codec_context.name
+    fmt = OUTPUT_FORMATS.get(dest.suffix.lower())
+    try:
+        if fmt is None or muxer_takes(fmt.container, audio_in):
+            return out.add_stream_from_template(audio_in), None
+    except (ValueError, av.error.FFmpegError) as err:
+        log.warning("audio track not copied (%s): %s", name, err)
+        return None, None
+    try:
+        transcoder = AudioTranscoder(out, audio_in, fmt.audio_codec)
+    except (ValueError, av.error.FFmpegError) as err:
+        log.warning("audio track dropped: %s cannot hold %s, and re-encoding it failed: %s", dest.suffix, name, err)
+        return None, None
+    log.info("audio re-encoded from %s to %s for %s", name, fmt.audio_codec, dest.suffix)
+    return None, transcoder
+
+
 def join_parts(parts: Sequence[str | Path], source: str | Path, dest: str | Path) -> int:
     """Remux the chunk files ``parts`` (in order) and the audio of ``source`` into ``dest``; return its frames.
 
@@ -332,12 +352,7 @@ def join_parts(parts: Sequence[str | Path], source: str | Path, dest: str | Path
             raise OutputError(f"cannot write {dest}: {describe_os_error(err)}") from err
         video = out.add_stream_from_template(streams[0])
         audio_in = src.streams.audio[0] if src.streams.audio else None
-        audio_out = None
-        if audio_in is not None:
-            try:
-                audio_out = out.add_stream_from_template(audio_in)
-            except (ValueError, av.error.FFmpegError) as err:
-                log.warning("audio track not copied (%s): %s", audio_in.codec_context.name, err)
+        audio_out, transcoder = _add_audio(out, audio_in, dest) if audio_in is not None else (None, None)
 
         def video_packets() -> Iterator[tuple[Fraction, int, Any]]:
             for n, (container, stream) in enumerate(zip(inputs, streams, strict=True)):
@@ -346,7 +361,7 @@ def join_parts(parts: Sequence[str | Path], source: str | Path, dest: str | Path
                         yield _time(packet), n, packet
 
         def audio_packets() -> Iterator[tuple[Fraction, int, Any]]:
-            if audio_in is None or audio_out is None:
+            if audio_in is None or (audio_out is None and transcoder is None):
                 return
             for packet in src.demux(audio_in):
                 if packet.dts is not None:
@@ -355,10 +370,17 @@ def join_parts(parts: Sequence[str | Path], source: str | Path, dest: str | Path
         frames = 0
         try:
             for _, _, packet in heapq.merge(video_packets(), audio_packets(), key=lambda item: (item[0], item[1])):
-                is_video = packet.stream.type == "video"
-                packet.stream = video if is_video else audio_out
-                out.mux(packet)
-                frames += int(is_video)
+                if packet.stream.type == "video":
+                    packet.stream = video
+                    out.mux(packet)
+                    frames += 1
+                elif transcoder is not None:
+                    out.mux(transcoder.encode(packet))
+                else:
+                    packet.stream = audio_out
+                    out.mux(packet)
+            if transcoder is not None:
+                out.mux(transcoder.flush())
         except (av.error.FFmpegError, OSError) as err:
             raise OutputError(f"cannot write {dest}: {describe_os_error(err)}") from err
     return frames

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,12 +34,14 @@ __all__ = [
     "OUTPUT_FORMATS",
     "VIDEO_SUFFIXES",
     "AudioPacket",
+    "AudioTranscoder",
     "OutputFormat",
     "VideoFrame",
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
     "is_video",
+    "muxer_takes",
 ]
 
 log = logging.getLogger(__name__)
@@ -276,9 +279,22 @@ def _pix_fmt(codec: str, width: int, height: int) -> str:
     return "yuv420p"
 
 
-class _AudioTranscoder:
+def muxer_takes(container_format: str, template: Any) -> bool:
+    """Whether the ``container_format`` muxer writes ``template``'s audio packets as they are. Adding the stream
+    is not enough to know: MOV takes an Opus or FLAC stream and refuses it only when it writes its header, at the
+    first packet, after the first frames were encoded. So a header is written to memory first (a millisecond)."""
+    try:
+        with av.open(io.BytesIO(), mode="w", format=container_format) as probe:
+            probe.add_stream_from_template(template)
+            probe.start_encoding()
+    except (ValueError, av.error.FFmpegError, OSError):
+        return False
+    return True
+
+
+class AudioTranscoder:
     """Decode the source's audio packets and encode them as ``codec``, for a container that cannot carry the
-    source's codec as it is (AAC into WebM). Channels beyond stereo are mixed down, which every fallback
+    source's codec as it is (AAC into WebM, Opus into MOV). Channels beyond stereo are mixed down, which every fallback
     codec (:attr:`OutputFormat.audio_codec`) takes; the sample rate is kept where the codec has it."""
 
     def __init__(self, container: Any, template: Any, codec: str) -> None:
@@ -382,7 +398,7 @@ class VideoWriter:
             self._file.discard()
             raise OutputError(f"cannot write {self.path} with {fmt.video_codec}: {err}") from err
         self._audio: Any = None
-        self._transcoder: _AudioTranscoder | None = None
+        self._transcoder: AudioTranscoder | None = None
         if audio_template is not None:
             self._add_audio(audio_template, fmt.audio_codec)
         self._frames = 0
@@ -394,12 +410,14 @@ class VideoWriter:
         it; failing both, go on without audio (a video without its sound beats no video), with a warning."""
         name = template.codec_context.name
         try:
+            if not muxer_takes(self.format.container, template):
+                raise ValueError(f"the {self.format.container} muxer cannot write {name} audio")
             self._audio = self._container.add_stream_from_template(template)
             return
         except (ValueError, av.error.FFmpegError) as err:
             refused = err
         try:
-            self._transcoder = _AudioTranscoder(self._container, template, codec)
+            self._transcoder = AudioTranscoder(self._container, template, codec)
         except (ValueError, av.error.FFmpegError) as err:
             log.warning("audio track dropped: %s, and re-encoding %s to %s failed: %s", refused, name, codec, err)
             return
