@@ -58,17 +58,24 @@ def _denoiser_kernels() -> str:
     return f"opencv ({failure()})" if failure() else "opencv"
 
 
+_TENSORRT_STUBS = "type stubs only, not the TensorRT library (JetPack or pip install tensorrt provides it)"
+
+
 def _tensorrt() -> str | None:
-    """TensorRT's version; the ``tensorrt-stubs`` package (type hints only) is told apart from the library
-    without importing it (its folder is a namespace package, which, once imported, breaks ``inspect`` and with
-    it torch.onnx's exporter for the rest of the process)."""
+    """TensorRT's version, ``None`` without the library (as for every other package: the JSON says "installed"
+    by a version only), also when only the ``tensorrt-stubs`` package (type hints) is there
+    (:func:`_tensorrt_stubs_only`)."""
+    return None if _tensorrt_stubs_only() else _version("tensorrt")
+
+
+def _tensorrt_stubs_only() -> bool:
+    """Whether ``tensorrt`` is the ``tensorrt-stubs`` package, told apart from the library without importing it
+    (its folder is a namespace package, which, once imported, breaks ``inspect`` and with it torch.onnx's
+    exporter for the rest of the process)."""
     spec = importlib.util.find_spec("tensorrt") if "tensorrt" not in sys.modules else None
     if spec is not None and spec.origin is None:
-        return "type stubs only, not the TensorRT library (JetPack or pip install tensorrt provides it)"
-    version = _version("tensorrt")
-    if version == "unknown version":
-        return "type stubs only, not the TensorRT library (JetPack or pip install tensorrt provides it)"
-    return version
+        return True
+    return _version("tensorrt") == "unknown version"
 
 
 def _opencv() -> dict[str, Any]:
@@ -231,6 +238,7 @@ def diagnose() -> dict[str, Any]:
         "onnxruntime": _onnxruntime(),
         "torch": _torch(),
         "tensorrt": _tensorrt(),
+        "tensorrt_stubs_only": _tensorrt_stubs_only(),
         "pycuda": _version("pycuda"),
         "ray": _version("ray"),
         "gpus": _nvidia_smi(),
@@ -295,7 +303,7 @@ def format_report(d: dict[str, Any]) -> str:
     else:
         lines.append("torch         not installed (training, export and the PyTorch backend need it)")
     lines += [
-        f"tensorrt      {_yes(d['tensorrt'])}",
+        f"tensorrt      {_TENSORRT_STUBS if d['tensorrt_stubs_only'] else _yes(d['tensorrt'])}",
         f"pycuda        {_yes(d['pycuda'])}",
         f"ray           {_yes(d['ray'])}",
         f"GPUs          {'; '.join(d['gpus']) or _no_gpu_found()}",

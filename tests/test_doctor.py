@@ -72,7 +72,9 @@ def test_a_stubs_only_tensorrt_is_reported_and_not_imported() -> None:
     spec = importlib.util.find_spec("tensorrt") if "tensorrt" not in sys.modules else None
     if spec is None or spec.origin is not None:
         pytest.skip("needs tensorrt-stubs without the TensorRT library (the dev install)")
-    assert "type stubs only" in format_report(diagnose())
+    d = diagnose()
+    assert "type stubs only" in format_report(d)
+    assert d["tensorrt"] is None and d["tensorrt_stubs_only"]  # JSON: no version, as for pycuda
     with pytest.raises(EngineError, match="only type stubs"):
         create_backend(get_spec("zero-dce++"), "tensorrt")
     assert "tensorrt" not in sys.modules
