@@ -4,6 +4,7 @@ moving things, follows camera pans, resets on cuts and bad input; the torch path
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import cv2
@@ -260,6 +261,51 @@ def test_chroma_in_a_worker_thread_changes_nothing(dtype: type, size: tuple[int,
         assert np.array_equal(one(frame), two(frame))
     assert (0.0 < two.control.spatial_weights()[1] < 1.0) == (sigma == 1.0)
     assert two._executor is not None and one._executor is None
+
+
+def test_an_error_returns_only_when_the_worker_has_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the luma's output fails, the chroma's output in the worker thread has finished before the error
+    reaches the caller (it would go on writing into the denoiser's buffers)."""
+    events: list[str] = []
+    chroma_out = TemporalDenoiser._chroma_out
+    plane_out = TemporalDenoiser._plane_out
+
+    def slow_chroma(self: TemporalDenoiser, *args: Any) -> Any:
+        time.sleep(0.05)
+        result = chroma_out(self, *args)
+        events.append("chroma done")
+        return result
+
+    fail = False
+
+    def failing(self: TemporalDenoiser, index: int, dst: Any) -> Any:
+        if index == 0 and fail:
+            raise RuntimeError("luma output failed")
+        return plane_out(self, index, dst)
+
+    monkeypatch.setattr(TemporalDenoiser, "_chroma_out", slow_chroma)
+    monkeypatch.setattr(TemporalDenoiser, "_plane_out", failing)
+    den = TemporalDenoiser()
+    rng = np.random.default_rng(3)
+    clean = scene(360, 640)
+    for _ in range(3):
+        den(noisy(clean, 2.0, rng))
+    events.clear()
+    fail = True
+    with pytest.raises(RuntimeError, match="luma output failed"):
+        den(noisy(clean, 2.0, rng))
+    events.append("error reached the caller")
+    assert events == ["chroma done", "error reached the caller"]
+
+
+def test_a_very_wide_short_frame_runs_in_one_thread() -> None:
+    """No row splits a 2-row plane into bands whose pixels are a multiple of 64: one thread (it raised)."""
+    rng = np.random.default_rng(4)
+    frames = [rng.integers(0, 40, (2, 115200, 3), dtype=np.uint8) for _ in range(3)]
+    for dtype in (np.uint8, np.uint16):
+        one, two = TemporalDenoiser(threads=1, output_dtype=dtype), TemporalDenoiser(threads=2, output_dtype=dtype)
+        for frame in frames:
+            assert np.array_equal(one(frame), two(frame))
 
 
 def test_settings_are_checked() -> None:

@@ -109,26 +109,70 @@ def test_a_numba_that_cannot_build_the_kernels_falls_back(
         TemporalDenoiser(fused=True)
 
 
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ("motion", "scaled |d| differs"),
+        ("blend", "history (no 8-bit output) differs"),  # the 16-bit output's and grey frames' blend
+        ("blend_out", "history differs"),
+        ("raises", "they failed on a test plane (RuntimeError: no LLVM)"),
+    ],
+)
 def test_kernels_that_differ_from_the_opencv_passes_are_not_used(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, broken: str, message: str
 ) -> None:
     """The first denoiser of a process checks the compiled kernels against the OpenCV passes on a small plane
-    (numba compiles for the machine it runs on: a Jetson's ARM cores are not covered by this suite)."""
+    (numba compiles for the machine it runs on: a Jetson's ARM cores are not covered by this suite): a wrong
+    kernel, any of the three, or one that raises, leaves the OpenCV passes."""
     import nightvision.stream.denoise_kernels as kernels
 
     good = kernels.load()
     assert good is not None
-    bad = kernels.FusedKernels(good._motion, good._blend, good._blend_out, good._weight)
-    monkeypatch.setattr(
-        bad, "motion", lambda cur, hist, out, alpha, region: good.motion(cur, hist, out, alpha * 1.01, region)
-    )
-    monkeypatch.setattr(kernels, "_loaded", bad)
+    motion, blend, blend_out = good._motion, good._blend, good._blend_out
+
+    def plus_one(jitted: Any) -> Any:
+        def run(*args: Any) -> None:
+            jitted(*args)
+            args[4][...] += 1  # new (cur, hist, a, moved, new, ...): off by one level/64
+
+        return run
+
+    def off(cur: np.ndarray, hist: np.ndarray, out: np.ndarray, alpha: np.float32, *rest: Any) -> None:
+        good._motion(cur, hist, out, np.float32(alpha * 1.01), *rest)
+
+    def fails(*args: Any) -> None:
+        raise RuntimeError("no LLVM")
+
+    if broken == "motion":
+        motion = off
+    elif broken == "blend":
+        blend = plus_one(good._blend)
+    elif broken == "blend_out":
+        blend_out = plus_one(good._blend_out)
+    else:
+        motion = fails
+    monkeypatch.setattr(kernels, "_loaded", kernels.FusedKernels(motion, blend, blend_out, good._weight))
     monkeypatch.setattr(kernels, "_failure", None)
     monkeypatch.setattr(denoise, "_kernels_checked", False)
     with caplog.at_level("WARNING"):
         assert not TemporalDenoiser().fused
-    assert "scaled |d| differs from OpenCV's" in caplog.text
+    assert message in caplog.text
     monkeypatch.setattr(denoise, "_kernels_checked", False)
     monkeypatch.setattr(kernels, "_loaded", good)
     monkeypatch.setattr(kernels, "_failure", None)
     assert TemporalDenoiser().fused  # the real ones pass the check
+
+
+def test_a_read_only_grey_frame_does_not_compile_the_kernels_again() -> None:
+    """numba compiles a kernel afresh for read-only arrays (half a second in the middle of a stream): the
+    denoiser copies such a frame first."""
+    from nightvision.stream import denoise_numba
+
+    frames = clip(2.0, 360, 640)
+    fused, passes = TemporalDenoiser(fused=True), TemporalDenoiser(fused=False)
+    compiled = (len(denoise_numba.motion.signatures), len(denoise_numba.blend.signatures))
+    for frame in frames[:6]:
+        grey = frame[:, :, 1].copy()
+        grey.flags.writeable = False
+        assert np.array_equal(fused(grey), passes(grey))
+    assert (len(denoise_numba.motion.signatures), len(denoise_numba.blend.signatures)) == compiled

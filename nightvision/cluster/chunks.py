@@ -315,8 +315,11 @@ def _add_audio(out: Any, audio_in: Any, dest: Path) -> tuple[Any, AudioTranscode
     try:
         if fmt is None or muxer_takes(fmt.container, audio_in):
             return out.add_stream_from_template(audio_in), None
+        refused = f"{fmt.container} cannot hold {name} as it is"
     except (ValueError, av.error.FFmpegError) as err:
-        log.warning("audio track not copied (%s): %s", name, err)
+        refused = str(err)
+    if fmt is None:
+        log.warning("audio track not copied (%s): %s", name, refused)
         return None, None
     try:
         transcoder = AudioTranscoder(out, audio_in, fmt.audio_codec)
@@ -381,6 +384,8 @@ def join_parts(parts: Sequence[str | Path], source: str | Path, dest: str | Path
                     out.mux(packet)
             if transcoder is not None:
                 out.mux(transcoder.flush())
-        except (av.error.FFmpegError, OSError) as err:
+                if transcoder.skipped:
+                    log.warning("%d damaged audio packets of %s skipped", transcoder.skipped, source)
+        except (av.error.FFmpegError, OSError, ValueError) as err:
             raise OutputError(f"cannot write {dest}: {describe_os_error(err)}") from err
     return frames

@@ -42,9 +42,12 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -57,6 +60,8 @@ from nightvision.stream.denoise_kernels import reject as reject_kernels
 __all__ = ["DenoiseControl", "DenoiseParams", "TemporalDenoiser", "hand_off_dtype"]
 
 log = logging.getLogger(__name__)
+_Here = TypeVar("_Here")
+_There = TypeVar("_There")
 
 UNIT = 32.0  # |d| is scaled so that one noise σ is this many uint8 steps before the motion lookup
 FIXED = 64  # fixed point of the history: 1/64 level
@@ -575,6 +580,10 @@ class TemporalDenoiser:
         h, w = frame.shape[:2]
         if grey:
             planes = [np.ascontiguousarray(frame.reshape(h, w))]
+            if not planes[0].flags.writeable:  # (numba would compile its kernels afresh for read-only arrays)
+                copy = self._buffer("grey_in", (h, w), np.uint8)
+                np.copyto(copy, planes[0])
+                planes = [copy]
         else:
             src = frame
             if h % 2 or w % 2:  # 4:2:0 needs even sizes: pad by one row/column, cropped again at the end
@@ -598,8 +607,8 @@ class TemporalDenoiser:
                 started = begun.result()
             else:
                 started = self._begin(planes)
-                if two and not started and not grey:
-                    motion = self._pool().submit(self._chroma_motion, planes)
+                if two and not started and not grey:  # (the states now: a cut may replace them meanwhile)
+                    motion = self._pool().submit(self._chroma_motion, planes, self._planes[1:])
             chroma_due = not started and not grey
             if not started and self._luma_motion(planes, guess):
                 if motion is not None:  # (its work is dropped with the old state)
@@ -610,7 +619,7 @@ class TemporalDenoiser:
                 chroma = self._pool().submit(self._chroma_finish, motion)
             self._luma()
             if chroma_due and chroma is None:
-                self._chroma_finish(self._chroma_motion(planes))
+                self._chroma_finish(self._chroma_motion(planes, self._planes[1:]))
             return self._output(h, w, frame.shape, chroma)
         except BaseException:
             for task in (motion, chroma):  # do not leave the worker writing into the state
@@ -623,11 +632,12 @@ class TemporalDenoiser:
         shift (:meth:`_begin`, whose result goes to ``begun`` at once), then the chroma's difference."""
         try:
             started = self._begin(planes)
+            states = self._planes[1:]  # (before the caller may cut and replace them)
         except BaseException as err:
             begun.set_exception(err)
             raise
         begun.set_result(started)
-        return None if started or grey else self._chroma_motion(planes)
+        return None if started or grey else self._chroma_motion(planes, states)
 
     # --- the recursion
 
@@ -695,12 +705,11 @@ class TemporalDenoiser:
         if region is not None:
             luma.blend(region, self._luma_weights)
 
-    def _chroma_motion(self, planes: list[np.ndarray]) -> _ChromaMotion:
-        """The chroma planes' differences to their histories and their own averaged scaled ``|d|`` (3×3): the
-        part of their step that does not wait for the luma's, nor for the cut decision (it commits nothing:
-        on a cut the state starts afresh)."""
+    def _chroma_motion(self, planes: list[np.ndarray], states: list[_Plane]) -> _ChromaMotion:
+        """The chroma planes' (``states``) differences to their histories and their own averaged scaled ``|d|``
+        (3×3): the part of their step that does not wait for the luma's, nor for the cut decision (it commits
+        nothing: on a cut the state starts afresh, with new planes)."""
         sigma_c = self.control.sigma[1]
-        states = self._planes[1:]
         regions: list[tuple[slice, slice, slice, slice] | None] = []
         medians = []
         for state, cur in zip(states, planes[1:], strict=True):
@@ -758,14 +767,11 @@ class TemporalDenoiser:
         mixed_move = None
         if index == 0 and w_move != w_static:
             mixed_move = cv2.addWeighted(o, 1.0 - w_move, blurred, w_move, 0.0)
-        if index == 0 and self.threads > 1 and o.size >= _PARALLEL_PIXELS:
-            # the mix is per pixel: half the rows in the worker (its chroma is done by now, or nearly)
-            mid = split_row(*o.shape)
-            bottom = self._pool().submit(_mix, o[mid:], blurred[mid:], weight)
-            _mix(o[:mid], blurred[:mid], weight)
-            bottom.result()
-        else:
+        mid = split_row(*o.shape) if index == 0 and self.threads > 1 and o.size >= _PARALLEL_PIXELS else None
+        if mid is None:
             _mix(o, blurred, weight)
+        else:  # the mix is per pixel: half the rows in the worker (its chroma is done by now, or nearly)
+            self._both(lambda: _mix(o[:mid], blurred[:mid], weight), lambda: _mix(o[mid:], blurred[mid:], weight))
         if mixed_move is not None:
             _, moved = cv2.threshold(self._planes[0].a, self.params.moved_step - 1, 255, cv2.THRESH_BINARY)
             cv2.copyTo(mixed_move, moved, o)
@@ -811,22 +817,32 @@ class TemporalDenoiser:
             fused_out = [p.out for p in self._planes]  # views of this buffer, written by the fused steps
             views = list(_i420_planes(yuv, hh, ww)) if fused_out[0] is None else fused_out
         if chroma is not None:  # the luma's output here while the chroma's finishes there
-            chroma_out = self._pool().submit(self._chroma_out, views, chroma)
-            y = self._plane_out(0, views[0])
-            u, v = chroma_out.result()
+            y, (u, v) = self._both(lambda: self._plane_out(0, views[0]), lambda: self._chroma_out(views, chroma))
         else:
             y, u, v = (self._plane_out(i, views[i]) for i in range(3))
         if yuv is not None:
             bgr: np.ndarray = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)
-        elif chroma is not None:  # two row bands, one in each thread (no band needs its neighbour's rows)
+        elif chroma is not None and (mid := split_row(hh, ww)) is not None:
+            # two row bands, one in each thread (no band needs its neighbour's rows)
             bgr = np.empty((hh, ww, 3), np.uint16)
-            mid = split_row(hh, ww)
-            bottom = self._pool().submit(i420_fixed_to_bgr16, y[mid:], u[mid // 2 :], v[mid // 2 :], bgr[mid:])
-            i420_fixed_to_bgr16(y[:mid], u[: mid // 2], v[: mid // 2], bgr[:mid])
-            bottom.result()
+            m, c = mid, mid // 2
+            self._both(
+                lambda: i420_fixed_to_bgr16(y[:m], u[:c], v[:c], bgr[:m]),
+                lambda: i420_fixed_to_bgr16(y[m:], u[c:], v[c:], bgr[m:]),
+            )
         else:
             bgr = i420_fixed_to_bgr16(y, u, v)
         return bgr[:h, :w] if (hh, ww) != (h, w) else bgr
+
+    def _both(self, here: Callable[[], _Here], there: Callable[[], _There]) -> tuple[_Here, _There]:
+        """``there`` in the worker thread while ``here`` runs in this one; both have finished when this returns
+        or raises (the worker never goes on writing into buffers after an error here)."""
+        task = self._pool().submit(there)
+        try:
+            mine = here()
+        finally:
+            task.exception()  # waits, without raising
+        return mine, task.result()
 
     def _chroma_out(self, views: list[np.ndarray | None], step: Future[None]) -> tuple[np.ndarray, np.ndarray]:
         step.result()
@@ -839,17 +855,19 @@ class TemporalDenoiser:
         return self._executor
 
 
-def split_row(height: int, width: int) -> int:
+def split_row(height: int, width: int) -> int | None:
     """Where to split a ``(height, width)`` plane into two row bands for two threads: the even row nearest the
     middle above which the pixels are a multiple of 64. OpenCV's per-pixel functions run SIMD lanes over most of
     a call's pixels and scalar code over the last few, and the two round some values differently (the FMA of
     the lanes): with the top band a multiple of any lane count, each pixel is computed the same way as in one
-    call over the whole plane (a 16-bit output of the two threads differed from one thread's by a unit)."""
+    call over the whole plane (a 16-bit output of the two threads differed from one thread's by a unit).
+    ``None`` where no such row is inside the plane (a very wide, very short frame): one thread then."""
     step = 2 * 64 // math.gcd(2 * width, 64)  # rows: even, and rows × width a multiple of 64
-    return max(step, round(height / 2 / step) * step) if height > step else height // 4 * 2
+    return max(step, round(height / 2 / step) * step) if height > step else None
 
 
 _kernels_checked = False
+_kernels_lock = threading.Lock()
 
 
 def fused_kernels() -> FusedKernels | None:
@@ -857,14 +875,18 @@ def fused_kernels() -> FusedKernels | None:
     test here, they give the bits of the OpenCV passes (once per process: numba compiles for this machine's CPU,
     which the test suite does not cover); else ``None`` (a warning says why)."""
     global _kernels_checked
-    kernels = load_kernels()
-    if kernels is not None and not _kernels_checked:
-        _kernels_checked = True
-        problem = _kernels_differ(kernels)
-        if problem is not None:
-            reject_kernels(problem)
-            return None
-    return kernels
+    with _kernels_lock:  # (two threads making denoisers at once: one loads and checks, the other waits)
+        kernels = load_kernels()
+        if kernels is not None and not _kernels_checked:
+            try:
+                problem = _kernels_differ(kernels)
+            except Exception as err:  # a kernel that fails to run is as unusable as a wrong one
+                problem = f"they failed on a test plane ({type(err).__name__}: {err})"
+            _kernels_checked = True
+            if problem is not None:
+                reject_kernels(problem)
+                return None
+        return kernels
 
 
 def _kernels_differ(kernels: FusedKernels) -> str | None:
@@ -877,15 +899,20 @@ def _kernels_differ(kernels: FusedKernels) -> str | None:
     weights = _Weights.of(DenoiseParams(), 0.85)
     results = []
     for k in (kernels, None):
-        plane = _Plane(cur, k, np.empty((h, w), np.uint8))
-        plane.hist[:] = hist
-        region = plane.step(cur, (3, -2))
-        assert region is not None
-        a = plane.motion(region, 0.37).copy()
-        plane.blend(region, weights, moved)
-        out = plane.out if plane.out is not None else cv2.convertScaleAbs(plane.hist, alpha=1.0 / FIXED)
-        results.append((a, plane.hist, out))
-    for name, mine, theirs in zip(("scaled |d|", "history", "8-bit output"), *results, strict=True):
+        values = []
+        for out in (np.empty((h, w), np.uint8), None):  # the blend with the 8-bit output, and without
+            plane = _Plane(cur, k, out)
+            plane.hist[:] = hist
+            region = plane.step(cur, (3, -2))
+            assert region is not None
+            values.append(plane.motion(region, 0.37).copy())
+            plane.blend(region, weights, moved)
+            values.append(plane.hist)
+            if out is not None:
+                values.append(plane.out if plane.out is not None else cv2.convertScaleAbs(plane.hist, alpha=1 / FIXED))
+        results.append(values)
+    names = ("scaled |d|", "history", "8-bit output", "scaled |d|", "history (no 8-bit output)")
+    for name, mine, theirs in zip(names, *results, strict=True):
         if not np.array_equal(mine, theirs):
             return f"their {name} differs from OpenCV's on {np.count_nonzero(mine != theirs)} pixels"
     return None
