@@ -174,6 +174,30 @@ def test_chunked_batch_equals_single_process(archive: Path, single: Path, tmp_pa
     assert seen and seen[-1].total == 106 and "bad.mp4" in report.table()
 
 
+@pytest.mark.parametrize(("suffix", "codec"), [(".avi", "h264"), (".webm", "vp9")])
+def test_chunked_batch_of_avi_and_webm_inputs(tmp_path: Path, suffix: str, codec: str) -> None:
+    """The output keeps the input's suffix, so its chunks are written in it too: H.264 chunks into WebM was a
+    traceback at the join, and MP4 chunks (B-frames) into AVI an "invalid data" failure; AVI chunks read back
+    with made-up decode times (each later chunk's first packet at 0), which the join now replaces."""
+    src = tmp_path / f"in{suffix}"
+    frames = list(sample_frames(W, H, 60, seed=3))
+    with av.open(str(src), "w") as out:
+        video = out.add_stream("libx264" if suffix == ".avi" else "libvpx-vp9", rate=FPS)
+        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
+        video.options = {"g": "15", "bf": "0"} if suffix == ".avi" else {"g": "15", "deadline": "realtime"}
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    report = batch([src], tmp_path / "out", use_ray=False, chunk_seconds=0.5)
+    (result,) = report.files
+    assert result.status == "done" and result.chunks >= 2, result.error
+    with av.open(str(tmp_path / "out" / src.name)) as c:
+        assert c.streams.video[0].codec_context.name == codec
+        assert sum(1 for _ in c.decode(video=0)) == 60
+
+
 def test_lossy_chunks_stay_within_encoder_tolerance(archive: Path, enhancer: Enhancer, tmp_path: Path) -> None:
     reference = tmp_path / "single.mp4"
     enhance_path(archive / "a.mp4", reference, enhancer=enhancer)  # crf 18, as the CLI's default

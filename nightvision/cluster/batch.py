@@ -640,7 +640,7 @@ class _Job:
                 continue  # another chunk of its video failed
             self.serial += 1
             staging = self.tmp / f"{self.serial:06d}-{self.attempts[task.id]}"
-            name = Path(task.rel).name if task.kind == "file" else "chunk.mp4"
+            name = Path(task.rel).name if task.kind == "file" else "chunk" + Path(task.rel).suffix.lower()
             self.pool.submit(dataclasses.replace(task, dest=str(staging / name)))
 
     def _fail(self, rel: str, reason: str) -> None:
@@ -780,7 +780,7 @@ def _commit_part(manifest: Manifest, video: _Video, chunk: Chunk, staged: Path, 
         raise OutputError(f"chunk {chunk.index} of {video.source} has {frames} of its {chunk.frames} frames")
     record = file_record(staged, frames)
     manifest.record_part(video.rel, video.plan, chunk.index, record)
-    part = ensure_parent(video.parts / part_name(chunk.index))
+    part = ensure_parent(video.parts / part_name(chunk.index, video.output.suffix))
     os.replace(staged, part)
     return record
 
@@ -789,7 +789,7 @@ def _join(video: _Video) -> tuple[AtomicFile, Record]:
     """Join a video's chunks into a temporary file beside its output; return it (uncommitted) and its record."""
     atomic = AtomicFile(video.output)
     try:
-        parts = [video.parts / part_name(c.index) for c in video.chunks]
+        parts = [video.parts / part_name(c.index, video.output.suffix) for c in video.chunks]
         frames = join_parts(parts, video.source, atomic.tmp)
         if frames != video.index.frames:
             raise OutputError(f"joining {video.source} gave {frames} of its {video.index.frames} frames")

@@ -359,7 +359,13 @@ def join_parts(parts: Sequence[str | Path], source: str | Path, dest: str | Path
 
         def video_packets() -> Iterator[tuple[Fraction, int, Any]]:
             for n, (container, stream) in enumerate(zip(inputs, streams, strict=True)):
+                # AVI stores no times: its demuxer makes up the decode times, and gives a later chunk's first
+                # packet dts 0, which the muxer refuses after the earlier chunks' (the join failed). Our AVI
+                # chunks have no B-frames (VideoWriter), so decode order is display order: dts = pts.
+                untimed = container.format.name == "avi"
                 for packet in container.demux(stream):
+                    if untimed and packet.pts is not None:
+                        packet.dts = packet.pts
                     if packet.dts is not None and packet.size:
                         yield _time(packet), n, packet
 

@@ -123,7 +123,8 @@ class Manifest:
         entry = self.chunks.get(rel)
         if entry is None or entry["plan"] != plan:
             return {}
-        return {k: r for k, r in entry["parts"].items() if r.matches(folder / part_name(k), verify=verify)}
+        suffix = Path(rel).suffix
+        return {k: r for k, r in entry["parts"].items() if r.matches(folder / part_name(k, suffix), verify=verify)}
 
     # --- updates (each saved at once)
 
@@ -164,9 +165,11 @@ class Manifest:
                 os.fsync(f.fileno())
 
 
-def part_name(index: int) -> str:
-    """The file name of chunk ``index`` in a video's parts folder."""
-    return f"chunk-{index:05d}.mp4"
+def part_name(index: int, suffix: str) -> str:
+    """The file name of chunk ``index`` in a video's parts folder, in the output's format (``suffix``): the
+    join copies the chunks' packets, which the output's container must take (VP9 for WebM; for AVI, frames
+    without B-frames)."""
+    return f"chunk-{index:05d}{suffix.lower()}"
 
 
 def _record(data: dict[str, Any]) -> Record:
