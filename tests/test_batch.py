@@ -174,17 +174,20 @@ def test_chunked_batch_equals_single_process(archive: Path, single: Path, tmp_pa
     assert seen and seen[-1].total == 106 and "bad.mp4" in report.table()
 
 
-@pytest.mark.parametrize(("suffix", "codec"), [(".avi", "h264"), (".webm", "vp9")])
-def test_chunked_batch_of_avi_and_webm_inputs(tmp_path: Path, suffix: str, codec: str) -> None:
-    """The output keeps the input's suffix, so its chunks are written in it too: H.264 chunks into WebM was a
-    traceback at the join, and MP4 chunks (B-frames) into AVI an "invalid data" failure; AVI chunks read back
-    with made-up decode times (each later chunk's first packet at 0), which the join now replaces."""
+@pytest.mark.parametrize(("suffix", "codec"), [(".avi", "h264"), (".webm", "vp9"), (".mkv", "h264"), (".mov", "h264")])
+def test_chunked_batch_of_every_container(tmp_path: Path, suffix: str, codec: str) -> None:
+    """The output keeps the input's suffix; its chunks are MP4 unless its container needs their own: H.264
+    chunks into WebM was a traceback at the join, and MP4 chunks (B-frames) into AVI an "invalid data" failure;
+    AVI chunks read back with made-up decode times (each later chunk's first packet at 0), which the join
+    replaces. (Matroska chunks lost their first packets' decode times: MKV outputs join MP4 chunks.)"""
     src = tmp_path / f"in{suffix}"
     frames = list(sample_frames(W, H, 60, seed=3))
     with av.open(str(src), "w") as out:
-        video = out.add_stream("libx264" if suffix == ".avi" else "libvpx-vp9", rate=FPS)
+        video = out.add_stream("libvpx-vp9" if suffix == ".webm" else "libx264", rate=FPS)
         video.width, video.height, video.pix_fmt = W, H, "yuv420p"
-        video.options = {"g": "15", "bf": "0"} if suffix == ".avi" else {"g": "15", "deadline": "realtime"}
+        video.options = {"g": "15", "deadline": "realtime"} if suffix == ".webm" else {"g": "15"}
+        if suffix == ".avi":
+            video.options = {**video.options, "bf": "0"}
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
             frame.pts = i

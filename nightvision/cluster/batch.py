@@ -56,7 +56,7 @@ from nightvision.stream.pipeline import StopRequest
 
 from .chunks import Chunk, VideoIndex, join_parts, plan_chunks, scan_video
 from .connect import connect, ray_available
-from .manifest import Manifest, Record, file_record, input_stamp, part_name
+from .manifest import Manifest, Record, chunk_suffix, file_record, input_stamp, part_name
 from .pool import LocalPool, Outcome, RayPool
 from .worker import Settings, Task
 
@@ -640,7 +640,7 @@ class _Job:
                 continue  # another chunk of its video failed
             self.serial += 1
             staging = self.tmp / f"{self.serial:06d}-{self.attempts[task.id]}"
-            name = Path(task.rel).name if task.kind == "file" else "chunk" + Path(task.rel).suffix.lower()
+            name = Path(task.rel).name if task.kind == "file" else "chunk" + chunk_suffix(Path(task.rel).suffix)
             self.pool.submit(dataclasses.replace(task, dest=str(staging / name)))
 
     def _fail(self, rel: str, reason: str) -> None:

@@ -26,7 +26,7 @@ from nightvision.errors import InputError
 from nightvision.io.atomic import atomic_path
 from nightvision.specs import sha256_of
 
-__all__ = ["MANIFEST_NAME", "Manifest", "Record", "file_record", "input_stamp", "part_name"]
+__all__ = ["MANIFEST_NAME", "Manifest", "Record", "chunk_suffix", "file_record", "input_stamp", "part_name"]
 
 log = logging.getLogger(__name__)
 
@@ -165,11 +165,18 @@ class Manifest:
                 os.fsync(f.fileno())
 
 
-def part_name(index: int, suffix: str) -> str:
-    """The file name of chunk ``index`` in a video's parts folder, in the output's format (``suffix``): the
-    join copies the chunks' packets, which the output's container must take (VP9 for WebM; for AVI, frames
-    without B-frames)."""
-    return f"chunk-{index:05d}{suffix.lower()}"
+def chunk_suffix(output_suffix: str) -> str:
+    """The format of the chunks of an output with ``output_suffix``: the join copies their packets, which the
+    output's container must take. MP4 (H.264, with its decode times) for every output but WebM (VP9: WebM
+    chunks) and AVI (no B-frames: AVI chunks). Not Matroska chunks for an MKV output: their first packets read
+    back without decode times, and the join lost them (112 of 120 frames)."""
+    suffix = output_suffix.lower()
+    return suffix if suffix in (".webm", ".avi") else ".mp4"
+
+
+def part_name(index: int, output_suffix: str) -> str:
+    """The file name of chunk ``index`` in a video's parts folder (:func:`chunk_suffix`)."""
+    return f"chunk-{index:05d}{chunk_suffix(output_suffix)}"
 
 
 def _record(data: dict[str, Any]) -> Record:
