@@ -126,7 +126,8 @@ def test_mjpeg_sink_is_read_by_an_http_client(enhancer: Enhancer) -> None:
     assert not runner.is_alive()
 
 
-def _serve(port: int, stop: threading.Event) -> MjpegSink:
+def _serve(port: int, stop: threading.Event) -> tuple[MjpegSink, threading.Thread]:
+    """An MJPEG server on ``port`` fed a frame every 40 ms until ``stop``; stop it with :func:`_close`."""
     server = MjpegSink("127.0.0.1", port).open()
 
     def feed() -> None:
@@ -136,13 +137,21 @@ def _serve(port: int, stop: threading.Event) -> MjpegSink:
             i += 1
             time.sleep(0.04)
 
-    threading.Thread(target=feed, daemon=True).start()
-    return server
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    return server, feeder
+
+
+def _close(server: MjpegSink, feeder: threading.Thread, stop: threading.Event) -> None:
+    """Stop the feed, then the server (closing it under a write in flight made the feed thread raise)."""
+    stop.set()
+    feeder.join(5)
+    server.close()
 
 
 def test_network_source_survives_a_server_restart(enhancer: Enhancer) -> None:
     stop_feed = threading.Event()
-    server = _serve(0, stop_feed)
+    server, feeder = _serve(0, stop_feed)
     port = server.port
     source = open_source(f"http://127.0.0.1:{port}/stream.mjpg", timeout_ms=1000)
     sink = RecordingSink()
@@ -153,11 +162,10 @@ def test_network_source_survives_a_server_restart(enhancer: Enhancer) -> None:
         time.sleep(2.0)
         before = len(sink.pts)
         assert before > 5
-        stop_feed.set()
-        server.close()  # the server goes away ...
+        _close(server, feeder, stop_feed)  # the server goes away ...
         time.sleep(1.5)
         stop_feed = threading.Event()
-        server = _serve(port, stop_feed)  # ... and comes back on the same port
+        server, feeder = _serve(port, stop_feed)  # ... and comes back on the same port
         deadline = time.monotonic() + 20
         while len(sink.pts) < before + 10 and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -166,8 +174,7 @@ def test_network_source_survives_a_server_restart(enhancer: Enhancer) -> None:
     finally:
         pipeline.stop()
         runner.join(5)
-        stop_feed.set()
-        server.close()
+        _close(server, feeder, stop_feed)
         source.close()
 
 
