@@ -1,6 +1,6 @@
 """Train CurveDenoise (:mod:`nightvision.models.curve_denoise`): brighten and denoise, consistent over time.
 
-Read it top to bottom: config, data, losses, schedule, evaluation, loop.
+Read it top to bottom: config, data, losses, evaluation, loop (the schedule: training.run.learning_rate).
 
     python -m nightvision.training.curve_denoise --config training/recipes/curve-denoise.toml
     python -m nightvision.training.curve_denoise --config training/recipes/curve-denoise.toml --resume
@@ -57,7 +57,7 @@ from nightvision.models import curve_denoise as _registers_curve_denoise  # noqa
 from nightvision.specs import get_spec
 from nightvision.training.config import CurveDenoiseConfig as Config
 from nightvision.training.config import load_config
-from nightvision.training.run import Run, optimize
+from nightvision.training.run import Run, learning_rate, optimize
 
 __all__ = ["Config", "HeldOut", "NoisyPatches", "evaluate", "main", "temporal_loss", "train"]
 
@@ -279,17 +279,6 @@ def criterion(
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
-# --- schedule
-
-
-def learning_rate(cfg: Config, step: int) -> float:
-    """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``lr_min`` at ``steps``."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
-
-
 # --- evaluation
 
 
@@ -396,10 +385,9 @@ def train(cfg: Config) -> dict[str, float]:
         while step < cfg.steps:
             for x, y in loader:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(cfg, step)
                 loss, parts = criterion(cfg, model, x, y)
-                value = optimize(optimizer, model, loss, step=step, grad_clip=cfg.grad_clip)
+                lr = learning_rate(cfg, step)
+                value = optimize(optimizer, model, loss, step=step, grad_clip=cfg.grad_clip, lr=lr)
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4f}")

@@ -46,8 +46,10 @@ __all__ = [
     "Run",
     "RunConfig",
     "check_out_dir",
+    "learning_rate",
     "load_last",
     "load_weights",
+    "optimize",
     "read_checkpoint",
     "resolve_device",
     "save_checkpoint",
@@ -67,19 +69,40 @@ class LossDiverged(NightvisionError, FloatingPointError):
 
 
 def optimize(optimizer: torch.optim.Optimizer, model: torch.nn.Module, loss: torch.Tensor, *, step: int,
-             grad_clip: float | None) -> float:  # fmt: skip
-    """One optimiser step on ``loss`` (gradients clipped to ``grad_clip``, unless ``None``); returns the loss's
-    value, read once (on a GPU each ``.item()`` waits for the device). A NaN or infinite loss raises
-    :class:`LossDiverged` before the weights are touched."""
+             grad_clip: float | None, lr: float | None = None) -> float:  # fmt: skip
+    """One optimiser step on ``loss`` (gradients clipped to ``grad_clip``, unless ``None``; at learning rate
+    ``lr`` where given, e.g. :func:`learning_rate`); returns the loss's value, read once (on a GPU each
+    ``.item()`` waits for the device). A NaN or infinite loss raises :class:`LossDiverged` before the weights
+    are touched."""
     value = loss.item()
     if not math.isfinite(value):
         raise LossDiverged(f"loss is {value} at step {step}; lower --lr")
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return value
+
+
+class ScheduleConfig(Protocol):
+    """The fields of a trainer's config that :func:`learning_rate` reads."""
+
+    lr: float
+    lr_min: float
+    warmup: int
+    steps: int
+
+
+def learning_rate(cfg: ScheduleConfig, step: int) -> float:
+    """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``lr_min`` at ``steps``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
 
 
 class RunConfig(Protocol):

@@ -34,7 +34,7 @@ from nightvision.specs import get_spec
 from nightvision.training.config import SupervisedConfig as Config
 from nightvision.training.config import load_config
 from nightvision.training.data import PairedPatches, check_batches, lol_pairs
-from nightvision.training.run import Run, optimize
+from nightvision.training.run import Run, learning_rate, optimize
 
 __all__ = ["Config", "criterion", "evaluate", "learning_rate", "main", "split_pairs", "train"]
 
@@ -66,14 +66,6 @@ def split_pairs(
     if identity_pairs:
         train += [(high, high) for high in sorted({h for _, h in train})]
     return train, held
-
-
-def learning_rate(cfg: Config, step: int) -> float:
-    """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``lr_min`` at ``steps``."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
 
 
 def criterion(cfg: Config, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -159,10 +151,9 @@ def train(cfg: Config) -> dict[str, float]:
         while step < cfg.steps:
             for x, y in loader:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(cfg, step)
                 loss, parts = criterion(cfg, model(x), y)
-                value = optimize(optimizer, model, loss, step=step, grad_clip=cfg.grad_clip)
+                lr = learning_rate(cfg, step)
+                value = optimize(optimizer, model, loss, step=step, grad_clip=cfg.grad_clip, lr=lr)
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4f}")

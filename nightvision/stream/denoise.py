@@ -163,19 +163,19 @@ class DenoiseParams:
         lo, hi = self.motion_steps
         return math.ceil((lo + hi) / 2)
 
-    def weight_terms(self, strength: float) -> tuple[float, float, float, float]:
-        """``(lo, 1 / (hi − lo), k_min, strength)`` of the blend weight's smoothstep (float32 values): the
-        fused kernel (:mod:`nightvision.stream.denoise_kernels`) evaluates it per pixel, :meth:`weight_table`
+    def weight_terms(self, strength: float) -> tuple[np.float32, np.float32, np.float32, np.float32]:
+        """``(lo, 1 / (hi − lo), k_min, strength)`` of the blend weight's smoothstep, in float32: the fused
+        kernel (:mod:`nightvision.stream.denoise_kernels`) evaluates it per pixel, :meth:`weight_table`
         tabulates it."""
         lo, hi = self.motion_steps
         f32 = np.float32
-        return float(f32(lo)), float(f32(1.0) / (f32(hi) - f32(lo))), float(f32(1.0 - strength)), float(f32(strength))
+        return f32(lo), f32(1.0) / (f32(hi) - f32(lo)), f32(1.0 - strength), f32(strength)
 
     def weight_table(self, strength: float) -> np.ndarray:
         """The 256-entry int16 lookup from the averaged scaled ``|d|`` to the blend weight ``k`` in units of
         1/256 (smoothstep from ``k_min = 1 − strength`` to 1), in float32 operations in the order of the fused
         kernel, which computes it per pixel and must give the same integers."""
-        lo, inv, k_min, s = (np.float32(t) for t in self.weight_terms(strength))
+        lo, inv, k_min, s = self.weight_terms(strength)
         a = np.arange(256, dtype=np.float32)
         t = np.minimum(np.maximum((a - lo) * inv, np.float32(0.0)), np.float32(1.0))
         k = (k_min + s * t * t * (np.float32(3.0) - np.float32(2.0) * t)) * np.float32(WEIGHT_ONE) + np.float32(0.5)
@@ -434,7 +434,7 @@ class _Plane:
 class _Weights:
     """The blend weight of one kind of plane: its smoothstep's terms (the fused kernel) and table (OpenCV)."""
 
-    terms: tuple[float, float, float, float]
+    terms: tuple[np.float32, np.float32, np.float32, np.float32]
     table: np.ndarray
 
     @classmethod

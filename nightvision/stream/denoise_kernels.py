@@ -59,22 +59,22 @@ class FusedKernels:
         a: np.ndarray,
         motion: np.ndarray,
         new: np.ndarray,
-        terms: tuple[float, float, float, float],
+        terms: tuple[np.float32, np.float32, np.float32, np.float32],
         region: tuple[slice, ...],
         out: np.ndarray | None = None,
     ) -> None:
         """``new = hist + round(k·(cur·64 − hist) / 256)`` on the overlap ``region``, with the blend weight ``k``
-        (in 1/256) of ``max(a, motion)`` (:meth:`~nightvision.stream.denoise.DenoiseParams.weight_terms`;
+        (in 1/256) of ``max(a, motion)`` (``terms``: :meth:`~nightvision.stream.denoise.DenoiseParams.weight_terms`,
+        float32 as the kernels are compiled for;
         ``motion`` is ``a`` itself for the luma). ``new`` is indexed as the frame (it becomes the history).
         With ``out`` (uint8, the frame's shape), also ``out = round(new / 64)``: the 8-bit output plane, without
         another pass over the history."""
-        weights = tuple(np.float32(t) for t in terms)
         if out is None:
-            self._blend(cur, hist, a, motion, new, *weights, *_offsets(region))
+            self._blend(cur, hist, a, motion, new, *terms, *_offsets(region))
         else:
-            self._blend_out(cur, hist, a, motion, new, out, *weights, *_offsets(region))
+            self._blend_out(cur, hist, a, motion, new, out, *terms, *_offsets(region))
 
-    def weights(self, terms: tuple[float, float, float, float]) -> np.ndarray:
+    def weights(self, terms: tuple[np.float32, np.float32, np.float32, np.float32]) -> np.ndarray:
         """The blend weight of each averaged scaled ``|d|`` 0–255 as the blend kernel computes it (for tests)."""
         values = [self._weight(np.float32(a), *(np.float32(t) for t in terms)) for a in range(256)]
         return np.array(values, np.int16)
@@ -99,9 +99,10 @@ def load() -> FusedKernels | None:
             c8, h16 = np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.int16)
             whole = (slice(0, 2), slice(0, 2), slice(0, 2), slice(0, 2))
             kernels.motion(c8, h16, c8.copy(), 1.0, whole)
-            kernels.blend(c8, h16, c8, c8, h16.copy(), (40.0, 0.025, 0.15, 0.85), whole)
-            kernels.blend(c8, h16, c8, c8, h16.copy(), (40.0, 0.025, 0.15, 0.85), whole, c8.copy())
-            kernels.weights((40.0, 0.025, 0.15, 0.85))
+            terms = (np.float32(40.0), np.float32(0.025), np.float32(0.15), np.float32(0.85))
+            kernels.blend(c8, h16, c8, c8, h16.copy(), terms, whole)
+            kernels.blend(c8, h16, c8, c8, h16.copy(), terms, whole, c8.copy())
+            kernels.weights(terms)
         except Exception as err:  # a numba that does not fit this numpy, or no LLVM for this CPU
             _failure = f"{type(err).__name__}: {err}".splitlines()[0]
             log.warning("numba could not build the denoiser's kernels (%s); it runs its OpenCV passes", _failure)
