@@ -121,6 +121,66 @@ def test_truncated_video_leaves_no_output(tmp_path: Path, enhancer: Enhancer) ->
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*tmp*"))
 
 
+def _avi(path: Path, pts: list[int]) -> Path:
+    """An AVI at 24 fps whose frames are at ``pts`` (ticks); a skipped tick is an empty index entry."""
+    with VideoWriter(path, 64, 48, 24) as w:
+        for i, t in enumerate(pts):
+            w.write(dark_frame(48, 64, seed=i), t)
+    return path
+
+
+def test_an_avi_keeps_its_timing_through_every_pass(tmp_path: Path, enhancer: Enhancer) -> None:
+    """AVI has no presentation times: its frames are timed by their decode times, as FFmpeg's tools time them.
+    (PyAV's guessed pts ran one tick late, and each pass moved the video a frame behind its sound.) A skipped
+    tick (the previous frame held, as FFmpeg's muxer writes next to audio) is an empty entry that the
+    stream's frame count includes: the file is not taken for truncated."""
+    ticks = [0, 1, 2, 4, 5, 6, 7, 8]
+    src = _avi(tmp_path / "in.avi", ticks)
+    with VideoReader(src) as r:
+        assert r.info.frames == 9  # eight frames and one empty entry
+        assert [f.pts for f in r.frames()] == ticks
+    once, twice = tmp_path / "once.avi", tmp_path / "twice.avi"
+    assert enhance_path(src, once, enhancer=enhancer).frames == 8
+    enhance_path(once, twice, enhancer=enhancer)
+    for path in (once, twice):
+        with VideoReader(path) as r:
+            assert [f.pts for f in r.frames()] == ticks, path.name
+
+
+def test_an_avi_with_b_frames_reads_in_time_order(tmp_path: Path) -> None:
+    """With B-frames, an AVI's frames are timed by the packets that complete them (FFmpeg's reading), and the
+    ones the decoder holds to the end one tick apart; such a file is not split into chunks (its packets' times
+    are not its frames')."""
+    from nightvision.cluster.chunks import scan_video
+
+    path = tmp_path / "bf.avi"
+    with av.open(str(path), "w", format="avi") as out:
+        v = out.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.options = {"bf": "2", "g": "12"}
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(dark_frame(48, 64, seed=i), format="bgr24")
+            frame.pts = i
+            for p in v.encode(frame):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    with VideoReader(path) as r:
+        assert r.b_frames
+        pts = [f.pts for f in r.frames()]
+    assert len(pts) == 30 and pts == list(range(pts[0], pts[0] + 30)), pts
+    assert scan_video(path).pts == ()
+
+
+def test_a_truncated_avi_is_still_found_out(tmp_path: Path) -> None:
+    src = _avi(tmp_path / "full.avi", [*range(10), *range(11, 60)])
+    cut = tmp_path / "cut.avi"
+    data = src.read_bytes()
+    cut.write_bytes(data[: len(data) * 7 // 10])  # (at half, the file no longer opens: an error too)
+    with pytest.raises(SourceError, match=r"ended after .* of its 60 frames"), VideoReader(cut) as r:
+        list(r.frames())
+
+
 def test_writer_refuses_unknown_suffix(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unsupported video suffix"):
         VideoWriter(tmp_path / "x.gif", 16, 16, 10)

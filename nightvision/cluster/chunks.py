@@ -130,17 +130,19 @@ def scan_video(path: str | Path) -> VideoIndex:
         pts: list[int] = []
         keys: list[int] = []
         frames = 0
-        known = True
+        # (an AVI's frames are timed by the packets that complete them: with B-frames, later than the packets)
+        known = not (reader.avi and reader.b_frames)
         for packet in reader.packets():
             if getattr(packet, "is_discard", False):
                 continue
             frames += 1
-            if packet.pts is None:
+            t = reader.packet_time(packet)
+            if t is None:
                 known = False
                 continue
-            pts.append(int(packet.pts))
+            pts.append(int(t))
             if packet.is_keyframe:
-                keys.append(int(packet.pts))
+                keys.append(int(t))
         if frames == 0:
             raise InputError(f"cannot read video {path}: it has no video packets")
         pts.sort()

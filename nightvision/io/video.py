@@ -210,6 +210,24 @@ class VideoReader:
         )
 
     @property
+    def avi(self) -> bool:
+        """Whether the file is an AVI. AVI stores no presentation times, one index entry a tick: its frames are
+        timed by their decode times, as FFmpeg's own tools time them (PyAV's guessed pts run one tick late:
+        each pass through our writer moved the video a frame behind its sound). With B-frames, a decoded
+        frame's time is that of the packet that completed it, a constant delay after the packets' own."""
+        return bool(self._container.format.name == "avi")
+
+    def packet_time(self, packet: Any) -> int | None:
+        """A video packet's timestamp on the clock of the frames' :attr:`VideoFrame.pts` (for a file without
+        B-frames: the same value as the frame decoded from it)."""
+        return packet.dts if self.avi else packet.pts
+
+    @property
+    def b_frames(self) -> bool:
+        """Whether the video stream has B-frames (frames decode in another order than they show)."""
+        return bool(self._video.codec_context.has_b_frames)
+
+    @property
     def audio_stream(self) -> Any:
         """The input audio stream (a template for the writer), or ``None``."""
         return self._audio if self._want_audio else None
@@ -217,21 +235,35 @@ class VideoReader:
     def __iter__(self) -> Iterator[VideoFrame | AudioPacket]:
         streams = [self._video] + ([self._audio] if self._want_audio else [])
         index = 0
+        # AVI (:attr:`avi`): an empty index entry is a tick without a frame (a muxer's way to hold the previous
+        # frame): counted, so that the stream's frame count, which includes them, is reached.
+        avi = self.avi
+        last_dts: int | None = None
+        last_pts: int | None = None
+        empty_ticks = 0
         try:
             for packet in self._container.demux(streams):
                 if packet.stream.type == "audio":
                     if packet.dts is not None:
                         yield AudioPacket(packet)
                     continue
+                if avi and packet.dts is not None:
+                    if last_dts is not None and packet.dts > last_dts + 1:
+                        empty_ticks += packet.dts - last_dts - 1
+                    last_dts = packet.dts
                 for frame in packet.decode():
                     assert isinstance(frame, av.VideoFrame)  # a video packet decodes to video frames
-                    yield VideoFrame(self._upright(frame.to_ndarray(format="bgr24")), frame.pts, index)
+                    pts = frame.pts
+                    if avi:  # (the frames the decoder still holds at the end come without one: a tick each)
+                        pts = frame.dts if frame.dts is not None else None if last_pts is None else last_pts + 1
+                        last_pts = pts
+                    yield VideoFrame(self._upright(frame.to_ndarray(format="bgr24")), pts, index)
                     index += 1
         except av.error.FFmpegError as err:
             raise SourceError(f"cannot decode {self.path} after {index} frames: {err}") from err
         if index == 0:
             raise InputError(f"cannot read video {self.path}: no frame could be decoded")
-        if self.info.frames and index < self.info.frames:
+        if self.info.frames and index + empty_ticks < self.info.frames:
             raise SourceError(
                 f"{self.path} ended after {index} of its {self.info.frames} frames: the file is truncated or damaged"
             )
