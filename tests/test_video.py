@@ -147,6 +147,22 @@ def test_an_avi_keeps_its_timing_through_every_pass(tmp_path: Path, enhancer: En
             assert [f.pts for f in r.frames()] == ticks, path.name
 
 
+def test_a_variable_rate_clip_remuxed_into_avi_by_ffmpeg_reads_whole(tmp_path: Path, ffmpeg: str) -> None:
+    """FFmpeg's AVI muxer writes a variable-rate clip on a fine clock with empty entries between the frames and
+    after the last one (24 frames, 56 entries here; a phone clip's second: 41 frames, 122 entries): not a
+    truncated file. The frames keep their spacing (AVI keeps no pts: with B-frames they start late by the
+    decoder's delay, as FFmpeg reads them too)."""
+    src = make_clip(tmp_path / "vfr.mp4")
+    avi = tmp_path / "vfr.avi"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(src), "-c", "copy", str(avi)], check=True)
+    times = []
+    for path in (src, avi):
+        with VideoReader(path) as r:
+            times.append([f.pts * r.info.time_base for f in r.frames()])
+    assert len(times[1]) == len(times[0]) == 24
+    assert [t - times[1][0] for t in times[1]] == [t - times[0][0] for t in times[0]]
+
+
 def test_an_avi_with_b_frames_reads_in_time_order(tmp_path: Path) -> None:
     """With B-frames, an AVI's frames are timed by the packets that complete them (FFmpeg's reading), and the
     ones the decoder holds to the end one tick apart; such a file is not split into chunks (its packets' times

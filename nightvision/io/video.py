@@ -165,6 +165,42 @@ class AudioPacket:
     packet: Any
 
 
+class _AviClock:
+    """The times of an AVI's frames and the index entries they account for (:attr:`VideoReader.avi`).
+
+    A frame's time is the decode time its packet had (the frames the decoder still holds at the end have none:
+    spaced as the last two). An index entry without data is a tick without a frame, a muxer's way to hold the
+    previous frame (a variable-rate clip remuxed into AVI has one every other tick, and after its last frame):
+    the stream's frame count includes them."""
+
+    def __init__(self) -> None:
+        self.empty = 0  # entries without a frame between the packets
+        self.step = 0  # ticks between the latest two packets
+        self._last_dts: int | None = None
+        self._last_pts: int | None = None
+        self._spacing = 1
+
+    def packet(self, dts: int | None) -> None:
+        if dts is None:
+            return
+        if self._last_dts is not None:
+            self.step = dts - self._last_dts
+            self.empty += max(0, self.step - 1)
+        self._last_dts = dts
+
+    def frame(self, dts: int | None) -> int | None:
+        last = self._last_pts
+        pts = dts if dts is not None else None if last is None else last + self._spacing
+        if pts is not None and last is not None and pts > last:
+            self._spacing = pts - last
+        self._last_pts = pts
+        return pts
+
+    def entries(self, frames: int) -> int:
+        """The index entries ``frames`` frames account for, the last frame held as long as the one before it."""
+        return frames + self.empty + max(0, self.step - 1)
+
+
 class VideoReader:
     """Decode a video file. Use as a context manager; iterate for frames (and audio packets).
 
@@ -235,35 +271,26 @@ class VideoReader:
     def __iter__(self) -> Iterator[VideoFrame | AudioPacket]:
         streams = [self._video] + ([self._audio] if self._want_audio else [])
         index = 0
-        # AVI (:attr:`avi`): an empty index entry is a tick without a frame (a muxer's way to hold the previous
-        # frame): counted, so that the stream's frame count, which includes them, is reached.
-        avi = self.avi
-        last_dts: int | None = None
-        last_pts: int | None = None
-        empty_ticks = 0
+        clock = _AviClock() if self.avi else None
         try:
             for packet in self._container.demux(streams):
                 if packet.stream.type == "audio":
                     if packet.dts is not None:
                         yield AudioPacket(packet)
                     continue
-                if avi and packet.dts is not None:
-                    if last_dts is not None and packet.dts > last_dts + 1:
-                        empty_ticks += packet.dts - last_dts - 1
-                    last_dts = packet.dts
+                if clock is not None:
+                    clock.packet(packet.dts)
                 for frame in packet.decode():
                     assert isinstance(frame, av.VideoFrame)  # a video packet decodes to video frames
-                    pts = frame.pts
-                    if avi:  # (the frames the decoder still holds at the end come without one: a tick each)
-                        pts = frame.dts if frame.dts is not None else None if last_pts is None else last_pts + 1
-                        last_pts = pts
+                    pts = frame.pts if clock is None else clock.frame(frame.dts)
                     yield VideoFrame(self._upright(frame.to_ndarray(format="bgr24")), pts, index)
                     index += 1
         except av.error.FFmpegError as err:
             raise SourceError(f"cannot decode {self.path} after {index} frames: {err}") from err
         if index == 0:
             raise InputError(f"cannot read video {self.path}: no frame could be decoded")
-        if self.info.frames and index + empty_ticks < self.info.frames:
+        entries = index if clock is None else clock.entries(index)
+        if self.info.frames and entries < self.info.frames:
             raise SourceError(
                 f"{self.path} ended after {index} of its {self.info.frames} frames: the file is truncated or damaged"
             )
