@@ -197,6 +197,24 @@ def test_a_truncated_avi_is_still_found_out(tmp_path: Path) -> None:
         list(r.frames())
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_a_truncated_matroska_is_found_out_by_its_duration(tmp_path: Path, suffix: str) -> None:
+    """Matroska and WebM state no frame count: a cut file read as a shorter video, and the job succeeded with
+    the frames after the cut lost. The duration the file states is what the frames must reach."""
+    src = tmp_path / f"full{suffix}"
+    with VideoWriter(src, 128, 96, 24, preset="ultrafast") as w:
+        for i in range(48):
+            w.write(dark_frame(96, 128, seed=i))
+    with VideoReader(src) as r:
+        assert r.info.frames == 0 and len(list(r.frames())) == 48  # the whole file passes
+    cut = tmp_path / f"cut{suffix}"
+    data = src.read_bytes()
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    expected = r"ended after \d+ frames, .* s of its 2.00 s: the file is truncated"
+    with pytest.raises(SourceError, match=expected), VideoReader(cut) as r:
+        list(r.frames())
+
+
 def test_writer_refuses_unknown_suffix(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unsupported video suffix"):
         VideoWriter(tmp_path / "x.gif", 16, 16, 10)

@@ -201,6 +201,26 @@ class _AviClock:
         return frames + self.empty + max(0, self.step - 1)
 
 
+class _Span:
+    """Where the decoded frames end: the latest timestamp plus the spacing of the last two."""
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+        self.spacing = 0
+
+    def add(self, pts: int | None) -> None:
+        if pts is None:
+            return
+        if self.last is not None and pts > self.last:
+            self.spacing = pts - self.last
+        self.last = pts if self.last is None else max(self.last, pts)
+
+    def end(self, time_base: Fraction) -> float | None:
+        """In seconds from the clock's zero (a stated duration counts from there or from the first frame: the
+        end from zero is never the shorter)."""
+        return None if self.last is None else float((self.last + self.spacing) * time_base)
+
+
 class VideoReader:
     """Decode a video file. Use as a context manager; iterate for frames (and audio packets).
 
@@ -272,6 +292,7 @@ class VideoReader:
         streams = [self._video] + ([self._audio] if self._want_audio else [])
         index = 0
         clock = _AviClock() if self.avi else None
+        span = _Span()
         try:
             for packet in self._container.demux(streams):
                 if packet.stream.type == "audio":
@@ -283,6 +304,7 @@ class VideoReader:
                 for frame in packet.decode():
                     assert isinstance(frame, av.VideoFrame)  # a video packet decodes to video frames
                     pts = frame.pts if clock is None else clock.frame(frame.dts)
+                    span.add(pts)
                     yield VideoFrame(self._upright(frame.to_ndarray(format="bgr24")), pts, index)
                     index += 1
         except av.error.FFmpegError as err:
@@ -294,6 +316,28 @@ class VideoReader:
             raise SourceError(
                 f"{self.path} ended after {index} of its {self.info.frames} frames: the file is truncated or damaged"
             )
+        expected = None if self.info.frames else self._stated_seconds()
+        seconds = span.end(self.info.time_base)
+        if expected is not None and seconds is not None and seconds < expected - max(0.1, 0.05 * expected):
+            raise SourceError(
+                f"{self.path} ended after {index} frames, {seconds:.2f} s of its {expected:.2f} s: the file is "
+                "truncated or damaged"
+            )
+
+    def _stated_seconds(self) -> float | None:
+        """How long the video stream says it lasts, for a container that states no frame count (Matroska,
+        WebM): its ``DURATION`` tag (FFmpeg's muxer writes one a track), else its own duration, else the file's
+        when it has no other stream (an audio track may outlast the video); ``None`` when nothing says."""
+        tag = next((v for k, v in self._video.metadata.items() if k.upper() == "DURATION"), None)
+        if tag is not None:
+            with contextlib.suppress(ValueError):
+                hours, minutes, secs = tag.split(":")
+                return int(hours) * 3600 + int(minutes) * 60 + float(secs)
+        if self._video.duration and self._video.time_base:
+            return float(self._video.duration * self._video.time_base)
+        if self._container.duration and len(self._container.streams) == 1:
+            return float(self._container.duration) / av.time_base
+        return None
 
     def _upright(self, image: np.ndarray) -> np.ndarray:
         """``image`` turned as the display matrix says (``np.rot90``'s turns, counter-clockwise), contiguous.
