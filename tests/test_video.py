@@ -30,16 +30,18 @@ def make_clip(
     fps: int = 24,
     audio: bool = True,
     audio_codec: str = "aac",
+    stereo: bool = False,
 ) -> Path:
     """A dark test clip with variable frame timing (every 5th gap doubled) and a sine track (AAC, or
-    ``audio_codec``: libopus, flac)."""
+    ``audio_codec``: libopus, flac, pcm_s16le; mono, or the same sine on two channels)."""
     h, w = size
     with av.open(str(path), "w") as out:
         v = out.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = w, h, "yuv420p"
         v.time_base = v.codec_context.time_base = Fraction(1, fps * 100)
-        a = out.add_stream(audio_codec, rate=48000, layout="mono") if audio else None
-        sample_format = {"aac": "fltp", "libopus": "flt", "flac": "s16"}[audio_codec]
+        layout = "stereo" if stereo else "mono"
+        a = out.add_stream(audio_codec, rate=48000, layout=layout) if audio else None
+        sample_format = {"aac": "fltp", "libopus": "flt", "flac": "s16", "pcm_s16le": "s16"}[audio_codec]
         pts = 0
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(dark_frame(h, w, seed=i), format="bgr24")
@@ -57,7 +59,9 @@ def make_clip(
                 chunk = samples[start : start + 1024]
                 if sample_format == "s16":
                     chunk = (chunk * 32767).astype(np.int16)
-                af = av.AudioFrame.from_ndarray(chunk[None, :], format=sample_format, layout="mono")
+                if stereo:  # (interleaved: one row; planar: a row a channel)
+                    chunk = np.vstack([chunk, chunk]) if sample_format.endswith("p") else np.repeat(chunk, 2)
+                af = av.AudioFrame.from_ndarray(np.atleast_2d(chunk), format=sample_format, layout=layout)
                 af.sample_rate, af.pts = 48000, start
                 for p in a.encode(af):
                     out.mux(p)
@@ -301,14 +305,24 @@ def test_webm_output_is_vp9_with_the_audio_re_encoded_to_opus(tmp_path: Path, en
     assert report.luma_out > report.luma_in + 20
 
 
-@pytest.mark.parametrize("codec", ["libopus", "flac"])
-@pytest.mark.parametrize(("suffix", "kept"), [(".mov", False), (".mkv", True)])
+@pytest.mark.parametrize(
+    ("codec", "suffix", "kept"),
+    [
+        ("libopus", ".mov", False),
+        ("libopus", ".mkv", True),
+        ("flac", ".mov", False),
+        ("flac", ".mkv", True),
+        ("pcm_s16le", ".mp4", False),
+        ("pcm_s16le", ".mov", True),
+    ],
+)
 def test_audio_a_container_cannot_hold_is_re_encoded(
     tmp_path: Path, enhancer: Enhancer, codec: str, suffix: str, kept: bool
 ) -> None:
-    """MOV accepts an Opus or FLAC stream and refuses it only at its header, after the first frames: the writer
-    asks the muxer first, and re-encodes to AAC (the job used to fail, "invalid argument")."""
-    src = make_clip(tmp_path / "in.mkv", audio_codec=codec)
+    """MOV accepts an Opus or FLAC stream and refuses it only at its header, after the first frames, and MP4
+    takes Matroska's stereo PCM (a layout without a name) and refuses it at its index, after the last: the
+    writer asks the muxer first, and re-encodes to AAC (the jobs used to fail, "invalid argument")."""
+    src = make_clip(tmp_path / "in.mkv", audio_codec=codec, stereo=codec.startswith("pcm"))
     a = probe(src)
     assert a["audio_codec"] == codec.removeprefix("lib")
     report = enhance_path(src, tmp_path / f"out{suffix}", enhancer=enhancer)

@@ -385,14 +385,24 @@ def _pix_fmt(codec: str, width: int, height: int) -> str:
 def muxer_takes(container_format: str, template: Any) -> bool:
     """Whether the ``container_format`` muxer writes ``template``'s audio packets as they are. Adding the stream
     is not enough to know: MOV takes an Opus or FLAC stream and refuses it only when it writes its header, at the
-    first packet, after the first frames were encoded. So a header is written to memory first (a millisecond)."""
+    first packet, after the first frames were encoded, and MP4 takes PCM of an unnamed channel layout (from a
+    Matroska file) and refuses it when it writes its index, at the very end. So a small file with one silent
+    packet is written to memory first (a millisecond)."""
     try:
         with av.open(io.BytesIO(), mode="w", format=container_format) as probe:
-            probe.add_stream_from_template(template)
+            stream = probe.add_stream_from_template(template)
             probe.start_encoding()
+            packet = av.Packet(bytes(_PROBE_BYTES))
+            packet.pts = packet.dts = 0
+            packet.time_base = stream.time_base
+            packet.stream = stream
+            probe.mux(packet)
     except (ValueError, av.error.FFmpegError, OSError):
         return False
     return True
+
+
+_PROBE_BYTES = 40320  # a whole number of PCM blocks for any sample size of 1-4 bytes and 1-8 channels
 
 
 class AudioTranscoder:
@@ -408,7 +418,8 @@ class AudioTranscoder:
         self._decoder.layout = source.layout
         rates = av.Codec(codec, "w").audio_rates
         rate = source.sample_rate if not rates or source.sample_rate in rates else 48000
-        layout = source.layout.name if source.layout.nb_channels <= 2 else "stereo"
+        # (by the channel count: a layout without a name, as Matroska's PCM has, is refused by the encoders)
+        layout = "mono" if source.layout.nb_channels == 1 else "stereo"
         self.stream: Any = container.add_stream(codec, rate=rate, layout=layout)
         self.skipped = 0
 
