@@ -18,8 +18,15 @@ from nightvision.io.video import VideoWriter
 __all__ = ["make_sample_video", "sample_frames", "write_sample_pairs"]
 
 
+_MIN_SCENE = (96, 54)  # the street is drawn at least this large, then shrunk (buildings, windows, lamps)
+
+
 def _scene(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     """The static, well-exposed scene (float32 BGR in [0, 1])."""
+    if width < _MIN_SCENE[0] or height < _MIN_SCENE[1]:  # (below, the buildings' widths came out 0: no end)
+        big = _scene(max(width, _MIN_SCENE[0]), max(height, _MIN_SCENE[1]), rng)
+        small: np.ndarray = cv2.resize(big, (width, height), interpolation=cv2.INTER_AREA)
+        return small.reshape(height, width, 3)
     y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
     sky = np.stack([0.55 - 0.25 * y, 0.35 - 0.15 * y, 0.25 - 0.1 * y], axis=2) * np.ones((1, width, 1), np.float32)
     img = sky.copy()

@@ -3,6 +3,7 @@ in open(), and what every source reports is declared on the base class."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from pathlib import Path
@@ -195,6 +196,32 @@ def test_a_synthetic_source_refuses_unknown_settings() -> None:
         sources.make_source("synthetic://?fps")
     src = sources.make_source("synthetic://?fps=30&size=64x48&frames=2&stamp=")
     assert isinstance(src, SyntheticSource) and src.frame_count == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("fps=inf", "0 < fps <= 1000"),  # (a traceback from the clock, as nan)
+        ("fps=nan", "0 < fps <= 1000"),
+        ("fps=1e9", "0 < fps <= 1000"),  # (no frame delivered and none counted)
+        ("fps=abc", "fps must be a number, got 'abc'"),
+        ("frames=1.5", "frames must be a whole number, got '1.5'"),
+    ],
+)
+def test_a_synthetic_sources_bad_numbers_are_one_line_errors(query: str, named: str) -> None:
+    from nightvision.errors import InputError
+
+    with pytest.raises(InputError, match=re.escape(named)):
+        sources.make_source(f"synthetic://?{query}")
+
+
+@pytest.mark.parametrize("size", ["1x1", "6x6", "11x8", "3x200", "200x3"])
+def test_a_tiny_synthetic_source_delivers_its_frames(size: str) -> None:
+    """Widths of 6-11 px hung drawing the street (buildings 0 px wide), and 5 or less raised."""
+    with sources.make_source(f"synthetic://?fps=1000&size={size}&frames=2") as src:
+        w, h = (int(v) for v in size.split("x"))
+        read = src.read()
+        assert read.status is ReadStatus.FRAME and read.frame is not None and read.frame.shape == (h, w, 3)
 
 
 def test_the_synthetic_sources_fast_noise_has_the_exact_noises_statistics() -> None:

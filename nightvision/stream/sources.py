@@ -768,8 +768,8 @@ class SyntheticSource(Source):
     ) -> None:
         from nightvision.stream.stripecode import BAND, MIN_WIDTH
 
-        if fps <= 0 or width < 1 or height < 1 or frames < 0:
-            raise InputError(f"a synthetic source needs fps > 0, a size of at least 1x1 and frames >= 0, got "
+        if not 0 < fps <= 1000 or width < 1 or height < 1 or frames < 0:  # (nan fails the first test too)
+            raise InputError(f"a synthetic source needs 0 < fps <= 1000, a size of at least 1x1 and frames >= 0, got "
                              f"fps={fps:g}, {width}x{height}, frames={frames}")  # fmt: skip
         if stamp and (width < MIN_WIDTH or height < 2 * BAND):
             raise InputError(f"a stamped synthetic source needs a size of at least {MIN_WIDTH}x{2 * BAND}, "
@@ -889,15 +889,22 @@ def make_source(
             raise InputError(
                 f"bad synthetic source {uri!r}: {blank[0]} needs a value (e.g. {blank[0]}={_EXAMPLE[blank[0]]})"
             )
+
+        def number(key: str, kind: type, default: str) -> Any:
+            text = q.get(key, default)
+            try:
+                return kind(text)
+            except ValueError:
+                what = "a whole number" if kind is int else "a number"
+                raise InputError(
+                    f"bad synthetic source {uri!r}: {key} must be {what}, got {text!r} (e.g. {key}={_EXAMPLE[key]})"
+                ) from None
+
+        fps, frames = number("fps", float, "30"), number("frames", int, "0")
         try:
             h, w = parse_size(q.get("size", "640x360"))
-            return SyntheticSource(
-                fps=float(q.get("fps", 30)),
-                width=w,
-                height=h,
-                frames=int(q.get("frames", 0)),
-                stamp=q.get("stamp", "0") not in ("0", "", "false"),
-            )
+            stamp = q.get("stamp", "0") not in ("0", "", "false")
+            return SyntheticSource(fps=fps, width=w, height=h, frames=frames, stamp=stamp)
         except ValueError as err:
             raise InputError(f"bad synthetic source {uri!r}: {err}") from err
     if scheme in ("rtsp", "rtsps", "rtmp", "http", "https"):
