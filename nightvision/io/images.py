@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -16,7 +17,17 @@ import numpy as np
 from nightvision.errors import InputError, OutputError
 from nightvision.io.atomic import atomic_path
 
-__all__ = ["IMAGE_SUFFIXES", "SIXTEEN_BIT_SUFFIXES", "fit_format", "is_image", "read_image", "to_uint8", "write_image"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "SIXTEEN_BIT_SUFFIXES",
+    "exif_orientation",
+    "fit_format",
+    "is_image",
+    "read_image",
+    "to_uint8",
+    "upright",
+    "write_image",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +42,9 @@ def is_image(path: Path) -> bool:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as OpenCV gives it, keeping depth and alpha: ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``.
+    """Read an image as OpenCV gives it, keeping depth and alpha: ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``,
+    turned upright as a JPEG's EXIF orientation says (phones store portrait photos sideways with that tag;
+    the output is written upright, without it, as viewers show the input).
 
     Raises :class:`~nightvision.errors.InputError` when the file is missing, unreadable or truncated.
     """
@@ -42,15 +55,71 @@ def read_image(path: str | Path) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise InputError(f"cannot decode image {path}: not an image, or truncated")
-    if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
-        raise InputError(f"cannot decode image {path}: the JPEG data is truncated")
+    head = data[:_EXIF_REACH].tobytes()
+    if head.startswith(_JPEG_START):  # (by the content: a PNG named .jpg is a PNG)
+        if not _jpeg_complete(data):
+            raise InputError(f"cannot decode image {path}: the JPEG data is truncated")
+        orientation = exif_orientation(head)
+        if orientation != 1:
+            log.info("%s: turned upright as its EXIF orientation (%d) says", path, orientation)
+            image = upright(image, orientation)
     return image
+
+
+_JPEG_START = b"\xff\xd8\xff"
+_EXIF_REACH = 4 + 65536  # an EXIF segment is among the first markers and at most 64 KiB
 
 
 def _jpeg_complete(data: np.ndarray) -> bool:
     """A complete JPEG ends with the EOI marker (some writers pad after it)."""
     tail = data[-64:].tobytes()
     return b"\xff\xd9" in tail
+
+
+def exif_orientation(jpeg: bytes) -> int:
+    """The EXIF orientation (1-8, 1 = as stored) of JPEG data (its first markers are enough); 1 without one."""
+    i = 2
+    while i + 4 <= len(jpeg) and jpeg[i] == 0xFF:
+        marker = jpeg[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xDA:  # start of scan: no EXIF after it
+            break
+        length = int.from_bytes(jpeg[i + 2 : i + 4], "big")
+        if marker == 0xE1 and jpeg[i + 4 : i + 10] == b"Exif\0\0":
+            return _tiff_orientation(jpeg[i + 10 : i + 2 + length])
+        i += 2 + length
+    return 1
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    """Tag 0x0112 of the first IFD of a TIFF structure (EXIF's), 1 when absent or out of range."""
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        return 1
+    order: Literal["little", "big"] = "little" if tiff[:2] == b"II" else "big"
+    ifd = int.from_bytes(tiff[4:8], order)
+    count = int.from_bytes(tiff[ifd : ifd + 2], order) if ifd + 2 <= len(tiff) else 0
+    for k in range(count):
+        entry = tiff[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
+        if len(entry) == 12 and int.from_bytes(entry[:2], order) == 0x0112:
+            value = int.from_bytes(entry[8:10], order)
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` as stored with EXIF ``orientation`` (1-8), turned and mirrored to how viewers show it."""
+    turn = {3: cv2.ROTATE_180, 6: cv2.ROTATE_90_CLOCKWISE, 8: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    if orientation in turn:
+        out: np.ndarray = cv2.rotate(image, turn[orientation])
+    elif orientation in (2, 4):
+        out = cv2.flip(image, 1 if orientation == 2 else 0)
+    elif orientation in (5, 7):
+        out = cv2.transpose(image) if orientation == 5 else cv2.rotate(cv2.transpose(image), cv2.ROTATE_180)
+    else:
+        return image
+    return out
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
