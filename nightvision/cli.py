@@ -303,10 +303,15 @@ def _finish_job(report: EnhanceReport, output: str) -> int:
         return _stopped(report.stopped_by, report.stopped_at, report.partial)
     skipped = f" (skipped {report.skipped} file(s) inside the output folder)" if report.skipped else ""
     skipped += f" (kept {report.kept} existing output(s))" if report.kept else ""
-    print(
-        f"enhanced {report.files} file(s), {report.frames} frame(s) in {report.seconds:.1f} s "
-        f"({report.fps:.1f} FPS); mean luma {report.luma_in:.1f} -> {report.luma_out:.1f} -> {output}{skipped}"
-    )
+    if report.total_files == 1 and len(report.outputs) == 1:
+        output = str(report.outputs[0])  # the file itself, where -o named its folder
+    if report.frames:
+        print(
+            f"enhanced {report.files} file(s), {report.frames} frame(s) in {report.seconds:.1f} s "
+            f"({report.fps:.1f} FPS); mean luma {report.luma_in:.1f} -> {report.luma_out:.1f} -> {output}{skipped}"
+        )
+    else:  # (--skip-existing with every output there: no luma to tell)
+        print(f"nothing left to enhance -> {output}{skipped}")
     for path, reason in report.failures:
         print(f"nightvision: failed: {path}: {reason}", file=sys.stderr)
     if report.failures:
@@ -1157,8 +1162,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (NightvisionError, OSError) as err:
         if args.verbose > 1:
             log.exception("failed")
-        print(f"nightvision: error: {err}", file=sys.stderr)
+        print(f"nightvision: error: {_in_words(err)}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _in_words(err: BaseException) -> str:
+    """An error for the user: our own as they are; an OS error as its file and its cause in words, without the
+    ``[Errno N]`` of Python's."""
+    if isinstance(err, OSError) and not isinstance(err, NightvisionError) and err.errno is not None:
+        from nightvision.io.atomic import describe_os_error
+
+        name = f"{err.filename}: " if err.filename else ""
+        return f"{name}{describe_os_error(err)}"
+    return str(err)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,8 @@ def run_demo(
         stop, on_progress: see :func:`~nightvision.stream.jobs.enhance_path`.
     """
     out_dir = Path(out_dir)
+    if video is not None and Path(video).is_dir():
+        raise InputError(f"the demo takes a video, and {video} is a folder; enhance folders with `nightvision enhance`")
     if video is not None and Path(video).is_file() and not is_video(Path(video)):
         raise InputError(f"the demo takes a video, and {video} is not one; enhance an image with `nightvision enhance`")
     enhanced, picture = out_dir / "enhanced.mp4", out_dir / "side-by-side.png"

@@ -488,9 +488,13 @@ def _check_checkpoint(path: Path, spec: ModelSpec, *, use_args: bool) -> dict[st
 
     from nightvision import models
 
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch's zip, or a legacy pickle
+        raise InputError(f"{path} is not a PyTorch checkpoint (a .pt file saved by `nightvision train` or torch.save)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated zip, a pickle with code, a text file...
+    except Exception as err:  # a truncated zip, a pickle with code...
         raise InputError(f"cannot read checkpoint {path}: {_first_line(err)}") from err
     state = ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

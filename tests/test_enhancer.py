@@ -276,6 +276,10 @@ def test_truncated_weights_are_one_line_naming_the_file(tmp_path: Path, backend:
     with pytest.raises(InputError, match=r"^cannot read checkpoint .*truncated\.pt: ") as info:
         Enhancer("zero-dce++", backend, weights=str(bad))
     assert "\n" not in str(info.value)
+    video = tmp_path / "clip.mp4"  # (said "cannot read checkpoint clip.mp4: 101" or torch's weights_only essay)
+    video.write_bytes(b"\x00\x00\x00\x20ftypisom" + bytes(64))
+    with pytest.raises(InputError, match=r"clip\.mp4 is not a PyTorch checkpoint"):
+        Enhancer("zero-dce++", backend, weights=str(video))
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])

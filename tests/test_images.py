@@ -79,3 +79,15 @@ def test_the_format_is_told_by_the_content_not_the_name(tmp_path: Path) -> None:
     cut.write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(InputError, match="truncated"):
         read_image(cut)
+
+
+def test_float_pixels_in_0_1_read_as_16_bits_and_others_are_refused(tmp_path: Path) -> None:
+    """A 32-bit float TIFF reached the model as float32 and was refused as "expected uint8 or uint16"."""
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((20, 30, 3)) * 0.3).astype(np.float32)
+    cv2.imwrite(str(tmp_path / "float.tif"), pixels)
+    image = read_image(tmp_path / "float.tif")
+    assert image.dtype == np.uint16 and np.abs(image / 65535.0 - pixels).max() <= 0.5 / 65535 + 1e-7
+    cv2.imwrite(str(tmp_path / "hdr.tif"), pixels * 10)
+    with pytest.raises(InputError, match=r"hdr\.tif holds floating-point pixels outside 0-1"):
+        read_image(tmp_path / "hdr.tif")

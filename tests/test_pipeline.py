@@ -276,6 +276,21 @@ def test_bad_sources_and_sinks() -> None:
     assert redact("rtsp://admin:hunter2@cam.local/stream") == "rtsp://admin:***@cam.local/stream"
 
 
+def test_an_image_sequence_overwritten_by_a_shorter_run_holds_that_run_only(tmp_path: Path) -> None:
+    """``run ... -o frames/ --overwrite`` after a longer run left its later frames in the folder: a mixed
+    sequence (frames of two runs, of two sizes). They are removed; files of other names stay."""
+    folder = tmp_path / "frames"
+    for count, size in ((5, (12, 16)), (3, (8, 10))):
+        with make_sink(f"{folder}/", overwrite=True) as sink:
+            for i in range(count):
+                frame = np.full((*size, 3), 40 + i, np.uint8)
+                sink.write(frame, frame, i)
+        (folder / "notes.txt").write_text("mine")
+    assert sorted(p.name for p in folder.iterdir()) == ["000000.png", "000001.png", "000002.png", "notes.txt"]
+    with pytest.raises(OutputError, match="exists"):  # and without --overwrite, nothing is touched
+        make_sink(f"{folder}/").open()
+
+
 def test_display_without_a_screen_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
     with pytest.raises(OutputError, match="cannot open a window"):

@@ -374,6 +374,8 @@ def test_check_outputs_finds_an_input_among_many_by_path_symlink_or_hard_link(tm
         ("bench --pipeline OUT.mp4", "no such video for --pipeline"),
         ("eval --data PHOTO", "--data takes a folder"),
         ("demo PHOTO -o OUT", "the demo takes a video"),
+        ("demo FOLDER -o OUT", "is a folder; enhance folders with `nightvision enhance`"),
+        ("enhance PHOTO -o OUTLONG.png", "the name is too long"),  # not "[Errno 36] File name too long"
         ("enhance PHOTO -o EMPTY", "the output name is empty"),
         ("run rtsp:// --headless", "no host in 'rtsp://'"),
         ("run synthetic://?fsp=30 --headless", "unknown setting(s) fsp"),
@@ -386,10 +388,11 @@ def test_usage_mistakes_get_one_line_with_a_hint(
 ) -> None:
     photo = tmp_path / "photo.png"
     cv2.imwrite(str(photo), dark_frame(20, 30))
-    subs = {"PHOTO": str(photo), "EMPTY": ""}
+    (tmp_path / "folder").mkdir()
+    subs = {"PHOTO": str(photo), "EMPTY": "", "FOLDER": str(tmp_path / "folder"), "OUTLONG.png": "x" * 300 + ".png"}
     argv = [subs.get(a, str(tmp_path / a) if a.startswith("OUT") else a) for a in args.split()]
     main_says_one_line(argv, named, capsys)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "photo.png"]
 
 
 def test_verbose_may_follow_the_command_and_old_option_names_still_work() -> None:
@@ -437,5 +440,8 @@ def test_an_interrupted_folder_job_resumes_with_skip_existing(
     assert "enhanced 1 file(s)" in said and "(kept 2 existing output(s))" in said, said
     assert (out / "sub" / "b.jpg").is_file()
     assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept  # untouched
+    assert main(["enhance", str(photos), "-o", str(out), "-q", "-m", "zero-dce++", "--skip-existing"]) == 0
+    said = capsys.readouterr().out  # (said "mean luma 0.0 -> 0.0")
+    assert said.startswith("nothing left to enhance") and "(kept 3 existing output(s))" in said, said
     assert main(["enhance", str(photos), "-o", str(out), "--skip-existing", "--overwrite"]) == 2
     assert "give one of them" in capsys.readouterr().err

@@ -55,6 +55,7 @@ def read_image(path: str | Path) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise InputError(f"cannot decode image {path}: not an image, or truncated")
+    image = _as_integer_pixels(image, path)
     head = data[:_EXIF_REACH].tobytes()
     if head.startswith(_JPEG_START):  # (by the content: a PNG named .jpg is a PNG)
         if not _jpeg_complete(data):
@@ -64,6 +65,17 @@ def read_image(path: str | Path) -> np.ndarray:
             log.info("%s: turned upright as its EXIF orientation (%d) says", path, orientation)
             image = upright(image, orientation)
     return image
+
+
+def _as_integer_pixels(image: np.ndarray, path: Path) -> np.ndarray:
+    """8- and 16-bit pixels as they are; floating-point ones (a 32-bit TIFF) in ``[0, 1]`` as 16 bits; others
+    (HDR values beyond 1, 32-bit integers) refused, saying what to do."""
+    if image.dtype in (np.uint8, np.uint16):
+        return image
+    if image.dtype.kind == "f" and np.isfinite(image).all() and image.min() >= 0.0 and image.max() <= 1.0:
+        return np.floor(image.astype(np.float64) * 65535.0 + 0.5).astype(np.uint16)
+    what = "floating-point pixels outside 0-1 (HDR?)" if image.dtype.kind == "f" else f"{image.dtype} pixels"
+    raise InputError(f"{path} holds {what}: save it with 8 or 16 bits per channel")
 
 
 _JPEG_START = b"\xff\xd8\xff"

@@ -386,6 +386,18 @@ class ImageSequenceSink(Sink):
         write_image(self.pattern % self.count, frame)
         self.count += 1
 
+    def _close(self) -> None:
+        """With ``overwrite``: the frames that follow the last one written, left by an earlier and longer run,
+        are removed (they read as part of this sequence); only names of this pattern, from there on, in a row."""
+        if not self._overwrite:
+            return
+        stale = 0
+        while (path := Path(self.pattern % (self.count + stale))).is_file():
+            path.unlink()
+            stale += 1
+        if stale:
+            log.info("%s: removed %d frames of an earlier run after this run's last", self.uri, stale)
+
 
 _PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>nightvision</title>
