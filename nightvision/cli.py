@@ -241,7 +241,11 @@ def _enhancer(args: argparse.Namespace) -> Callable[[], Enhancer]:
 
     def load() -> Enhancer:
         from nightvision.enhancer import Enhancer
+        from nightvision.specs import get_spec
 
+        spec = get_spec(args.model)
+        if args.exact and not (spec.estimator_onnx or spec.coefficients_onnx):  # (the API takes it, for any model)
+            raise InputError(f"--exact runs the full graph instead of a fast path; {spec.name} has none: leave it out")
         return Enhancer(
             args.model,
             args.backend,
@@ -862,10 +866,9 @@ def build_parser() -> _Parser:
     p.add_argument(
         "--retries",
         type=_int_in(1, 1000),
-        default=3,
         metavar="N",
-        help="network streams: tries to open a stream before giving up (one that delivered frames is "
-        "reconnected forever)",
+        help="network streams: tries to open a stream before giving up, 3 by default (one that delivered frames "
+        "is reconnected forever)",
     )
     p.add_argument("--width", type=_int_in(1, 65536), help=argparse.SUPPRESS)  # old spelling of --size
     p.add_argument("--height", type=_int_in(1, 65536), help=argparse.SUPPRESS)

@@ -161,6 +161,10 @@ SYNTH = "synthetic://?fps=15&size=160x90"
         ),
         ('[[camera]]\nname = "a"\nuri = "0"\noutputs = ["{camera}.mp4"]\n', r"unknown placeholder"),
         ('[[camera]]\nname = "a"\nuri = "synthetic://?fps=0"\n', r"synthetic source"),
+        (
+            '[[camera]]\nname = "a"\nuri = "0"\nmodel = "curve-denoise"\nsmooth = true\n',
+            r"smooth = true needs a model that shares one curve map over the frame \(zero-dce\+\+\), not curve-denoise",
+        ),
         ("[[camera]\nname = 1\n", r"not valid TOML"),
     ],
 )

@@ -198,6 +198,13 @@ def _size(v: Any) -> str:
     return text
 
 
+def _shares_a_curve(model: str) -> bool:
+    """Whether ``model``'s fast path estimates one curve map for the frame (what ``smooth`` smooths)."""
+    from nightvision.specs import get_spec
+
+    return bool(get_spec(model).estimator_onnx)
+
+
 def _model(v: Any) -> str:
     from nightvision.specs import get_spec
 
@@ -378,6 +385,11 @@ def parse_config(data: Mapping[str, Any], path: str | Path = "<config>") -> Serv
         if name in seen:
             raise InputError(f"{src}: duplicate camera name {name!r} (cameras {seen[name]} and {i}); names are unique")
         seen[name] = i
+        if values.get("smooth") and not _shares_a_curve(values.get("model", DEFAULT_MODEL)):
+            raise InputError(
+                f"{where}: smooth = true needs a model that shares one curve map over the frame (zero-dce++), "
+                f"not {values.get('model', DEFAULT_MODEL)}"
+            )
         uri = values["uri"].strip()
         if not uri:
             raise InputError(f"{where}: uri is empty")

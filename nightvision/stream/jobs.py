@@ -43,6 +43,7 @@ from nightvision.stream.sources import (
     FolderSource,
     ImageSource,
     Source,
+    SyntheticSource,
     make_source,
     source_uri,
 )
@@ -413,7 +414,7 @@ def run_stream(
     loop: int = 0,
     size: str | None = None,
     fps: float = 0.0,
-    retries: int = 3,
+    retries: int | None = None,
     crf: int = 18,
     overwrite: bool = False,
     stats_json: str | Path | None = None,
@@ -476,7 +477,12 @@ def run_stream(
         overwrite=overwrite,
     )
     audio = policy != "latest" and any(is_video(f) for f in files)
-    src = make_source(source, loop=loop, width=width, height=height, fps=fps, audio=audio, retries=retries)
+    tries = 3 if retries is None else retries
+    src = make_source(source, loop=loop, width=width, height=height, fps=fps, audio=audio, retries=tries)
+    if loop and not isinstance(src, (FileSource, FolderSource)):
+        raise InputError(f"--loop repeats a video file or a folder; {source} is neither")
+    if retries is not None and isinstance(src, (FileSource, FolderSource, ImageSource, SyntheticSource)):
+        raise InputError(f"--retries counts tries to open a network stream; {source} is not one")
     if isinstance(src, FolderSource):
         src.exclude = [f for f in folders if is_within(f, src.path)]
     if size and not (isinstance(src, CaptureSource) and src.camera):

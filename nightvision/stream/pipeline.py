@@ -319,7 +319,11 @@ class Pipeline:
         self.policy = policy or ("latest" if source.live else "lossless")
         has_curve = enhancer is not None and enhancer.has_curve
         if smooth and not has_curve:
-            log.warning("temporal smoothing needs a shared-curve model on the fast path; running without it")
+            name = getattr(getattr(enhancer, "spec", None), "name", "this model") if enhancer else "no model"
+            raise InputError(
+                f"temporal smoothing (--smooth) needs a model that shares one curve map over the frame, on its fast "
+                f"path (zero-dce++ on onnxruntime, without --exact); {name} has none"
+            )
         self.smoother = CurveSmoother() if (smooth and has_curve) else None
         self.pre_stages = [check_stage(s) for s in pre_stages]
         self.post_stages = [check_stage(s) for s in post_stages]
