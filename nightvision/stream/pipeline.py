@@ -115,23 +115,32 @@ class Interrupted(KeyboardInterrupt):
         self.signal = signal_name
 
 
+SAME_SIGNAL_S = 0.25  # a second stop signal sooner than this after the first is the same one, delivered twice
+
+
 @contextlib.contextmanager
 def stop_on_signals(request: StopRequest | None = None) -> Iterator[StopRequest]:
     """Turn SIGINT and SIGTERM into a :class:`StopRequest` while the block runs (main thread only).
 
     The first signal asks the running job to stop (it finishes within about a second, see
     :class:`Pipeline`); a second one, or one that comes while nothing listens (a model still loading),
-    raises :class:`Interrupted` at once. The previous handlers come back afterwards.
+    raises :class:`Interrupted` at once. A second signal within :data:`SAME_SIGNAL_S` of the first is the
+    same request delivered twice (GNU ``timeout`` signals the command and then its process group: one run in
+    eight lost its partial output) and is ignored. The previous handlers come back afterwards.
     """
     request = request or StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield request
         return
+    asked: list[float] = []  # when the first signal came
 
     def handler(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
+        if request.is_set() and asked and time.monotonic() - asked[0] < SAME_SIGNAL_S:
+            return
         if request.is_set() or not request.heard:
             raise Interrupted(name)
+        asked.append(time.monotonic())
         request.set(name)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
