@@ -327,7 +327,10 @@ class VideoReader:
     def _stated_seconds(self) -> float | None:
         """How long the video stream says it lasts, for a container that states no frame count (Matroska,
         WebM): its ``DURATION`` tag (FFmpeg's muxer writes one a track), else its own duration, else the file's
-        when it has no other stream (an audio track may outlast the video); ``None`` when nothing says."""
+        when it has no other stream (an audio track may outlast the video); ``None`` when nothing says, or for
+        another container (where a duration may be estimated from the bit rate)."""
+        if "matroska" not in self._container.format.name:
+            return None
         tag = next((v for k, v in self._video.metadata.items() if k.upper() == "DURATION"), None)
         if tag is not None:
             with contextlib.suppress(ValueError):
