@@ -296,6 +296,30 @@ def test_joined_parts_re_encode_audio_their_container_cannot_hold(tmp_path: Path
         assert seconds == pytest.approx(1.0, abs=0.05)  # the whole second of sound
 
 
+def test_the_report_never_replaces_an_input_a_file_or_the_manifest(archive: Path, tmp_path: Path) -> None:
+    """``--report`` wrote over whatever it named: an input photo, a note, the job's own manifest (whose next
+    run was then a traceback). Only a new name or an earlier report is taken."""
+    still = archive / "cams" / "still.png"
+    before = still.read_bytes()
+    note = tmp_path / "notes.txt"
+    note.write_text("mine")
+    out = tmp_path / "out"
+    for report, said in (
+        (still, "is the input"),
+        (note, "exists and is not a batch report"),
+        (out / MANIFEST_NAME, "the batch's own bookkeeping"),
+    ):
+        with pytest.raises(OutputError, match=said):
+            batch([still], out, use_ray=False, report_path=report)
+    assert still.read_bytes() == before and note.read_text() == "mine"
+    report = tmp_path / "report.json"
+    for _ in range(2):  # a rerun rewrites its own report
+        assert batch([still], out, use_ray=False, report_path=report).ok
+    (out / MANIFEST_NAME).write_text("[]")  # a damaged manifest: one line, not a traceback
+    with pytest.raises(InputError, match="is not a batch manifest"):
+        batch([still], out, use_ray=False)
+
+
 def test_bad_input_is_one_line(archive: Path, tmp_path: Path) -> None:
     afile = tmp_path / "file.txt"
     afile.write_text("x")

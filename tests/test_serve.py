@@ -162,6 +162,10 @@ SYNTH = "synthetic://?fps=15&size=160x90"
         ('[[camera]]\nname = "a"\nuri = "0"\noutputs = ["{camera}.mp4"]\n', r"unknown placeholder"),
         ('[[camera]]\nname = "a"\nuri = "synthetic://?fps=0"\n', r"synthetic source"),
         (
+            '[serve]\noverwrite = true\n[[camera]]\nname = "a"\nuri = "CONFIG_DIR/src.mp4"\noutputs = ["src.mp4"]\n',
+            r"output '.*src\.mp4' is the camera's own source",
+        ),
+        (
             '[[camera]]\nname = "a"\nuri = "0"\nmodel = "curve-denoise"\nsmooth = true\n',
             r"smooth = true needs a model that shares one curve map over the frame \(zero-dce\+\+\), not curve-denoise",
         ),
@@ -169,7 +173,7 @@ SYNTH = "synthetic://?fps=15&size=160x90"
     ],
 )
 def test_a_bad_config_is_one_line_naming_the_item(tmp_path: Path, text: str, expected: str) -> None:
-    path = write(tmp_path, text)
+    path = write(tmp_path, text.replace("CONFIG_DIR", str(tmp_path)))
     with pytest.raises(InputError) as info:
         load_config(path)
     message = str(info.value)

@@ -56,7 +56,7 @@ from nightvision.stream.pipeline import StopRequest
 
 from .chunks import Chunk, VideoIndex, join_parts, plan_chunks, scan_video
 from .connect import connect, ray_available
-from .manifest import Manifest, Record, chunk_suffix, file_record, input_stamp, part_name
+from .manifest import MANIFEST_NAME, Manifest, Record, chunk_suffix, file_record, input_stamp, part_name
 from .pool import LocalPool, Outcome, RayPool
 from .worker import Settings, Task
 
@@ -343,6 +343,26 @@ class _Bar:
             self._bar.close()
 
 
+def _check_report_path(report: Path, outdir: Path, sources: list[Path]) -> None:
+    """Refuse a report that would replace an input, the job's own bookkeeping or an output, or any other file
+    than an earlier report (a rerun rewrites its report; it must not write over a photo or a note)."""
+    check_outputs(sources, [report], overwrite=True)  # an input (same path or a link to it)
+    key = report.resolve()
+    own = {(outdir / MANIFEST_NAME).resolve(), (outdir / WORK_DIR).resolve()}
+    if key in own or (outdir / WORK_DIR).resolve() in key.parents:
+        raise OutputError(f"the report {report} is the batch's own bookkeeping; give another name")
+    if report.exists() and not _is_batch_report(report):
+        raise OutputError(f"{report} exists and is not a batch report; give a new name for --report")
+
+
+def _is_batch_report(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"files", "engine", "report_path"} <= set(data)
+
+
 def batch(
     inputs: Sequence[str | Path],
     outdir: str | Path,
@@ -429,6 +449,8 @@ def batch(
         writable_folder(report_path)
     pairs = plan_inputs(inputs, outdir)
     check_outputs([src for src, _ in pairs], [outdir / rel for _, rel in pairs], overwrite=True)
+    if report_path:
+        _check_report_path(Path(report_path), outdir, [src for src, _ in pairs])
     outdir.mkdir(parents=True, exist_ok=True)
     work = outdir / WORK_DIR
     with _locked(work):

@@ -68,6 +68,18 @@ def file_record(path: Path, frames: int, source: tuple[Any, ...] = ()) -> Record
     return Record(frames, st.st_size, st.st_mtime_ns, sha256_of(path), tuple(source))
 
 
+def _looks_like_a_manifest(data: Any) -> bool:
+    """The shape :meth:`Manifest.save` writes: settings, outputs and chunks, each a table."""
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("settings"), dict)
+        and isinstance(data.get("outputs", {}), dict)
+        and isinstance(data.get("chunks", {}), dict)
+        and all(isinstance(r, dict) for r in data.get("outputs", {}).values())
+        and all(isinstance(c, dict) for c in data.get("chunks", {}).values())
+    )
+
+
 class Manifest:
     """``OUTDIR/nightvision-batch.json``: see the module docstring.
 
@@ -89,6 +101,8 @@ class Manifest:
             data = json.loads(self.path.read_text())
         except (OSError, ValueError) as err:
             raise InputError(f"cannot read the batch manifest {self.path} ({err}); delete it to start afresh") from err
+        if not _looks_like_a_manifest(data):
+            raise InputError(f"{self.path} is not a batch manifest (overwritten?); delete it to start afresh")
         if data.get("settings") != settings:
             theirs = data.get("settings", {})
             diff = ", ".join(

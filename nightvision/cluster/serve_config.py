@@ -65,6 +65,7 @@ from typing import Any
 
 from nightvision.enhancer import DEFAULT_MODEL
 from nightvision.errors import InputError, ModelNotFoundError
+from nightvision.io.outputs import same_file
 from nightvision.stream.exposure import DEFAULT_TARGET
 
 try:
@@ -402,6 +403,7 @@ def parse_config(data: Mapping[str, Any], path: str | Path = "<config>") -> Serv
                 raise InputError(f"{where}: {err}") from None
         values["uri"] = uri
         values["outputs"] = _resolve_outputs(where, tuple(values.get("outputs", ())), base)
+        _refuse_own_source(where, uri, values["outputs"], name, base)
         cameras.append(CameraConfig(**values))
     _check_shared_outputs(src, cameras)
     address = serve.get("address") or None
@@ -423,6 +425,22 @@ def parse_config(data: Mapping[str, Any], path: str | Path = "<config>") -> Serv
         _refuse_existing(src, cameras)
     _check_serve_port(config)
     return config
+
+
+def _refuse_own_source(where: str, uri: str, outputs: tuple[str, ...], name: str, base: Path) -> None:
+    """A camera that records into the file it reads would replace it (with ``overwrite``): refused, whatever
+    ``overwrite`` says. The file is looked for where the worker opens it (the current folder) and beside the
+    configuration."""
+    if "://" in uri and not uri.startswith("file://"):
+        return
+    local = Path(uri.removeprefix("file://")).expanduser()
+    sources = {local.resolve(), (local if local.is_absolute() else base / local).resolve()}
+    for out in outputs:
+        if "://" in out and not out.startswith("file://"):
+            continue
+        target = Path(_expand(out, name, "")).resolve()
+        if any(same_file(target, src) for src in sources):
+            raise InputError(f"{where}: output {out!r} is the camera's own source; an input is never overwritten")
 
 
 def _check_serve_port(config: ServeConfig) -> None:
