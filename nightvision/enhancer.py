@@ -13,10 +13,8 @@ cut into overlapping tiles, blended without visible seams (:mod:`nightvision.til
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +39,7 @@ from nightvision.tiling import (
     run_tiled,
 )
 
-__all__ = ["DEFAULT_MODEL", "Enhancer", "FrameJob"]
+__all__ = ["DEFAULT_MODEL", "Enhancer", "FrameJob", "check_checkpoint"]
 
 log = logging.getLogger(__name__)
 _NO_INPUT = np.zeros((1, 3, 0, 0), np.float32)
@@ -435,7 +433,7 @@ class _Checkpoint:
                 "an ONNX file (onnx_path=, --onnx)"
             ) from None
         # the torch backend builds the model from the spec's arguments; export uses the checkpoint's own
-        args = _check_checkpoint(path, spec, use_args=backend != "torch")
+        args = check_checkpoint(path, spec, use_args=backend != "torch")
         return cls(path, spec, sha, args)
 
     def onnx(self, *, estimator: bool) -> Path:
@@ -446,7 +444,7 @@ class _Checkpoint:
         from nightvision import export
 
         log.info("exporting %s to %s (once per checkpoint)", self.path, out)
-        with _quiet_exporter():
+        with export.quiet_exporter():
             try:
                 if estimator:
                     export.export_curve_estimator(self.spec.name, out, weights=self.path)
@@ -478,7 +476,7 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _check_checkpoint(path: Path, spec: ModelSpec, *, use_args: bool) -> dict[str, Any]:
+def check_checkpoint(path: Path, spec: ModelSpec, *, use_args: bool) -> dict[str, Any]:
     """Load ``path`` and compare it with ``spec``'s architecture; return its model arguments.
 
     Raises:
@@ -521,19 +519,3 @@ def _check_checkpoint(path: Path, spec: ModelSpec, *, use_args: bool) -> dict[st
     return args
 
 
-@contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """Keep the exporter's own progress and warnings (torch.onnx, onnxscript) off the terminal."""
-    import warnings
-
-    names = ("torch.onnx", "torch._export", "torch.export", "onnxscript", "onnx_ir")
-    saved = {n: logging.getLogger(n).level for n in names}
-    try:
-        for n in names:
-            logging.getLogger(n).setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for n, level in saved.items():
-            logging.getLogger(n).setLevel(level)

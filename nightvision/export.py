@@ -12,9 +12,11 @@ file is never edited, and an export never fails half-way with the graph written 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +94,7 @@ def export_onnx(
         model = models.create(name, pretrained=True, **model_kwargs)
         args = {**dict(spec.kwargs), **model_kwargs}
     else:
-        ckpt_args = _checkpoint_args(Path(weights))
+        ckpt_args = _checkpoint_args(Path(weights), name)
         args = {**ckpt_args, **model_kwargs}
         model = models.create(name, pretrained=False, **args)
         models.load_checkpoint(model, weights)
@@ -167,6 +169,22 @@ def export_curve_coefficients(
     )
 
 
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """Keep the exporter's own progress and warnings (torch.onnx, onnxscript) off the terminal."""
+    names = ("torch.onnx", "torch._export", "torch.export", "onnxscript", "onnx_ir")
+    saved = {n: logging.getLogger(n).level for n in names}
+    try:
+        for n in names:
+            logging.getLogger(n).setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)
+
+
 def export_module(
     model: Any,
     name: str,
@@ -200,8 +218,7 @@ def export_module(
     width: Any = torch.export.Dim("width", min=1, max=16384 // m)
     if m > 1:
         height, width = m * height, m * width
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_exporter():
         program = torch.onnx.export(
             model,
             (x,),
@@ -417,16 +434,16 @@ def _load_model(name: str, weights: str | Path | None) -> Any:
 
     if weights is None:
         return models.create(name, pretrained=True)
-    model = models.create(name, pretrained=False, **_checkpoint_args(Path(weights)))
+    model = models.create(name, pretrained=False, **_checkpoint_args(Path(weights), name))
     models.load_checkpoint(model, weights)
     return model
 
 
-def _checkpoint_args(path: Path) -> dict[str, Any]:
-    import torch
+def _checkpoint_args(path: Path, name: str) -> dict[str, Any]:
+    """The model arguments of checkpoint ``path``, once it is checked to be one of model ``name`` (a file that is
+    no checkpoint, or one of another model, is one line saying so)."""
+    from nightvision.enhancer import check_checkpoint
 
     if not path.is_file():
         raise InputError(f"no such checkpoint: {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    args: dict[str, Any] = ckpt.get("model_args", {}) if isinstance(ckpt, dict) else {}
-    return args
+    return check_checkpoint(path, get_spec(name), use_args=True)

@@ -58,3 +58,14 @@ def write_lol_folder(root: Path, pairs: int, height: int, width: int, gain: floa
         cv2.imwrite(str(root / "low" / f"{i}.png"), low)
         cv2.imwrite(str(root / "high" / f"{i}.png"), cv2.convertScaleAbs(low, alpha=gain))
     return root
+
+
+def save_checkpoint(path: Path, name: str, seed: int = 0, **model_args: object) -> Path:
+    """A checkpoint of a freshly initialised (not trained) model, as the training loops save them."""
+    torch = pytest.importorskip("torch")
+    from nightvision import models
+
+    torch.manual_seed(seed)
+    net = models.create(name, pretrained=False, **model_args)
+    torch.save({"model": net.state_dict(), "model_name": name, "model_args": dict(model_args)}, path)
+    return path

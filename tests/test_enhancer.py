@@ -11,7 +11,7 @@ import pytest
 from nightvision import Enhancer, list_specs
 from nightvision.errors import EngineError, InputError, ModelNotFoundError, ShapeError
 from nightvision.evaluation.metrics import clipped_fraction, mean_luma
-from tests.conftest import dark_frame
+from tests.conftest import dark_frame, save_checkpoint
 
 SHIPPED = [s.name for s in list_specs() if s.has_onnx]
 HEAVY = {"mirnet-v2"}  # 5.4 M parameters at full resolution: about 30 s a megapixel on this CPU
@@ -234,17 +234,6 @@ def test_onnxruntime_providers_prefer_tensorrt_then_cuda_and_cache_tensorrt_engi
 # --- --weights: takes effect on the chosen backend or fails with one line -------------------------------------
 
 
-def _save_checkpoint(path: Path, name: str, seed: int = 0, **model_args: object) -> Path:
-    """A checkpoint of a freshly initialised (not trained) model, as the training loops save them."""
-    torch = pytest.importorskip("torch")
-    from nightvision import models
-
-    torch.manual_seed(seed)
-    net = models.create(name, pretrained=False, **model_args)
-    torch.save({"model": net.state_dict(), "model_name": name, "model_args": dict(model_args)}, path)
-    return path
-
-
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
 def test_weights_that_do_not_exist_are_named(tmp_path: Path, backend: str) -> None:
     if backend == "torch":
@@ -270,7 +259,7 @@ def test_weights_without_torch_say_what_to_do(tmp_path: Path, monkeypatch: pytes
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
 def test_truncated_weights_are_one_line_naming_the_file(tmp_path: Path, backend: str) -> None:
-    good = _save_checkpoint(tmp_path / "good.pt", "zero-dce++")
+    good = save_checkpoint(tmp_path / "good.pt", "zero-dce++")
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(InputError, match=r"^cannot read checkpoint .*truncated\.pt: ") as info:
@@ -284,7 +273,7 @@ def test_truncated_weights_are_one_line_naming_the_file(tmp_path: Path, backend:
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
 def test_weights_of_another_model_name_the_first_mismatch(tmp_path: Path, backend: str) -> None:
-    other = _save_checkpoint(tmp_path / "other.pt", "zero-dce")
+    other = save_checkpoint(tmp_path / "other.pt", "zero-dce")
     with pytest.raises(InputError) as info:
         Enhancer("zero-dce++", backend, weights=str(other), device="cpu" if backend == "torch" else None)
     message = str(info.value)
@@ -294,7 +283,7 @@ def test_weights_of_another_model_name_the_first_mismatch(tmp_path: Path, backen
 
 def test_weights_of_another_width_name_the_first_shape(tmp_path: Path) -> None:
     """The torch backend builds the registered variant; the shapes say why the checkpoint does not fit."""
-    ckpt = _save_checkpoint(tmp_path / "narrow.pt", "nafnet-s", width=8)
+    ckpt = save_checkpoint(tmp_path / "narrow.pt", "nafnet-s", width=8)
     with pytest.raises(
         InputError, match=r"narrow\.pt does not match nafnet-s: intro\.weight is \(8, 3, 3, 3\) in the "
     ):
@@ -321,7 +310,7 @@ def test_weights_take_effect_on_onnxruntime_fast_and_exact_and_are_exported_once
 ) -> None:
     pytest.importorskip("onnx")
     monkeypatch.setenv("NIGHTVISION_CACHE", str(tmp_path / "cache"))
-    ckpt = _save_checkpoint(tmp_path / "fresh.pt", "zero-dce++", seed=3, downscale=1)
+    ckpt = save_checkpoint(tmp_path / "fresh.pt", "zero-dce++", seed=3, downscale=1)
     frame = dark_frame(64, 96)
     fast = Enhancer("zero-dce++", "onnxruntime", weights=str(ckpt), threads=1, downscale=8).enhance(frame)
     exact = Enhancer("zero-dce++", "onnxruntime", weights=str(ckpt), threads=1, exact=True).enhance(frame)

@@ -229,3 +229,21 @@ def test_record_merges_into_our_own_manifests_old_and_new(exported: tuple[str, o
     copy.write_bytes(path.read_bytes())
     record_in_manifest(copy, manifest)
     assert {path.name, copy.name} <= set(read_manifest(manifest))
+
+
+def test_weights_of_another_model_or_no_checkpoint_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``export zero-dce++ --weights`` of a curve-denoise checkpoint, or of a text file, was a traceback."""
+    from nightvision.cli import main
+    from tests.conftest import save_checkpoint
+
+    other = save_checkpoint(tmp_path / "other.pt", "zero-dce")
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    for weights, said in ((other, "does not match zero-dce++"), (text, "is not a PyTorch checkpoint")):
+        out = tmp_path / "out.onnx"
+        assert main(["export", "zero-dce++", "--weights", str(weights), "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
+        assert not out.exists()
