@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from nightvision.errors import InputError
 from nightvision.evaluation.metrics import colour_cast, flicker, lab_offset, noise_ratio, noise_sigma
 from nightvision.evaluation.noise import NoiseLevels
 from nightvision.evaluation.video import (
@@ -182,6 +183,23 @@ def test_video_set_is_built_from_test_scenes_and_cached(tmp_path: pytest.TempPat
         str(p.low) for p in build_pairs(sice) if p.split == "train"
     }
     assert not {c.source for c in clips} & train
+
+
+@pytest.mark.shared
+def test_a_bracket_folder_with_too_few_test_scenes_is_one_line_and_caches_nothing(tmp_path: Path) -> None:
+    """The first 130 SICE images hold one test scene: a ValueError from the sampler, and an empty folder left in
+    the cache at each try."""
+    from nightvision.evaluation.video import build_video_set
+
+    sice = shared_path("data", "sice")
+    few = tmp_path / "few"
+    few.mkdir()
+    for path in sorted(sice.glob("*.jpg"), key=lambda p: int(p.stem))[:130]:
+        shutil.copy(path, few / path.name)
+    cache = tmp_path / "cache"
+    with pytest.raises(InputError, match=r"test scene\(s\); the video set needs 6 .*give the whole SICE folder"):
+        build_video_set(few, frames=4, cache_root=cache)
+    assert not cache.exists() or not any(cache.iterdir())
 
 
 @pytest.mark.shared

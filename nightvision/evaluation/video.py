@@ -42,6 +42,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -467,8 +468,34 @@ def build_video_set(
         except (OSError, ValueError, KeyError, InputError) as err:
             log.warning("video set cache %s unreadable (%s); rebuilding", folder, err)
     images = test_scene_images(data)
+    if len(images) < len(motions) + 1:  # a clip per motion, and one more image for the moving object's patch
+        raise InputError(
+            f"{data} has {len(images)} test scene(s); the video set needs {len(motions) + 1} (one per motion and "
+            "one for the moving object): give the whole SICE folder"
+        )
     if cache:
         folder.mkdir(parents=True, exist_ok=True)
+    try:
+        clips = _synthesize_set(images, motions, seed, frames, size, bpp, folder if cache else None)
+    except BaseException:
+        if cache and not (folder / "meta.json").is_file():  # (no half-built set left in the cache)
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if cache:
+        _save(folder, clips, compressed=bpp is not None)
+    return clips
+
+
+def _synthesize_set(
+    images: list[Path],
+    motions: Sequence[str],
+    seed: int,
+    frames: int,
+    size: tuple[int, int],
+    bpp: float | None,
+    folder: Path | None,
+) -> list[SyntheticClip]:
+    """One clip per motion from ``images`` (the test scenes), their H.264 inputs kept in ``folder`` if given."""
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(images), size=len(motions) + 1, replace=False)
     n = len(motions)
@@ -497,11 +524,9 @@ def build_video_set(
                 source=str(path),
                 patch=patch,
                 bpp=bpp,
-                video_path=folder / f"{i}-input.mp4" if cache and bpp is not None else None,
+                video_path=folder / f"{i}-input.mp4" if folder is not None and bpp is not None else None,
             )
         )
-    if cache:
-        _save(folder, clips, compressed=bpp is not None)
     return clips
 
 
