@@ -473,7 +473,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     else:
         spec = get_spec(args.model)
         if spec.onnx_path is None or not spec.has_onnx:
-            raise InputError(f"model {args.model!r} has no shipped ONNX graph; export one and pass the .onnx file")
+            raise InputError(f"model {args.model!r} ships no ONNX graph: export a trained one, build from the .onnx")
         onnx, model = spec.onnx_path, spec.name
         source = sha256_of(onnx)
         if args.precision == "fp16":  # strongly typed: the graph decides, so build from the fp16 graph

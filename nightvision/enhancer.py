@@ -517,5 +517,3 @@ def check_checkpoint(path: Path, spec: ModelSpec, *, use_args: bool) -> dict[str
         if key not in expected:
             raise InputError(f"{path} does not match {spec.name}: unexpected key {key}{of}")
     return args
-
-

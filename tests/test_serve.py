@@ -367,6 +367,34 @@ def test_supervisor_backs_off_gives_up_and_restarts_stalled_workers(monkeypatch:
         sup.stop()
 
 
+def test_a_camera_that_cannot_run_as_configured_is_not_restarted(tmp_path: Path) -> None:
+    """A model without weights or a backend not installed restarted forever ("4 restarts in 20 s"): no restart
+    mends it. The real worker says so (error kind "config"), the camera stays down, the others run."""
+    from nightvision.cluster.supervisor import ThreadHandle
+
+    cfg = parse_config(
+        {
+            "serve": {"restart_delay": 0.1, "restart_delay_max": 0.2},
+            "camera": [
+                {"name": "untrained", "uri": SYNTH, "model": "nafnet"},
+                {"name": "fine", "uri": SYNTH, "model": "zero-dce++"},
+            ],
+        },
+        tmp_path / "serve.toml",
+    )
+    sup = Supervisor(cfg, lambda cam: ThreadHandle(cam, jpeg_quality=80, overwrite=False))
+    sup.start()
+    try:
+        wait_until(lambda: sup.views()[0].reason.startswith("cannot run as configured"), 30, "the camera to give up")
+        wait_until(lambda: sup.views()[1].frames_out >= 3, 30, "the other camera's frames")
+        time.sleep(0.5)  # several restart delays
+        untrained = sup.views()[0]
+        assert untrained.state == "down" and untrained.restarts == 0
+        assert "ships no weights" in untrained.reason and untrained.reason.endswith("restart serve")
+    finally:
+        sup.stop()
+
+
 def test_in_process_cameras_restart_and_recordings_survive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without Ray: the same supervisor over threads. A killed worker is replaced; each run records its own
     file."""

@@ -115,8 +115,9 @@ def create_backend(
         path = onnx_path or spec.onnx_path
         if path is None or not (onnx_path or spec.has_onnx):
             raise EngineError(
-                f"model {spec.name!r} has no shipped ONNX graph; export one with "
-                f"`nightvision export {spec.name} -o FILE.onnx` and pass it with --onnx"
+                f"model {spec.name!r} ships no weights (an architecture to train, see training/README.md); run a "
+                f"trained one with `nightvision enhance|run ... -m {spec.name} --weights RUN/final.pt`, or its graph "
+                f"(`nightvision export {spec.name} --weights RUN/final.pt -o FILE.onnx`) with --onnx FILE.onnx"
             )
         return OnnxRuntimeBackend(path, threads=threads)
     if backend == "torch":

@@ -27,7 +27,7 @@ import numpy as np
 from nightvision.allocator import keep_freed_memory
 from nightvision.cluster.serve_config import CameraConfig
 from nightvision.enhancer import Enhancer, FrameJob
-from nightvision.errors import OutputError
+from nightvision.errors import NightvisionError, OutputError
 from nightvision.io.video import AudioPacket
 from nightvision.stream.pipeline import Pipeline, PipelineStats, StopRequest
 from nightvision.stream.sinks import Sink, VideoFileSink, as_bgr8, make_sink
@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 
 PHASES = ("idle", "opening", "loading", "running", "failed", "ended", "stopped")
 """What a worker is doing: ``opening`` its source and outputs, ``loading`` the model, ``running``; after a
-run: ``failed`` (``error`` says why and ``error_kind`` where: source, output, model, pipeline), ``ended`` (the
-source ended) or ``stopped`` (asked to)."""
+run: ``failed`` (``error`` says why and ``error_kind`` where: source, output, model, pipeline, or config for a
+model or pipeline that cannot be made as configured), ``ended`` (the source ended) or ``stopped`` (asked to)."""
 
 
 class FrameStore:
@@ -349,6 +349,8 @@ class CameraWorker:
             for sink in sinks:
                 sink.abort()
             log.info("camera %s: %s", cam.name, _first_line(err))
+            if kind in ("model", "pipeline") and isinstance(err, NightvisionError):
+                kind = "config"  # (a model without a graph, a backend not installed: no restart mends it)
             self._set("failed", _first_line(err), kind)
             return
         with self._lock:

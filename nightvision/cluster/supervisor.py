@@ -416,6 +416,14 @@ class Supervisor:
         with self._lock:
             if self._stop.is_set():
                 return
+            if kind == "config":  # no restart mends it: say so once, and leave the camera down
+                slot.given_up, slot.state, slot.retry_at = True, "down", None
+                slot.reason = f"cannot run as configured: {reason}; fix its [[camera]] entry and restart serve"
+                if slot.handle is not None:
+                    slot.handle.kill()
+                    slot.handle = None
+                log.error("camera %s: %s", name, slot.reason)
+                return
             slot.streak += 1
             slot.up_since = None
             slot.new_worker = new_worker or slot.new_worker

@@ -54,7 +54,8 @@ def create(name: str, *, pretrained: bool = True, **kwargs: Any) -> nn.Module:
         path = spec.weights_path
         if path is None or not path.is_file():
             raise EngineError(
-                f"model {name!r} has no shipped weights; train it (see training/README.md) or pass pretrained=False"
+                f"model {name!r} ships no weights: train it (see training/README.md) and give the checkpoint "
+                "(--weights RUN/final.pt; in Python, create it with pretrained=False and load_checkpoint)"
             )
         load_checkpoint(model, path)
     return model.eval()
