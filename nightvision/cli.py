@@ -438,8 +438,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.output or f"benchmarks/results/{socket.gethostname()}")
     check_outputs([], [out / name for name in RESULT_FILES], overwrite=args.overwrite)
     check_backend_names(args.backends.split(","))
-    if args.pipeline and not Path(args.pipeline).is_file():  # before the table, not after it
-        raise InputError(f"no such video for --pipeline: {args.pipeline}")
+    if args.pipeline:  # before the table, not after it
+        from nightvision.io.video import is_video
+
+        clip = Path(args.pipeline)
+        if clip.is_dir() or (clip.is_file() and not is_video(clip)):
+            what = "a folder" if clip.is_dir() else "not one"
+            raise InputError(f"--pipeline takes a video file, and {clip} is {what}")
+        if not clip.is_file():
+            raise InputError(f"no such video for --pipeline: {args.pipeline}")
     cells = bench_models(
         args.models.split(","),
         args.backends.split(","),
@@ -642,7 +649,14 @@ VIDEO_EVAL_FILES = ("video.md", "video.json", "contact-sheet.jpg")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from nightvision.evaluation.evaluate import classical_methods, evaluate, find_inputs, our_methods, reference_methods
+    from nightvision.evaluation.evaluate import (
+        check_readable,
+        classical_methods,
+        evaluate,
+        find_inputs,
+        our_methods,
+        reference_methods,
+    )
     from nightvision.io.outputs import check_outputs
     from nightvision.specs import get_spec, list_specs
 
@@ -656,9 +670,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_video(args, names)
     if args.clips:
         raise InputError("--clips goes with --video (the real clips of the video benchmark)")
+    out, data = Path(args.output).resolve(), Path(args.data).resolve()
+    if out == data:
+        raise InputError(f"-o {args.output} is the data folder: its grid.png would be scored next time; give another")
     inputs, targets = find_inputs(args.data, brackets=args.brackets)
+    if data in out.parents:  # an output folder inside the data: its pictures are not data
+        keep = [i for i, path in enumerate(inputs) if out not in path.resolve().parents]
+        inputs, targets = [inputs[i] for i in keep], ([targets[i] for i in keep] if targets else None)
     if args.limit:
         inputs, targets = inputs[: args.limit], (targets[: args.limit] if targets else None)
+    check_readable(inputs)  # before the models load (a minute for all of them)
     methods = classical_methods() + our_methods(names, threads=args.threads)
     if args.references:
         methods += reference_methods(args.references)
@@ -679,6 +700,8 @@ def _eval_video(args: argparse.Namespace, names: list[str]) -> int:
     from nightvision.evaluation.video import evaluate_video
 
     for clip in args.clips:
+        if Path(clip).is_dir():
+            raise InputError(f"--clips takes video files, and {clip} is a folder (e.g. --clips {clip}/*.mp4)")
         if not Path(clip).is_file():
             raise InputError(f"no such clip: {clip}")
     print(f"building the synthetic video set from the test scenes of {args.data}", file=sys.stderr)

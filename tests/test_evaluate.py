@@ -117,6 +117,31 @@ def test_cli_scores_a_shipped_model_and_refuses_bad_input(
     assert "ships no ONNX graph" in capsys.readouterr().err
 
 
+def test_cli_keeps_its_outputs_out_of_the_data_and_checks_the_images_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-o the data folder scored its own grid.png on the next run; an output folder inside the data is not
+    data; a folder of unreadable images is refused before every model loads (a minute), leaving no folder."""
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(data / f"{i}.png"), dark_frame(40, 60, seed=i))
+    assert main(["eval", "--data", str(data), "--models", "zero-dce++", "-o", str(data)]) == 2
+    assert "is the data folder" in capsys.readouterr().err
+    inside = data / "results"
+    for flags in ([], ["--overwrite"]):  # the second run finds the first one's grid.png in the data folder
+        assert main(["eval", "--data", str(data), "--models", "zero-dce++", "-o", str(inside), *flags]) == 0
+        assert "on 2 unpaired images" in capsys.readouterr().err
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.png").write_text("not a picture")
+    assert main(["eval", "--data", str(junk), "-o", str(tmp_path / "never")]) == 2
+    assert "none of the 1 images could be read" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+    assert main(["eval", "--video", "--data", str(data), "--clips", str(data), "-o", str(tmp_path / "v")]) == 2
+    assert "--clips takes video files" in capsys.readouterr().err
+
+
 def test_synthetic_pairs_are_aligned_and_scoreable(tmp_path: Path) -> None:
     from nightvision.sample import write_sample_pairs
 

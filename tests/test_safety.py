@@ -372,6 +372,8 @@ def test_check_outputs_finds_an_input_among_many_by_path_symlink_or_hard_link(tm
         ("bench --backends nope", "unknown backend 'nope'"),
         ("bench --backends torch:fp17", "unknown torch option(s) fp17"),
         ("bench --pipeline OUT.mp4", "no such video for --pipeline"),
+        ("bench --pipeline PHOTO", "--pipeline takes a video file, and"),  # (named a temp file of its own)
+        ("bench --pipeline FOLDER", "is a folder"),
         ("eval --data PHOTO", "--data takes a folder"),
         ("demo PHOTO -o OUT", "the demo takes a video"),
         ("demo FOLDER -o OUT", "is a folder; enhance folders with `nightvision enhance`"),

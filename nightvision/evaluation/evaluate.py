@@ -252,7 +252,6 @@ def evaluate(
     if not methods:
         raise InputError("no methods to evaluate")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paired = targets is not None
     per_image: list[dict[str, Any]] = []
     grid_picks = set(np.linspace(0, len(inputs) - 1, min(grid_rows, len(inputs))).round().astype(int).tolist())
@@ -314,8 +313,23 @@ def evaluate(
         row["luma_dark"] = float(np.mean(dark)) if dark else math.nan
         rows.append(row)
     result = EvalResult(paired, rows, per_image, skipped=skipped)
+    out.mkdir(parents=True, exist_ok=True)  # (only now: a refused run leaves no empty folder)
     result.paths = _save(result, methods, grid, out, paired)
     return result
+
+
+def check_readable(inputs: list[Path]) -> None:
+    """Refuse a set of which no image can be read, reading them only until one can (before models load)."""
+    if not inputs:
+        raise InputError("no images to evaluate")
+    first_error = ""
+    for path in inputs:
+        try:
+            read_image(path)
+            return
+        except InputError as err:
+            first_error = first_error or str(err)
+    raise InputError(f"none of the {len(inputs)} images could be read (e.g. {first_error})")
 
 
 def _tile(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
