@@ -464,6 +464,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     paths = save_results(out, cells, settings, pipeline)
     print(paths[2].read_text())
     print("wrote " + ", ".join(str(p) for p in paths))
+    asked = [c for c in cells if c.model in args.models.split(",")]
+    if pipeline is None and asked and not any(c.status == "ok" for c in asked):
+        print("nightvision: no model could be measured here (every cell is unavailable or failed)", file=sys.stderr)
+        return 1
     return 0
 
 

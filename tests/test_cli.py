@@ -193,3 +193,6 @@ def test_eval_and_bench_take_dash_o(tmp_path: Path, capsys: pytest.CaptureFixtur
     capsys.readouterr()
     assert main([*args, "-o", str(out)]) == 2  # results there: refused without --overwrite
     assert "pass --overwrite" in capsys.readouterr().err
+    # every cell unavailable (no TensorRT here): the table is written, and the exit status says nothing ran
+    assert main([*args, "--backends", "tensorrt", "-o", str(tmp_path / "trt")]) == 1
+    assert "no model could be measured here" in capsys.readouterr().err

@@ -258,3 +258,20 @@ def test_learning_rate_warms_up_then_decays_to_the_minimum() -> None:
     assert learning_rate(cfg, 9) == pytest.approx(1e-3)
     assert learning_rate(cfg, 100) == pytest.approx(1e-5)
     assert learning_rate(cfg, 55) < learning_rate(cfg, 20)
+
+
+@pytest.mark.shared
+def test_brackets_without_a_held_out_scene_say_what_is_missing(tmp_path: Path) -> None:
+    """14 SICE images hold two scenes to train on and no held-out one: "no bracket pairs to train on" said the
+    opposite of what was missing."""
+    import shutil
+
+    from nightvision.errors import InputError
+    from nightvision.training.curve_denoise import split_brackets
+    from tests.conftest import shared_path
+
+    sice = shared_path("data", "sice")
+    for path in sorted(sice.glob("*.jpg"), key=lambda p: int(p.stem))[:14]:
+        shutil.copy(path, tmp_path / path.name)
+    with pytest.raises(InputError, match=r"bracket pairs to train on, but none held out to evaluate on"):
+        split_brackets(tmp_path)

@@ -144,7 +144,8 @@ def test_weights_of_another_shape_name_the_first_difference(tmp_path: Path) -> N
     ("cls", "argv", "match"),
     [
         (Config, ["--crop", "0"], r"^config crop: must be >= 16 \(.*\), got 0$"),
-        (Config, ["--batch-size", "0"], r"^config batch_size: must be >= 1, got 0$"),
+        (Config, ["--batch-size", "0"], r"^config batch_size: must be from 1 to 4096 \(.*\), got 0$"),
+        (Config, ["--batch-size", "100000"], r"^config batch_size: .* out of memory before the first step"),
         (Config, ["--val-every", "0"], r"^config val_every: must be >= 2 \(.*none to train on\), got 0$"),
         (Config, ["--val-every", "1"], r"^config val_every: must be >= 2"),
         (Config, ["--lr", "-1"], r"^config lr: must be > 0, got -1\.0$"),
@@ -315,6 +316,35 @@ def test_an_interrupted_and_resumed_run_sees_the_same_batches(
     train(tiny(image_folder, tmp_path / "cut", epochs=3, checkpoint_every=1, resume=True))
     assert first + rest == whole
     assert torch.load(tmp_path / "cut" / "final.pt", weights_only=True)["step"] == 15
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does(
+    image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scheduler's or kill's SIGTERM ended the run without a word (exit 143): now it says what last.pt holds,
+    as Ctrl-C does, and the CLI exits 143."""
+    import os
+    import signal
+
+    from nightvision.stream.pipeline import Interrupted
+
+    read = ImageFolder.__getitem__
+    calls = [0]
+
+    def terminated(self: ImageFolder, index: int) -> torch.Tensor:
+        if self.train:
+            calls[0] += 1
+            if calls[0] == 13:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return read(self, index)
+
+    monkeypatch.setattr(ImageFolder, "__getitem__", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    with caplog.at_level(logging.WARNING, "nightvision.training.run"), pytest.raises(Interrupted) as stopped:
+        train(tiny(image_folder, tmp_path / "run", epochs=3, checkpoint_every=1))
+    assert stopped.value.signal == "SIGTERM"
+    assert "stopped at step 6; " in caplog.text and "holds step 6: the same command with --resume" in caplog.text
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_ctrl_c_before_the_first_checkpoint_says_there_is_nothing_to_resume(

@@ -482,7 +482,7 @@ RANGES: dict[str, Range] = {
     "beta1": Range(0, 1, hi_open=True),
     "beta2": Range(0, 1, hi_open=True),
     "grad_clip": Range(0, lo_open=True, why="0 would zero every gradient"),
-    "batch_size": _AT_LEAST_1,
+    "batch_size": Range(1, 4096, why="more runs out of memory before the first step"),
     "epochs": _AT_LEAST_1,
     "max_steps": Range(0, why="0 = no limit"),
     "steps": _AT_LEAST_1,

@@ -95,8 +95,13 @@ def split_brackets(data: str | Path) -> tuple[list[tuple[Path, Path]], list[tupl
     pairs = [p for p in build_pairs(root) if p.split == "train"]
     train = [(p.low, p.high) for p in pairs if p.scene % 10 != 5]
     held = [(p.low, p.high) for p in pairs if p.scene % 10 == 5]
-    if not train or not held:
+    if not train:
         raise InputError(f"{root}: no bracket pairs to train on (see python -m nightvision.evaluation.pairs)")
+    if not held:
+        raise InputError(
+            f"{root}: {len(train)} bracket pairs to train on, but none held out to evaluate on (every tenth scene "
+            "is: the 6th, the 16th, ...): give more scenes, e.g. the whole SICE folder"
+        )
     return train, held
 
 

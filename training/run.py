@@ -29,6 +29,8 @@ import dataclasses
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -318,9 +320,17 @@ class Run:
 
     @contextlib.contextmanager
     def interruptible(self, step: Callable[[], int]) -> Iterator[None]:
-        """Around a training loop: on Ctrl-C, say which step the loop reached (``step()``) and which
-        ``last.pt`` holds, and that ``--resume`` continues from there, then let the interrupt go on (the CLI
-        exits with 130). Nothing is saved then: the interrupt may have come in the middle of a step."""
+        """Around a training loop: on Ctrl-C (or SIGTERM, from a job scheduler or `kill`), say which step the
+        loop reached (``step()``) and which ``last.pt`` holds, and that ``--resume`` continues from there, then
+        let the interrupt go on (the CLI exits with 130, or 143). Nothing is saved then: the interrupt may have
+        come in the middle of a step."""
+        from nightvision.stream.pipeline import Interrupted
+
+        def on_term(signum: int, frame: object) -> None:
+            raise Interrupted("SIGTERM")
+
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, on_term) if main else None
         try:
             yield
         except KeyboardInterrupt:
@@ -336,6 +346,9 @@ class Run:
                     step(), last, self.saved_step,
                 )  # fmt: skip
             raise
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
 
     def save(
         self,

@@ -436,7 +436,7 @@ def batch(
             f"{gpus_per_task:g}"
         )
     if use_ray is False and address is not None:
-        raise InputError(f"an address ({address}) needs Ray; drop it to run in-process")
+        raise InputError(f"an address ({address}) and in-process (--in-process) contradict: give one of them")
     settings = Settings(model=model, backend=backend, denoise=denoise, exposure=exposure, crf=crf)
     get_spec(model)  # an unknown model fails here, in one line, before anything is read or started
     outdir = Path(outdir)
