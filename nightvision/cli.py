@@ -544,6 +544,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "triton":
         from nightvision.triton import write_triton_repository
 
+        if args.weights or args.downscale:
+            raise InputError(
+                "--weights and --downscale shape an exported graph: export it first (`nightvision export MODEL "
+                "--weights CKPT -o mine.onnx`), then serve that graph with --format triton --onnx mine.onnx"
+            )
+        if args.fp16 and not args.trt_accelerator:
+            raise InputError(
+                "--fp16 with --format triton sets TensorRT's precision (with --trt-accelerator); to serve an fp16 "
+                "graph, export it with --fp16 and pass it with --onnx"
+            )
+
         repo = write_triton_repository(
             args.model,
             args.output,
@@ -560,6 +571,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     from nightvision.export import convert_to_fp16, export_onnx, record_in_manifest
 
+    given = [f"--{k.replace('_', '-')}" for k in ("onnx", "plan", "trt_accelerator") if getattr(args, k)]
+    given += [f"--{k.replace('_', '-')}" for k, d in (("instances", 1), ("max_batch", 4)) if getattr(args, k) != d]
+    given += ["--triton-kind"] if args.triton_kind != "gpu" else []
+    if given:
+        verb = "goes" if len(given) == 1 else "go"
+        raise InputError(f"{', '.join(given)} {verb} with --format triton; add it, or leave out {', '.join(given)}")
     check_outputs([args.weights] if args.weights else [], [args.output], overwrite=args.overwrite)
     kwargs = {"downscale": args.downscale} if args.downscale else {}
     path = export_onnx(args.model, args.output, weights=args.weights, opset=args.opset, **kwargs)

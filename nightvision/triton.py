@@ -101,6 +101,20 @@ class TritonRepository:
     models: list[Path]
 
 
+def _check_graph(graph: Path, model: str) -> None:
+    """Refuse a file that ONNX Runtime cannot load, or a graph that our export recorded as another model's."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    except Exception as err:  # a text file, a truncated graph, ...
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{graph} is not an ONNX graph ONNX Runtime can load: {first}") from None
+    recorded = session.get_modelmeta().custom_metadata_map.get("nightvision.model")
+    if recorded is not None and recorded != model:
+        raise InputError(f"{graph} is a graph of {recorded}, not of {model}; serve it under its own name")
+
+
 def write_triton_repository(
     model: str,
     out: str | Path,
@@ -132,6 +146,8 @@ def write_triton_repository(
             + (f" at {graph}" if graph is not None else "")
             + "; export one with `nightvision export` and pass it with --onnx"
         )
+    if onnx is not None:
+        _check_graph(graph, spec.name)
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise InputError(f"the Triton repository {root} is a file; choose a folder")

@@ -71,3 +71,19 @@ def test_bad_requests_are_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="is a file"):
         write_triton_repository("zero-dce++", tmp_path / "file")
+
+
+def test_a_graph_given_with_onnx_is_checked_before_it_is_served(tmp_path: Path) -> None:
+    """--onnx copied a text file in as model.onnx, and another model's graph under this model's name."""
+    from nightvision.specs import get_spec
+
+    text = tmp_path / "notes.onnx"
+    text.write_text("not a graph")
+    with pytest.raises(InputError, match="is not an ONNX graph ONNX Runtime can load"):
+        write_triton_repository("zero-dce++", tmp_path / "repo", onnx=text)
+    other = get_spec("zero-dce").onnx_path
+    assert other is not None
+    with pytest.raises(InputError, match="is a graph of zero-dce, not of zero-dce\\+\\+"):
+        write_triton_repository("zero-dce++", tmp_path / "repo", onnx=other)
+    assert not (tmp_path / "repo").exists()
+    assert write_triton_repository("zero-dce", tmp_path / "repo", onnx=other).models
