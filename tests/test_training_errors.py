@@ -347,6 +347,20 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_a_run_resumed_with_other_settings_says_which(
+    image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--resume --crop 32 --lr 0.5 went on silently with the new settings (final.pt recorded them)."""
+    _record_batches(monkeypatch, stop_after=6)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(image_folder, tmp_path / "run", epochs=2, checkpoint_every=1))
+    monkeypatch.undo()
+    with caplog.at_level(logging.WARNING, "nightvision.training.run"):
+        train(tiny(image_folder, tmp_path / "run", epochs=3, checkpoint_every=1, resume=True, lr=0.5))
+    assert "resuming with settings that differ from the run's: lr 0.5 (was " in caplog.text
+    assert "epochs" not in caplog.text  # how long it runs is the resumed run's to change
+
+
 def test_ctrl_c_before_the_first_checkpoint_says_there_is_nothing_to_resume(
     image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -107,6 +107,26 @@ def learning_rate(cfg: ScheduleConfig, step: int) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
 
 
+_RUN_CONTROL = frozenset(
+    {"resume", "out_dir", "workers", "threads", "tensorboard", "checkpoint_every", "eval_every", "val_every",
+     "eval_pairs", "device", "max_steps", "epochs", "decom_steps", "enhance_steps"}
+)  # fmt: skip
+"""Settings a resumed run may change without changing what it learns from (how long, how often, where; not
+``steps``, which sets the learning rate's cosine schedule)."""
+
+
+def changed_settings(saved: Any, now: Mapping[str, Any]) -> str:
+    """The training settings of ``now`` that differ from a checkpoint's ``saved`` config, e.g. ``"lr 0.5 (was
+    0.001), crop 32 (was 256)"``; empty when none differ or nothing was saved."""
+    if not isinstance(saved, Mapping):
+        return ""
+    return ", ".join(
+        f"{key} {value!r} (was {saved[key]!r})"
+        for key, value in now.items()
+        if key not in _RUN_CONTROL and key in saved and saved[key] != value
+    )
+
+
 class RunConfig(Protocol):
     """The fields of a trainer's config that :class:`Run` reads (every config dataclass has them)."""
 
@@ -311,6 +331,12 @@ class Run:
                 raise InputError(f"{last}: its {key} state does not fit this model; {RESUME_FIX}") from err
         self.saved_step = ckpt["step"]
         log.info("resumed from %s at step %d", last, ckpt["step"])
+        changed = changed_settings(ckpt.get("config"), dataclasses.asdict(self.cfg))
+        if changed:
+            log.warning(
+                "resuming with settings that differ from the run's: %s; the rest of the run uses the new ones "
+                "(to continue the run as it was, give it the same settings)", changed,
+            )  # fmt: skip
         return ckpt
 
     def finished(self, progress: str, flag: str) -> InputError:
@@ -391,6 +417,7 @@ class Run:
             return
         writer.add_scalar("train/total", float(loss), step)
         for key, value in (parts or {}).items():
+            value = value.detach() if isinstance(value, torch.Tensor) else value  # (no autograd warning)
             writer.add_scalar(f"train/{key}", float(value), step)
 
     def log_eval(self, figures: Mapping[str, float], **progress: float) -> dict[str, float]:
