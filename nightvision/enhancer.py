@@ -71,6 +71,7 @@ class FrameJob:
     tiles: TilePlan | None = None
     output: np.ndarray | None = None
     features: DenoiseFeatures | None = None
+    made_by: int = 0  # id() of the Enhancer whose preprocess() made it (infer and postprocess check it)
 
 
 class Enhancer:
@@ -230,6 +231,11 @@ class Enhancer:
     def preprocess(self, frame: np.ndarray) -> FrameJob:
         """Stage 1 of 3 for ``(H, W, 3)`` BGR frames, uint8 or uint16 (e.g. a denoiser's output that keeps
         sub-level precision on dark frames): make the network input, or plan the tiles of a large frame."""
+        job = self._preprocess(frame)
+        job.made_by = id(self)
+        return job
+
+    def _preprocess(self, frame: np.ndarray) -> FrameJob:
         if not isinstance(frame, np.ndarray):
             raise ShapeError(f"the staged API takes (H, W, 3) uint8 or uint16 BGR frames, got {type(frame).__name__}")
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype not in (np.uint8, np.uint16):
@@ -251,7 +257,7 @@ class Enhancer:
 
     def infer(self, job: FrameJob) -> FrameJob:
         """Stage 2 of 3: run the backend (every tile of a tiled job, blended into ``job.output``)."""
-        _check_job(job, "infer")
+        _check_job(job, "infer", self)
         self._check_open()
         if job.tiles is not None:
             job.output = self._run_tiled(job.frame, job.tiles, np.uint8)
@@ -266,7 +272,7 @@ class Enhancer:
 
     def postprocess(self, job: FrameJob) -> np.ndarray:
         """Stage 3 of 3: the enhanced ``(H, W, 3)`` uint8 BGR frame (for uint8 and uint16 input alike)."""
-        _check_job(job, "postprocess")
+        _check_job(job, "postprocess", self)
         if job.output is not None:
             return job.output
         if job.net_output is None:
@@ -356,10 +362,13 @@ def _check_frame(frame: object) -> None:
             check_float_range(frame)
 
 
-def _check_job(job: object, stage: str) -> None:
-    """Refuse a stage call on anything but the :class:`FrameJob` that :meth:`Enhancer.preprocess` made."""
+def _check_job(job: object, stage: str, enhancer: Enhancer) -> None:
+    """Refuse a stage call on anything but the :class:`FrameJob` that this enhancer's :meth:`Enhancer.preprocess`
+    made (another enhancer's job fits another graph: ONNX Runtime's own error, deep down)."""
     if not isinstance(job, FrameJob):
         raise InputError(f"{stage}() takes the FrameJob that preprocess() returned, got {type(job).__name__}")
+    if job.made_by not in (0, id(enhancer)):
+        raise InputError(f"{stage}() takes a FrameJob of this enhancer's preprocess(), not another enhancer's")
 
 
 def _check_number(value: object, name: str, *, integer: bool = False) -> None:

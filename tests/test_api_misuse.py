@@ -246,6 +246,51 @@ def test_run_stream_refuses_an_output_that_is_not_a_name(zdce: Enhancer, clip: P
         run_stream(str(clip), ["null://", 3], enhancer=zdce, headless=True)  # type: ignore[list-item]
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda im, out, m: enhance_path(None, out, enhancer=m), r"^source is a path .*, got None$"),
+        (lambda im, out, m: enhance_path([im], out, enhancer=m), r"^source is a path .*, got \["),
+        (lambda im, out, m: enhance_path(im, None, enhancer=m), r"^output is a path .*, got None$"),
+        (lambda im, out, m: enhance_path(im, out, enhancer=m, stop=True), r"^stop is a .*StopRequest"),
+        (lambda im, out, m: enhance_path(im, out, enhancer=m, on_progress=1), r"^on_progress is a function"),
+        (lambda im, out, m: enhance_path(im, out, enhancer=m, pre_stages="denoise"), r"^stages are a list"),
+        (lambda im, out, m: run_stream(im, 5, enhancer=m, headless=True), r"^outputs are a string, .*got int$"),
+        (lambda im, out, m: run_stream(im, {"a": 1}, enhancer=m, headless=True), r"got dict$"),  # (its keys)
+        (lambda im, out, m: run_stream(im, out, enhancer=m, loop="2"), r"^loop is a whole number, got '2'$"),
+    ],
+)
+def test_job_arguments_of_the_wrong_type_are_one_line(
+    zdce: Enhancer, image: Path, tmp_path: Path, call: object, message: str
+) -> None:
+    """Each was a TypeError or AttributeError from deep in the job (or, for a dict, a folder of PNGs named
+    after its key)."""
+    with pytest.raises(InputError, match=message):
+        call(image, tmp_path / "out.png", zdce)  # type: ignore[operator]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [image.name]
+
+
+def test_a_failing_on_status_stops_the_run_and_is_raised(zdce: Enhancer, tmp_path: Path) -> None:
+    """It printed a thread traceback and the job went on."""
+
+    def broken(stats: object) -> None:
+        raise RuntimeError("my progress bar broke")
+
+    out = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="my progress bar broke"):
+        run_stream("synthetic://?fps=50&size=64x48&frames=200", out, enhancer=zdce, on_status=broken)
+    assert not out.exists()
+
+
+def test_a_frame_job_of_another_enhancer_is_refused(zdce: Enhancer) -> None:
+    other = Enhancer("curve-denoise")
+    job = other.preprocess(dark_frame(48, 64))
+    for stage in (zdce.infer, zdce.postprocess):
+        with pytest.raises(InputError, match="not another enhancer's"):
+            stage(job)
+    assert other.postprocess(other.infer(job)).shape == (48, 64, 3)
+
+
 # --- 8. the enhancer of a job given by name ------------------------------------------------------------------
 def test_enhance_path_takes_a_model_name(image: Path, tmp_path: Path) -> None:
     report = enhance_path(image, tmp_path / "out.png", enhancer="zero-dce++")

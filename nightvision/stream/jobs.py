@@ -306,6 +306,31 @@ def _run_tasks(
         break
 
 
+def _check_job_args(
+    paths: dict[str, object],
+    *,
+    stop: object = None,
+    on_progress: object = None,
+    stages: Sequence[object] = (),
+    ints: dict[str, object] | None = None,
+) -> None:
+    """One-line :class:`InputError` for arguments of the wrong type (a list for a path, ``stop=True``, a
+    string for a list of stages...), which failed deep in the job with Python's own errors."""
+    for name, value in paths.items():
+        if not isinstance(value, (str, os.PathLike)):
+            raise InputError(f"{name} is a path (a str or pathlib.Path), got {value!r}")
+    if stop is not None and not isinstance(stop, StopRequest):
+        raise InputError(f"stop is a nightvision.stream.pipeline.StopRequest (or None), got {stop!r}")
+    if on_progress is not None and not callable(on_progress):
+        raise InputError(f"on_progress is a function (or None), got {on_progress!r}")
+    for group in stages:
+        if isinstance(group, (str, bytes)) or not isinstance(group, (list, tuple)):
+            raise InputError(f"stages are a list of frame stages (e.g. [TemporalDenoiser()]), got {group!r}")
+    for name, value in (ints or {}).items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{name} is a whole number, got {value!r}")
+
+
 def enhance_path(
     source: str | Path,
     output: str | Path,
@@ -340,6 +365,12 @@ def enhance_path(
         an :class:`EnhanceReport`. A single file that fails raises; a folder job records the failure, goes on,
         and lists every failure in ``report.failures``.
     """
+    _check_job_args(
+        {"source": source, "output": output},
+        stop=stop,
+        on_progress=on_progress,
+        stages=(pre_stages, post_stages),
+    )
     load = _loader(enhancer)
     _check_crf(crf)
     if overwrite and skip_existing:
@@ -390,10 +421,14 @@ def _local_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("file://"))
 
 
-def _output_uris(outputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+def _output_uris(outputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None) -> list[str]:
     """The outputs as URI strings: one string or path is one output (not a sequence of one-letter names)."""
+    if outputs is None:
+        return []
     if isinstance(outputs, (str, os.PathLike)):
         outputs = [outputs]
+    if not isinstance(outputs, (list, tuple)):
+        raise InputError(f"outputs are a string, a path or a list of them, got {type(outputs).__name__}")
     uris = []
     for uri in outputs:
         if not isinstance(uri, (str, os.PathLike)):
@@ -404,7 +439,7 @@ def _output_uris(outputs: str | os.PathLike[str] | Sequence[str | os.PathLike[st
 
 def run_stream(
     source: str | int | os.PathLike[str],
-    outputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = (),
+    outputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = (),
     *,
     enhancer: EnhancerLike,
     headless: bool = False,
@@ -444,6 +479,13 @@ def run_stream(
     A file output of a finite input stopped before its end is kept as ``NAME.partial.mp4``; for a live
     source the recording up to the stop is the output itself.
     """
+    _check_job_args(
+        {} if isinstance(source, int) else {"source": source},
+        stop=stop,
+        on_progress=on_status,
+        stages=(pre_stages, post_stages),
+        ints={"loop": loop, **({} if retries is None else {"retries": retries})},
+    )
     source = source_uri(source)
     load = _loader(enhancer)
     _check_crf(crf)

@@ -280,7 +280,8 @@ class Pipeline:
             real clips we measured, the per-frame curve already cancels the input's brightness pumping and
             smoothing lets it through (see benchmarks/flicker.py); it helps when the estimator itself is noisy.
         hud: draw the current FPS and latency on the output frames.
-        on_status: called about once a second with the figures so far (the CLI prints a status line).
+        on_status: called about once a second with the figures so far (the CLI prints a status line); an
+            exception it raises stops the run, and :meth:`run` raises it.
         depth: queue capacity between the later stages (small keeps latency low).
         in_flight: live policy: at most this many frames between capture and output (default: one per stage
             that computes, i.e. all but the output). A new frame enters only when one has left, so frames wait
@@ -360,6 +361,7 @@ class Pipeline:
         self._t_end = 0.0
         self._time_base = Fraction(1, 1000)
         self._ran = False
+        self._status_error: BaseException | None = None  # raised by on_status: the run stops and raises it
 
     def _stage_names(self) -> list[str]:
         names: list[str] = []
@@ -642,6 +644,8 @@ class Pipeline:
         self._t_end = time.monotonic()
         done.set()
         reporter.join(2.0)
+        if error is None and self._status_error is not None:
+            error = self._status_error
         self.source.close()
         delivered = self._frames_in == self._frames_out + (self._chain.dropped if self.policy == "latest" else 0)
         finished = (self._complete and delivered) or self.source.live
@@ -694,7 +698,12 @@ class Pipeline:
             lat = stats.latency_ms.get("p50", 0)
             self._hud_text = f"{stats.fps_out_now:.1f} fps  {lat:.0f} ms  drop {stats.dropped}"
             if self.on_status is not None:
-                self.on_status(stats)
+                try:
+                    self.on_status(stats)
+                except Exception as err:  # the caller's function: stop the run and raise its error from run()
+                    self._status_error = err
+                    self.stop("on_status failed")
+                    return
 
 
 def _check_parts(source: object, enhancer: object) -> None:
