@@ -481,6 +481,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     source = None
     if args.model.endswith(".onnx"):
         onnx, model = Path(args.model), Path(args.model).stem
+        if not onnx.is_file():
+            raise InputError(f"no such ONNX graph: {onnx}")
+    elif Path(args.model).is_file() or "/" in args.model:
+        raise InputError(f"build takes a registered model name or an .onnx graph, got {args.model}")
     else:
         spec = get_spec(args.model)
         if spec.onnx_path is None or not spec.has_onnx:

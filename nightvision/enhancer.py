@@ -124,6 +124,8 @@ class Enhancer:
     ) -> None:
         self.spec: ModelSpec = get_spec(model)
         _check_number(threads, "threads", integer=True)
+        if not 0 <= threads <= 1024:
+            raise InputError(f"threads must be 0 (one per core) to 1024, got {threads}")
         _check_number(memory_budget_mb, "memory_budget_mb")
         if downscale is not None:
             _check_number(downscale, "downscale", integer=True)

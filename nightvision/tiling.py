@@ -289,7 +289,7 @@ def plan_tiles(
     if largest < smallest:
         if max_tile is None or max_tile >= smallest:
             log.warning(
-                "a memory budget of %.0f MB is too small for a %dx%d frame; using %d-pixel tiles anyway",
+                "a memory budget of %.3g MB is too small for a %dx%d frame; using %d-pixel tiles anyway",
                 budget_mb,
                 width,
                 height,

@@ -282,6 +282,11 @@ def test_a_failing_on_status_stops_the_run_and_is_raised(zdce: Enhancer, tmp_pat
     assert not out.exists()
 
 
+def test_threads_out_of_range_are_refused_as_on_the_command_line() -> None:
+    with pytest.raises(InputError, match=r"threads must be 0 \(one per core\) to 1024, got -1"):
+        Enhancer("zero-dce++", threads=-1)
+
+
 def test_a_frame_job_of_another_enhancer_is_refused(zdce: Enhancer) -> None:
     other = Enhancer("curve-denoise")
     job = other.preprocess(dark_frame(48, 64))

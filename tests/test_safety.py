@@ -372,6 +372,8 @@ def test_check_outputs_finds_an_input_among_many_by_path_symlink_or_hard_link(tm
         ("bench --backends nope", "unknown backend 'nope'"),
         ("bench --backends torch:fp17", "unknown torch option(s) fp17"),
         ("bench --pipeline OUT.mp4", "no such video for --pipeline"),
+        ("build OUT.onnx", "no such ONNX graph"),  # (said TensorRT was missing)
+        ("build PHOTO", "build takes a registered model name or an .onnx graph"),  # (said unknown model)
         ("export zero-dce++ --instances 3 -o OUT.onnx", "--instances goes with --format triton"),  # (was ignored)
         ("export zero-dce++ --format triton --weights W.pt -o OUT", "export it first"),
         ("export zero-dce++ --format triton --fp16 -o OUT", "to serve an fp16 graph, export it with --fp16"),
