@@ -25,7 +25,7 @@ import numpy as np
 from nightvision.backends import Backend, create_backend, resolve_backend
 from nightvision.curve_denoise_fast import DenoiseFeatures, FastCurveDenoise
 from nightvision.curves import FastCurvePath
-from nightvision.errors import EngineError, InputError, ShapeError
+from nightvision.errors import EngineError, InputError, SetupError, ShapeError
 from nightvision.preprocess import check_float_range, from_tensor, to_tensor
 from nightvision.specs import DEFAULT_MODEL, ModelSpec, get_spec, sha256_of
 from nightvision.tiling import (
@@ -435,7 +435,7 @@ class _Checkpoint:
             import torch  # noqa: F401
         except ImportError:
             if backend == "torch":
-                raise EngineError("the torch backend needs PyTorch: pip install 'nightvision[train]'") from None
+                raise SetupError("the torch backend needs PyTorch: pip install 'nightvision[train]'") from None
             if _cached_graph(spec, sha, estimator=estimator).is_file():
                 log.info("using the graph exported earlier from %s", path)
                 return cls(path, spec, sha, {})

@@ -13,6 +13,7 @@ __all__ = [
     "ModelNotFoundError",
     "NightvisionError",
     "OutputError",
+    "SetupError",
     "ShapeError",
     "SourceError",
 ]
@@ -43,6 +44,12 @@ class OutputError(NightvisionError, OSError):
 
 class EngineError(NightvisionError, RuntimeError):
     """An inference engine (ONNX Runtime, PyTorch, TensorRT) cannot load or run a model."""
+
+
+class SetupError(EngineError):
+    """What this machine or model lacks to run as asked: weights a model does not ship, a library that is not
+    installed, a device that is not there, a TensorRT plan not built. Trying again does not help (a camera
+    server leaves the camera down and says what to change); the setup must change."""
 
 
 class ModelNotFoundError(NightvisionError, KeyError):

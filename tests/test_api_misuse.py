@@ -258,6 +258,7 @@ def test_run_stream_refuses_an_output_that_is_not_a_name(zdce: Enhancer, clip: P
         (lambda im, out, m: run_stream(im, 5, enhancer=m, headless=True), r"^outputs are a string, .*got int$"),
         (lambda im, out, m: run_stream(im, {"a": 1}, enhancer=m, headless=True), r"got dict$"),  # (its keys)
         (lambda im, out, m: run_stream(im, out, enhancer=m, loop="2"), r"^loop is a whole number, got '2'$"),
+        (lambda im, out, m: run_stream(im, out, enhancer=m, on_status=1), r"^on_status is a function"),
     ],
 )
 def test_job_arguments_of_the_wrong_type_are_one_line(
@@ -271,15 +272,17 @@ def test_job_arguments_of_the_wrong_type_are_one_line(
 
 
 def test_a_failing_on_status_stops_the_run_and_is_raised(zdce: Enhancer, tmp_path: Path) -> None:
-    """It printed a thread traceback and the job went on."""
+    """It printed a thread traceback and the job went on. The run stops as a stop does (a live recording is
+    kept, whole), then the error is raised."""
 
     def broken(stats: object) -> None:
         raise RuntimeError("my progress bar broke")
 
     out = tmp_path / "out.mp4"
     with pytest.raises(RuntimeError, match="my progress bar broke"):
-        run_stream("synthetic://?fps=50&size=64x48&frames=200", out, enhancer=zdce, on_status=broken)
-    assert not out.exists()
+        run_stream("synthetic://?fps=50&size=64x48&frames=500", out, enhancer=zdce, on_status=broken)
+    with VideoReader(out) as reader:
+        assert 0 < len(list(reader.frames())) < 500
 
 
 def test_threads_out_of_range_are_refused_as_on_the_command_line() -> None:

@@ -308,6 +308,7 @@ def test_the_report_never_replaces_an_input_a_file_or_the_manifest(archive: Path
         (still, "is the input"),
         (note, "exists and is not a batch report"),
         (out / MANIFEST_NAME, "the batch's own bookkeeping"),
+        (out / "still.png", "is the output of still.png"),  # (the report replaced the output it names)
     ):
         with pytest.raises(OutputError, match=said):
             batch([still], out, use_ray=False, report_path=report)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -276,18 +277,26 @@ def test_bad_sources_and_sinks() -> None:
     assert redact("rtsp://admin:hunter2@cam.local/stream") == "rtsp://admin:***@cam.local/stream"
 
 
-def test_an_image_sequence_overwritten_by_a_shorter_run_holds_that_run_only(tmp_path: Path) -> None:
-    """``run ... -o frames/ --overwrite`` after a longer run left its later frames in the folder: a mixed
-    sequence (frames of two runs, of two sizes). They are removed; files of other names stay."""
+def test_an_image_sequence_overwritten_by_a_shorter_run_says_what_is_left(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``run ... -o frames/ --overwrite`` after a longer run leaves the earlier run's later frames: a mixed
+    sequence, said in a warning. Nothing but the frames written is touched, even when a run fails or stops."""
     folder = tmp_path / "frames"
-    for count, size in ((5, (12, 16)), (3, (8, 10))):
-        with make_sink(f"{folder}/", overwrite=True) as sink:
-            for i in range(count):
-                frame = np.full((*size, 3), 40 + i, np.uint8)
-                sink.write(frame, frame, i)
-        (folder / "notes.txt").write_text("mine")
-    assert sorted(p.name for p in folder.iterdir()) == ["000000.png", "000001.png", "000002.png", "notes.txt"]
-    with pytest.raises(OutputError, match="exists"):  # and without --overwrite, nothing is touched
+    with make_sink(f"{folder}/", overwrite=True) as sink:
+        for i in range(5):
+            frame = np.full((12, 16, 3), 40 + i, np.uint8)
+            sink.write(frame, frame, i)
+    sink = make_sink(f"{folder}/", overwrite=True).open()
+    sink.abort()  # a run that failed before its first frame (e.g. its model did not load)
+    assert len(list(folder.iterdir())) == 5
+    with caplog.at_level(logging.WARNING), make_sink(f"{folder}/", overwrite=True) as sink:
+        for i in range(3):
+            frame = np.full((8, 10, 3), 40 + i, np.uint8)
+            sink.write(frame, frame, i)
+    assert "holds files after this run's last frame (000003.png and on)" in caplog.text
+    assert len(list(folder.iterdir())) == 5
+    with pytest.raises(OutputError, match="exists"):  # and without --overwrite, nothing is written
         make_sink(f"{folder}/").open()
 
 

@@ -109,10 +109,10 @@ def learning_rate(cfg: ScheduleConfig, step: int) -> float:
 
 _RUN_CONTROL = frozenset(
     {"resume", "out_dir", "workers", "threads", "tensorboard", "checkpoint_every", "eval_every", "val_every",
-     "eval_pairs", "device", "max_steps", "epochs", "decom_steps", "enhance_steps"}
+     "eval_pairs", "device", "max_steps", "epochs", "decom_steps", "enhance_steps", "init"}
 )  # fmt: skip
 """Settings a resumed run may change without changing what it learns from (how long, how often, where; not
-``steps``, which sets the learning rate's cosine schedule)."""
+``steps``, which sets the learning rate's cosine schedule; ``init`` is read by a fresh run only)."""
 
 
 def changed_settings(saved: Any, now: Mapping[str, Any]) -> str:
@@ -120,10 +120,16 @@ def changed_settings(saved: Any, now: Mapping[str, Any]) -> str:
     0.001), crop 32 (was 256)"``; empty when none differ or nothing was saved."""
     if not isinstance(saved, Mapping):
         return ""
+
+    def same(key: str, a: Any, b: Any) -> bool:  # (a folder spelled relative once and absolute once is one)
+        if key == "data" and isinstance(a, str) and isinstance(b, str):
+            return Path(a).resolve() == Path(b).resolve()
+        return bool(a == b)
+
     return ", ".join(
         f"{key} {value!r} (was {saved[key]!r})"
         for key, value in now.items()
-        if key not in _RUN_CONTROL and key in saved and saved[key] != value
+        if key not in _RUN_CONTROL and key in saved and not same(key, saved[key], value)
     )
 
 

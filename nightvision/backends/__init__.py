@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nightvision.backends.base import Backend
 from nightvision.cache import ENGINES, cache_dir
-from nightvision.errors import EngineError, InputError
+from nightvision.errors import EngineError, InputError, SetupError
 from nightvision.specs import ModelSpec
 
 __all__ = ["BACKENDS", "Backend", "create_backend", "resolve_backend"]
@@ -105,16 +105,14 @@ def create_backend(
         import_tensorrt()  # TensorRT missing (or only its type stubs) says so, before "no plan"
         plan = onnx_path if onnx_path and onnx_path.endswith(".plan") else find_plan(spec)
         if plan is None:
-            raise EngineError(
-                f"no TensorRT plan for {spec.name!r} here; build one with `nightvision build {spec.name}`"
-            )
+            raise SetupError(f"no TensorRT plan for {spec.name!r} here; build one with `nightvision build {spec.name}`")
         return TensorRTBackend(plan)
     if backend == "onnxruntime":
         from nightvision.backends.onnxruntime import OnnxRuntimeBackend
 
         path = onnx_path or spec.onnx_path
         if path is None or not (onnx_path or spec.has_onnx):
-            raise EngineError(
+            raise SetupError(
                 f"model {spec.name!r} ships no weights (an architecture to train, see training/README.md); run a "
                 f"trained one with `nightvision enhance|run ... -m {spec.name} --weights RUN/final.pt`, or its graph "
                 f"(`nightvision export {spec.name} --weights RUN/final.pt -o FILE.onnx`) with --onnx FILE.onnx"

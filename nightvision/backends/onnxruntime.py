@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from nightvision import cache
-from nightvision.errors import EngineError
+from nightvision.errors import EngineError, SetupError
 
 __all__ = ["OnnxRuntimeBackend", "choose_providers"]
 
@@ -56,7 +56,7 @@ class OnnxRuntimeBackend:
         try:
             import onnxruntime as ort
         except ImportError as err:  # pragma: no cover - a runtime dependency
-            raise EngineError("onnxruntime is not installed: pip install onnxruntime") from err
+            raise SetupError("onnxruntime is not installed: pip install onnxruntime") from err
         path = Path(path)
         if not path.is_file():
             raise EngineError(f"ONNX file not found: {path}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from nightvision.errors import EngineError
+from nightvision.errors import EngineError, SetupError
 from nightvision.preprocess import pad_amounts
 from nightvision.specs import ModelSpec
 
@@ -45,7 +45,7 @@ class TorchBackend:
         try:
             import torch
         except ImportError as err:
-            raise EngineError("the torch backend needs PyTorch: pip install 'nightvision[train]'") from err
+            raise SetupError("the torch backend needs PyTorch: pip install 'nightvision[train]'") from err
         from nightvision import models
 
         self._torch = torch
@@ -140,13 +140,13 @@ def _resolve_device(torch: Any, device: str | None) -> Any:
         raise EngineError(f"device {device!r} is not supported by the torch backend (use cpu, cuda or cuda:N)")
     if not torch.cuda.is_available():
         why = "has no CUDA" if torch.version.cuda is None else "sees no CUDA GPU"
-        raise EngineError(
+        raise SetupError(
             f"device {device!r} is not available: this torch {why} (torch.cuda.is_available() is False); "
             "use --device cpu"
         )
     count = torch.cuda.device_count()
     if resolved.index is not None and resolved.index >= count:
-        raise EngineError(
+        raise SetupError(
             f"device {device!r} is not available: this machine has {count} CUDA device(s), "
             f"cuda:0 to cuda:{count - 1}; use one of them"
         )

@@ -343,10 +343,13 @@ class _Bar:
             self._bar.close()
 
 
-def _check_report_path(report: Path, outdir: Path, sources: list[Path]) -> None:
-    """Refuse a report that would replace an input, the job's own bookkeeping or an output, or any other file
-    than an earlier report (a rerun rewrites its report; it must not write over a photo or a note)."""
-    check_outputs(sources, [report], overwrite=True)  # an input (same path or a link to it)
+def _check_report_path(report: Path, outdir: Path, pairs: list[tuple[Path, str]]) -> None:
+    """Refuse a report that would replace an input, one of the job's outputs or its own bookkeeping, or any
+    other file than an earlier report (a rerun rewrites its report; it must not write over a photo or a note)."""
+    check_outputs([src for src, _ in pairs], [report], overwrite=True)  # an input (same path or a link to it)
+    for _, rel in pairs:
+        if same_file(report, outdir / rel):
+            raise OutputError(f"the report {report} is the output of {rel}; give the report another name")
     key = report.resolve()
     own = {(outdir / MANIFEST_NAME).resolve(), (outdir / WORK_DIR).resolve()}
     if key in own or (outdir / WORK_DIR).resolve() in key.parents:
@@ -450,7 +453,7 @@ def batch(
     pairs = plan_inputs(inputs, outdir)
     check_outputs([src for src, _ in pairs], [outdir / rel for _, rel in pairs], overwrite=True)
     if report_path:
-        _check_report_path(Path(report_path), outdir, [src for src, _ in pairs])
+        _check_report_path(Path(report_path), outdir, pairs)
     outdir.mkdir(parents=True, exist_ok=True)
     work = outdir / WORK_DIR
     with _locked(work):

@@ -27,7 +27,7 @@ import numpy as np
 from nightvision.allocator import keep_freed_memory
 from nightvision.cluster.serve_config import CameraConfig
 from nightvision.enhancer import Enhancer, FrameJob
-from nightvision.errors import NightvisionError, OutputError
+from nightvision.errors import InputError, OutputError, SetupError
 from nightvision.io.video import AudioPacket
 from nightvision.stream.pipeline import Pipeline, PipelineStats, StopRequest
 from nightvision.stream.sinks import Sink, VideoFileSink, as_bgr8, make_sink
@@ -349,8 +349,8 @@ class CameraWorker:
             for sink in sinks:
                 sink.abort()
             log.info("camera %s: %s", cam.name, _first_line(err))
-            if kind in ("model", "pipeline") and isinstance(err, NightvisionError):
-                kind = "config"  # (a model without a graph, a backend not installed: no restart mends it)
+            if kind in ("model", "pipeline") and isinstance(err, (InputError, SetupError)):
+                kind = "config"  # (a model without weights, a backend not installed: no restart mends it)
             self._set("failed", _first_line(err), kind)
             return
         with self._lock:

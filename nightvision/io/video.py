@@ -201,24 +201,42 @@ class _AviClock:
         return frames + self.empty + max(0, self.step - 1)
 
 
-class _Span:
-    """Where the decoded frames end: the latest timestamp plus the spacing of the last two."""
+def _matroska_cut(path: Path) -> tuple[int, int] | None:
+    """``(bytes the file states, bytes it has)`` when a Matroska/WebM file is shorter than its Segment element
+    says (a cut copy: such files state no frame count, and a cut one read as a shorter video), else ``None``
+    (whole, a live recording of unknown size, or a header that cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        size = path.stat().st_size
+    except OSError:
+        return None
+    pos = 0
+    while pos < len(head):
+        element = _ebml_vint(head, pos, marker=True)
+        length = _ebml_vint(head, element[1], marker=False) if element is not None else None
+        if element is None or length is None:
+            return None
+        ident, (value, pos, unknown) = element[0], length
+        if ident == 0x18538067:  # Segment: its data runs to the end of the file
+            return None if unknown or pos + value <= size else (pos + value, size)
+        pos += value  # (the EBML header, a Void element...)
+    return None
 
-    def __init__(self) -> None:
-        self.last: int | None = None
-        self.spacing = 0
 
-    def add(self, pts: int | None) -> None:
-        if pts is None:
-            return
-        if self.last is not None and pts > self.last:
-            self.spacing = pts - self.last
-        self.last = pts if self.last is None else max(self.last, pts)
-
-    def end(self, time_base: Fraction) -> float | None:
-        """In seconds from the clock's zero (a stated duration counts from there or from the first frame: the
-        end from zero is never the shorter)."""
-        return None if self.last is None else float((self.last + self.spacing) * time_base)
+def _ebml_vint(data: bytes, pos: int, *, marker: bool) -> tuple[int, int, bool] | None:
+    """An EBML variable-length integer at ``pos`` (an element ID keeps its length marker, a size does not), the
+    position after it, and whether it is the reserved "unknown size" (all value bits set); ``None`` past the
+    data or on a zero first byte."""
+    if pos >= len(data) or data[pos] == 0:
+        return None
+    width = 9 - data[pos].bit_length()
+    if pos + width > len(data):
+        return None
+    value = data[pos] if marker else data[pos] & (0xFF >> width)
+    for byte in data[pos + 1 : pos + width]:
+        value = value << 8 | byte
+    return value, pos + width, not marker and value == (1 << (7 * width)) - 1
 
 
 class VideoReader:
@@ -292,7 +310,6 @@ class VideoReader:
         streams = [self._video] + ([self._audio] if self._want_audio else [])
         index = 0
         clock = _AviClock() if self.avi else None
-        span = _Span()
         try:
             for packet in self._container.demux(streams):
                 if packet.stream.type == "audio":
@@ -304,7 +321,6 @@ class VideoReader:
                 for frame in packet.decode():
                     assert isinstance(frame, av.VideoFrame)  # a video packet decodes to video frames
                     pts = frame.pts if clock is None else clock.frame(frame.dts)
-                    span.add(pts)
                     yield VideoFrame(self._upright(frame.to_ndarray(format="bgr24")), pts, index)
                     index += 1
         except av.error.FFmpegError as err:
@@ -313,34 +329,16 @@ class VideoReader:
             raise InputError(f"cannot read video {self.path}: no frame could be decoded")
         entries = index if clock is None else clock.entries(index)
         if self.info.frames and entries < self.info.frames:
+            what = "frames" if clock is None else "index entries (frames and held ticks)"
             raise SourceError(
-                f"{self.path} ended after {index} of its {self.info.frames} frames: the file is truncated or damaged"
+                f"{self.path} ended after {entries} of its {self.info.frames} {what}: the file is truncated or damaged"
             )
-        expected = None if self.info.frames else self._stated_seconds()
-        seconds = span.end(self.info.time_base)
-        if expected is not None and seconds is not None and seconds < expected - max(0.1, 0.05 * expected):
+        cut = _matroska_cut(self.path) if "matroska" in self._container.format.name else None
+        if cut is not None:
             raise SourceError(
-                f"{self.path} ended after {index} frames, {seconds:.2f} s of its {expected:.2f} s: the file is "
-                "truncated or damaged"
+                f"{self.path} ended after {index} frames: it is cut short ({cut[1]} of the {cut[0]} bytes it "
+                "states): the file is truncated or damaged"
             )
-
-    def _stated_seconds(self) -> float | None:
-        """How long the video stream says it lasts, for a container that states no frame count (Matroska,
-        WebM): its ``DURATION`` tag (FFmpeg's muxer writes one a track), else its own duration, else the file's
-        when it has no other stream (an audio track may outlast the video); ``None`` when nothing says, or for
-        another container (where a duration may be estimated from the bit rate)."""
-        if "matroska" not in self._container.format.name:
-            return None
-        tag = next((v for k, v in self._video.metadata.items() if k.upper() == "DURATION"), None)
-        if tag is not None:
-            with contextlib.suppress(ValueError):
-                hours, minutes, secs = tag.split(":")
-                return int(hours) * 3600 + int(minutes) * 60 + float(secs)
-        if self._video.duration and self._video.time_base:
-            return float(self._video.duration * self._video.time_base)
-        if self._container.duration and len(self._container.streams) == 1:
-            return float(self._container.duration) / av.time_base
-        return None
 
     def _upright(self, image: np.ndarray) -> np.ndarray:
         """``image`` turned as the display matrix says (``np.rot90``'s turns, counter-clockwise), contiguous.

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import numbers
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from nightvision.stream.sources import (
     FolderSource,
     ImageSource,
     Source,
-    SyntheticSource,
+    StreamSource,
     make_source,
     source_uri,
 )
@@ -310,7 +311,7 @@ def _check_job_args(
     paths: dict[str, object],
     *,
     stop: object = None,
-    on_progress: object = None,
+    callbacks: dict[str, object] | None = None,
     stages: Sequence[object] = (),
     ints: dict[str, object] | None = None,
 ) -> None:
@@ -321,13 +322,14 @@ def _check_job_args(
             raise InputError(f"{name} is a path (a str or pathlib.Path), got {value!r}")
     if stop is not None and not isinstance(stop, StopRequest):
         raise InputError(f"stop is a nightvision.stream.pipeline.StopRequest (or None), got {stop!r}")
-    if on_progress is not None and not callable(on_progress):
-        raise InputError(f"on_progress is a function (or None), got {on_progress!r}")
+    for name, value in (callbacks or {}).items():
+        if value is not None and not callable(value):
+            raise InputError(f"{name} is a function (or None), got {value!r}")
     for group in stages:
-        if isinstance(group, (str, bytes)) or not isinstance(group, (list, tuple)):
+        if isinstance(group, (str, bytes, Mapping)) or not isinstance(group, Iterable):
             raise InputError(f"stages are a list of frame stages (e.g. [TemporalDenoiser()]), got {group!r}")
     for name, value in (ints or {}).items():
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise InputError(f"{name} is a whole number, got {value!r}")
 
 
@@ -368,7 +370,7 @@ def enhance_path(
     _check_job_args(
         {"source": source, "output": output},
         stop=stop,
-        on_progress=on_progress,
+        callbacks={"on_progress": on_progress},
         stages=(pre_stages, post_stages),
     )
     load = _loader(enhancer)
@@ -427,7 +429,7 @@ def _output_uris(outputs: str | os.PathLike[str] | Sequence[str | os.PathLike[st
         return []
     if isinstance(outputs, (str, os.PathLike)):
         outputs = [outputs]
-    if not isinstance(outputs, (list, tuple)):
+    if isinstance(outputs, Mapping) or not isinstance(outputs, Iterable):  # (a dict would give its keys)
         raise InputError(f"outputs are a string, a path or a list of them, got {type(outputs).__name__}")
     uris = []
     for uri in outputs:
@@ -482,7 +484,7 @@ def run_stream(
     _check_job_args(
         {} if isinstance(source, int) else {"source": source},
         stop=stop,
-        on_progress=on_status,
+        callbacks={"on_status": on_status},
         stages=(pre_stages, post_stages),
         ints={"loop": loop, **({} if retries is None else {"retries": retries})},
     )
@@ -523,7 +525,7 @@ def run_stream(
     src = make_source(source, loop=loop, width=width, height=height, fps=fps, audio=audio, retries=tries)
     if loop and not isinstance(src, (FileSource, FolderSource)):
         raise InputError(f"--loop repeats a video file or a folder; {source} is neither")
-    if retries is not None and isinstance(src, (FileSource, FolderSource, ImageSource, SyntheticSource)):
+    if retries is not None and not isinstance(src, StreamSource):
         raise InputError(f"--retries counts tries to open a network stream; {source} is not one")
     if isinstance(src, FolderSource):
         src.exclude = [f for f in folders if is_within(f, src.path)]

@@ -281,7 +281,8 @@ class Pipeline:
             smoothing lets it through (see benchmarks/flicker.py); it helps when the estimator itself is noisy.
         hud: draw the current FPS and latency on the output frames.
         on_status: called about once a second with the figures so far (the CLI prints a status line); an
-            exception it raises stops the run, and :meth:`run` raises it.
+            exception it raises stops the run as :meth:`stop` does (a recording is kept), then :meth:`run`
+            raises it.
         depth: queue capacity between the later stages (small keeps latency low).
         in_flight: live policy: at most this many frames between capture and output (default: one per stage
             that computes, i.e. all but the output). A new frame enters only when one has left, so frames wait
@@ -329,11 +330,14 @@ class Pipeline:
         self.policy = policy or ("latest" if source.live else "lossless")
         has_curve = enhancer is not None and enhancer.has_curve
         if smooth and not has_curve:
-            name = getattr(getattr(enhancer, "spec", None), "name", "this model") if enhancer else "no model"
-            raise InputError(
-                f"temporal smoothing (--smooth) needs a model that shares one curve map over the frame, on its fast "
-                f"path (zero-dce++ on onnxruntime, without --exact); {name} has none"
-            )
+            spec = getattr(enhancer, "spec", None)
+            if getattr(spec, "estimator_onnx", None):  # the model has one, on another path (torch, --exact)
+                log.warning("temporal smoothing acts on the onnxruntime fast path only (no --exact); running without")
+            else:
+                raise InputError(
+                    "temporal smoothing (--smooth) needs a model that shares one curve map over the frame "
+                    f"(zero-dce++); {getattr(spec, 'name', 'this model')} has none"
+                )
         self.smoother = CurveSmoother() if (smooth and has_curve) else None
         self.pre_stages = [check_stage(s) for s in pre_stages]
         self.post_stages = [check_stage(s) for s in post_stages]
@@ -644,8 +648,6 @@ class Pipeline:
         self._t_end = time.monotonic()
         done.set()
         reporter.join(2.0)
-        if error is None and self._status_error is not None:
-            error = self._status_error
         self.source.close()
         delivered = self._frames_in == self._frames_out + (self._chain.dropped if self.policy == "latest" else 0)
         finished = (self._complete and delivered) or self.source.live
@@ -664,6 +666,8 @@ class Pipeline:
             raise error
         if errors:
             raise errors[0]
+        if self._status_error is not None:  # the run stopped for it, as for a stop: outputs ended as then
+            raise self._status_error
         stats = self.stats()
         log.info(
             "%s: %d of %d frames out in %.1f s, dropped %d; stopped by %s",
@@ -700,7 +704,7 @@ class Pipeline:
             if self.on_status is not None:
                 try:
                     self.on_status(stats)
-                except Exception as err:  # the caller's function: stop the run and raise its error from run()
+                except Exception as err:  # the caller's function: stop the run, and run() raises its error
                     self._status_error = err
                     self.stop("on_status failed")
                     return

@@ -387,16 +387,18 @@ class ImageSequenceSink(Sink):
         self.count += 1
 
     def _close(self) -> None:
-        """With ``overwrite``: the frames that follow the last one written, left by an earlier and longer run,
-        are removed (they read as part of this sequence); only names of this pattern, from there on, in a row."""
-        if not self._overwrite:
-            return
-        stale = 0
-        while (path := Path(self.pattern % (self.count + stale))).is_file():
-            path.unlink()
-            stale += 1
-        if stale:
-            log.info("%s: removed %d frames of an earlier run after this run's last", self.uri, stale)
+        """Warn when the folder goes on past this run's last frame (``overwrite`` over an earlier, longer run):
+        those files read as part of the sequence. They are not removed: an output never destroys more than
+        the frames it writes."""
+        after = Path(self.pattern % self.count)
+        if after.is_file():
+            log.warning(
+                "%s holds files after this run's last frame (%s and on), from an earlier run: they are not this "
+                "run's; remove them, or write to a new folder", self.uri, after.name,
+            )  # fmt: skip
+
+    def _abort(self, keep_partial: bool) -> None:
+        pass  # the frames written stay (each is whole); nothing else is touched
 
 
 _PAGE = """<!doctype html>

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from nightvision.errors import EngineError, InputError
+from nightvision.errors import EngineError, InputError, SetupError
 from nightvision.io.atomic import atomic_path
 from nightvision.io.sizes import format_size
 from nightvision.specs import sha256_of
@@ -49,19 +49,19 @@ def import_tensorrt() -> ModuleType:
     if "tensorrt" not in sys.modules:
         spec = importlib.util.find_spec("tensorrt")
         if spec is None:
-            raise EngineError("TensorRT is not installed (pip install tensorrt, or JetPack on a Jetson)")
+            raise SetupError("TensorRT is not installed (pip install tensorrt, or JetPack on a Jetson)")
         if spec.origin is None:  # a namespace: tensorrt-stubs' folder alone. Not imported: a namespace module in
             # sys.modules breaks inspect (and with it torch.onnx's exporter) for the rest of the process
-            raise EngineError("the installed 'tensorrt' is only type stubs; install the TensorRT runtime")
+            raise SetupError("the installed 'tensorrt' is only type stubs; install the TensorRT runtime")
     try:
         import tensorrt as trt
     except ImportError as err:
-        raise EngineError("TensorRT is not installed (pip install tensorrt, or JetPack on a Jetson)") from err
+        raise SetupError("TensorRT is not installed (pip install tensorrt, or JetPack on a Jetson)") from err
     if not hasattr(trt, "Builder"):
-        raise EngineError("the installed 'tensorrt' is only type stubs; install the TensorRT runtime")
+        raise SetupError("the installed 'tensorrt' is only type stubs; install the TensorRT runtime")
     major = int(str(trt.__version__).split(".")[0])
     if major not in SUPPORTED_MAJOR:
-        raise EngineError(f"TensorRT {trt.__version__} is not supported (use 10.x or 11.x)")
+        raise SetupError(f"TensorRT {trt.__version__} is not supported (use 10.x or 11.x)")
     return trt
 
 
