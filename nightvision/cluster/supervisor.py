@@ -417,12 +417,7 @@ class Supervisor:
             if self._stop.is_set():
                 return
             if kind == "config":  # no restart mends it: say so once, and leave the camera down
-                slot.given_up, slot.state, slot.retry_at = True, "down", None
-                slot.reason = f"cannot run as configured: {reason}; fix its [[camera]] entry and restart serve"
-                if slot.handle is not None:
-                    slot.handle.kill()
-                    slot.handle = None
-                log.error("camera %s: %s", name, slot.reason)
+                self._give_up(slot, f"cannot run as configured: {reason}; fix its [[camera]] entry and restart serve")
                 return
             slot.streak += 1
             slot.up_since = None
@@ -432,12 +427,7 @@ class Supervisor:
                 slot.handle = None
             limit = cfg.max_restarts
             if limit is not None and slot.streak > limit:
-                slot.given_up, slot.state, slot.retry_at = True, "down", None
-                slot.reason = f"gave up after {limit} restarts in a row: {reason}"
-                if slot.handle is not None:
-                    slot.handle.kill()
-                    slot.handle = None
-                log.error("camera %s: %s", name, slot.reason)
+                self._give_up(slot, f"gave up after {limit} restarts in a row: {reason}")
                 return
             delay = min(cfg.restart_delay * 2 ** (slot.streak - 1), cfg.restart_delay_max)
             slot.retry_at = now + delay
@@ -448,6 +438,15 @@ class Supervisor:
         log.log(
             logging.INFO if repeated else logging.WARNING, "camera %s: %s; restarting in %.1f s", name, reason, delay
         )
+
+    @staticmethod
+    def _give_up(slot: _Slot, reason: str) -> None:
+        """Leave ``slot``'s camera down for good, saying ``reason``, its worker ended (under the lock)."""
+        slot.given_up, slot.state, slot.retry_at, slot.reason = True, "down", None, reason
+        if slot.handle is not None:
+            slot.handle.kill()
+            slot.handle = None
+        log.error("camera %s: %s", slot.camera.name, reason)
 
     def _launch(self, slot: _Slot, now: float) -> None:
         """Start the next run of ``slot``: in its worker, or in a new one when it has none (or lost it)."""
