@@ -214,6 +214,8 @@ def _caches() -> dict[str, str]:
     except Exception as err:
         return {"root": f"unavailable ({err})"}
     found = {"root": str(root)}
+    if root.exists() and not root.is_dir():  # (every cache write would fail: say it here)
+        found["root"] = f"{root} is a file, not a folder: set NIGHTVISION_CACHE to a folder"
     if root.is_dir():
         for sub in sorted(p for p in root.iterdir() if p.is_dir()):
             size = sum(f.stat().st_size for f in sub.rglob("*") if f.is_file())

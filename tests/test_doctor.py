@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -78,3 +79,11 @@ def test_a_stubs_only_tensorrt_is_reported_and_not_imported() -> None:
     with pytest.raises(EngineError, match="only type stubs"):
         create_backend(get_spec("zero-dce++"), "tensorrt")
     assert "tensorrt" not in sys.modules
+
+
+def test_a_cache_root_that_is_a_file_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NIGHTVISION_CACHE naming a file was reported as the cache root, and every cache write then failed."""
+    afile = tmp_path / "cache.txt"
+    afile.write_text("x")
+    monkeypatch.setenv("NIGHTVISION_CACHE", str(afile))
+    assert "is a file, not a folder: set NIGHTVISION_CACHE to a folder" in diagnose()["caches"]["root"]

@@ -72,7 +72,8 @@ REPORT_NAME = "nightvision-batch-report.json"
 @dataclass
 class FileResult:
     """One input of the job: ``status`` is ``done``, ``skipped`` (finished by an earlier run), ``failed``
-    (``error`` says why) or ``pending`` (the job stopped before it)."""
+    (``error`` says why) or ``pending`` (the job stopped before it was finished: a rerun does it, keeping its
+    finished chunks)."""
 
     input: str
     output: str
@@ -179,7 +180,7 @@ class BatchReport:
         where = f"{self.engine}" + (f" {self.address}" if self.address else "")
         lines.append(
             f"{self.count('done')} done, {self.count('skipped')} already done, {self.count('failed')} failed"
-            + (f", {self.count('pending')} not started ({self.stopped_by})" if self.count("pending") else "")
+            + (f", {self.count('pending')} not finished ({self.stopped_by})" if self.count("pending") else "")
             + f" of {len(self.files)} file(s); {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} FPS"
             + (f", {self.realtime:.2f}× real time" if self.video_seconds else "")
             + f") on {self.workers} worker(s), {where}"
