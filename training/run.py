@@ -356,9 +356,14 @@ class Run:
         loop reached (``step()``) and which ``last.pt`` holds, and that ``--resume`` continues from there, then
         let the interrupt go on (the CLI exits with 130, or 143). Nothing is saved then: the interrupt may have
         come in the middle of a step."""
-        from nightvision.stream.pipeline import Interrupted
+        from nightvision.stream.pipeline import SAME_SIGNAL_S, Interrupted
+
+        first: list[float] = []
 
         def on_term(signum: int, frame: object) -> None:
+            if first and time.monotonic() - first[0] < SAME_SIGNAL_S:
+                return  # the same request delivered twice (GNU timeout: the command, then its group)
+            first.append(time.monotonic())
             raise Interrupted("SIGTERM")
 
         main = threading.current_thread() is threading.main_thread()
