@@ -442,11 +442,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from nightvision.io.video import is_video
 
         clip = Path(args.pipeline)
-        if clip.is_dir() or (clip.is_file() and not is_video(clip)):
+        if not clip.exists():
+            raise InputError(f"no such video for --pipeline: {args.pipeline}")
+        if clip.is_dir() or not is_video(clip):
             what = "a folder" if clip.is_dir() else "not one"
             raise InputError(f"--pipeline takes a video file, and {clip} is {what}")
-        if not clip.is_file():
-            raise InputError(f"no such video for --pipeline: {args.pipeline}")
     cells = bench_models(
         args.models.split(","),
         args.backends.split(","),
@@ -559,14 +559,13 @@ def cmd_export(args: argparse.Namespace) -> int:
                 "graph, export it with --fp16 and pass it with --onnx"
             )
 
+        options = (("kind", args.triton_kind), ("instances", args.instances), ("max_batch_size", args.max_batch))
         repo = write_triton_repository(
             args.model,
             args.output,
             onnx=args.onnx,
             plan=args.plan,
-            kind=args.triton_kind,
-            instances=args.instances,
-            max_batch_size=args.max_batch,
+            **{k: v for k, v in options if v is not None},  # (left out: write_triton_repository's defaults)
             tensorrt_accelerator=args.trt_accelerator,
             fp16=args.fp16,
             overwrite=args.overwrite,
@@ -575,9 +574,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     from nightvision.export import convert_to_fp16, export_onnx, record_in_manifest
 
-    given = [f"--{k.replace('_', '-')}" for k in ("onnx", "plan", "trt_accelerator") if getattr(args, k)]
-    given += [f"--{k.replace('_', '-')}" for k, d in (("instances", 1), ("max_batch", 4)) if getattr(args, k) != d]
-    given += ["--triton-kind"] if args.triton_kind != "gpu" else []
+    triton_only = ("onnx", "plan", "trt_accelerator", "triton_kind", "instances", "max_batch")
+    given = [f"--{k.replace('_', '-')}" for k in triton_only if getattr(args, k) not in (None, False)]
     if given:
         verb = "goes" if len(given) == 1 else "go"
         raise InputError(f"{', '.join(given)} {verb} with --format triton; add it, or leave out {', '.join(given)}")
@@ -695,13 +693,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_video(args, names)
     if args.clips:
         raise InputError("--clips goes with --video (the real clips of the video benchmark)")
-    out, data = Path(args.output).resolve(), Path(args.data).resolve()
-    if out == data:
-        raise InputError(f"-o {args.output} is the data folder: its grid.png would be scored next time; give another")
-    inputs, targets = find_inputs(args.data, brackets=args.brackets)
-    if data in out.parents:  # an output folder inside the data: its pictures are not data
-        keep = [i for i, path in enumerate(inputs) if out not in path.resolve().parents]
-        inputs, targets = [inputs[i] for i in keep], ([targets[i] for i in keep] if targets else None)
+    inputs, targets = find_inputs(args.data, brackets=args.brackets, output=args.output)
     if args.limit:
         inputs, targets = inputs[: args.limit], (targets[: args.limit] if targets else None)
     check_readable(inputs)  # before the models load (a minute for all of them)
@@ -1146,9 +1138,9 @@ def build_parser() -> _Parser:
     t = p.add_argument_group("triton")
     t.add_argument("--onnx", metavar="FILE", help="serve this graph instead of the shipped one")
     t.add_argument("--plan", metavar="FILE", help="also a tensorrt_plan model from this plan (built on the server)")
-    t.add_argument("--triton-kind", choices=["gpu", "cpu"], default="gpu", help="instance kind")
-    t.add_argument("--instances", type=_int_in(1, 64), default=1, help="model instances per device")
-    t.add_argument("--max-batch", type=_int_in(0, 256), default=4, help="Triton's max_batch_size (0: none)")
+    t.add_argument("--triton-kind", choices=["gpu", "cpu"], help="instance kind (default gpu)")
+    t.add_argument("--instances", type=_int_in(1, 64), help="model instances per device (default 1)")
+    t.add_argument("--max-batch", type=_int_in(0, 256), help="Triton's max_batch_size (0: none; default 4)")
     t.add_argument("--trt-accelerator", action="store_true", help="ONNX Runtime model: TensorRT acceleration")
     p.add_argument("--weights", help="checkpoint to export instead of the shipped weights")
     p.add_argument("--opset", type=_int_in(17, 30), default=18, help="ONNX opset")

@@ -38,7 +38,7 @@ import numpy as np
 
 from nightvision.errors import InputError, OutputError, SourceError
 from nightvision.io.atomic import describe_os_error
-from nightvision.io.video import OUTPUT_FORMATS, AudioTranscoder, VideoFrame, VideoReader, muxer_takes
+from nightvision.io.video import OUTPUT_FORMATS, VideoFrame, VideoReader, add_audio
 from nightvision.stream.sinks import VideoFileSink
 from nightvision.stream.sources import Read, ReadStatus, Source
 
@@ -309,29 +309,6 @@ def _time(packet: Any) -> Fraction:
     return Fraction(packet.dts) * Fraction(packet.time_base)
 
 
-def _add_audio(out: Any, audio_in: Any, dest: Path) -> tuple[Any, AudioTranscoder | None]:
-    """The output's copy of the source's audio track, or a transcoder to the audio codec of ``dest``'s
-    container where that cannot hold it as it is (AAC into WebM), or neither, with a warning."""
-    name = audio_in.codec_context.name
-    fmt = OUTPUT_FORMATS.get(dest.suffix.lower())
-    try:
-        if fmt is None or muxer_takes(fmt.container, audio_in):
-            return out.add_stream_from_template(audio_in), None
-        refused = f"{fmt.container} cannot hold {name} as it is"
-    except (ValueError, av.error.FFmpegError) as err:
-        refused = str(err)
-    if fmt is None:
-        log.warning("audio track not copied (%s): %s", name, refused)
-        return None, None
-    try:
-        transcoder = AudioTranscoder(out, audio_in, fmt.audio_codec)
-    except (ValueError, av.error.FFmpegError) as err:
-        log.warning("audio track dropped: %s cannot hold %s, and re-encoding it failed: %s", dest.suffix, name, err)
-        return None, None
-    log.info("audio re-encoded from %s to %s for %s", name, fmt.audio_codec, dest.suffix)
-    return None, transcoder
-
-
 def join_parts(parts: Sequence[str | Path], source: str | Path, dest: str | Path) -> int:
     """Remux the chunk files ``parts`` (in order) and the audio of ``source`` into ``dest``; return its frames.
 
@@ -357,7 +334,8 @@ def join_parts(parts: Sequence[str | Path], source: str | Path, dest: str | Path
             raise OutputError(f"cannot write {dest}: {describe_os_error(err)}") from err
         video = out.add_stream_from_template(streams[0])
         audio_in = src.streams.audio[0] if src.streams.audio else None
-        audio_out, transcoder = _add_audio(out, audio_in, dest) if audio_in is not None else (None, None)
+        fmt = OUTPUT_FORMATS.get(dest.suffix.lower())
+        audio_out, transcoder = add_audio(out, audio_in, fmt) if audio_in is not None else (None, None)
 
         def video_packets() -> Iterator[tuple[Fraction, int, Any]]:
             for n, (container, stream) in enumerate(zip(inputs, streams, strict=True)):

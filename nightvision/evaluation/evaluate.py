@@ -212,22 +212,32 @@ def reference_methods(root: str | Path) -> list[Method]:
 # --- evaluation
 
 
-def find_inputs(data: str | Path, *, brackets: bool = False) -> tuple[list[Path], list[Path] | None]:
-    """(inputs, targets or None): the test split of a bracket folder, a LOL folder, or an unpaired folder."""
+def find_inputs(
+    data: str | Path, *, brackets: bool = False, output: str | Path | None = None
+) -> tuple[list[Path], list[Path] | None]:
+    """(inputs, targets or None): the test split of a bracket folder, a LOL folder, or an unpaired folder.
+    ``output``: the folder the results go to, refused when it is ``data`` (its grid.png would be scored next
+    time) and left out of the inputs when it lies inside."""
     root = Path(data)
     if root.is_file():
         raise InputError(f"--data takes a folder (LOL-style low/ and high/, exposure brackets or images), not {root}")
     if not root.is_dir():
         raise InputError(f"evaluation data folder not found: {root}")
+    out = Path(output).resolve() if output is not None else None
+    if out == root.resolve():
+        raise InputError(f"-o {output} is the data folder: its grid.png would be scored next time; give another")
     if brackets:
         pairs = [p for p in build_pairs(root) if p.split == "test"]
         if not pairs:
             raise InputError(f"{root}: no test pairs found in these brackets")
-        return [p.low for p in pairs], [p.high for p in pairs]
-    if (root / "low").is_dir() and (root / "high").is_dir():
+        inputs, targets = [p.low for p in pairs], [p.high for p in pairs]
+    elif (root / "low").is_dir() and (root / "high").is_dir():
         lol = lol_pairs(root)
-        return [a for a, _ in lol], [b for _, b in lol]
-    return list_images(root), None
+        inputs, targets = [a for a, _ in lol], [b for _, b in lol]
+    else:
+        inputs, targets = list_images(root), []
+    keep = [i for i, path in enumerate(inputs) if out is None or out not in path.resolve().parents]
+    return [inputs[i] for i in keep], ([targets[i] for i in keep] if targets else None)
 
 
 def _colour(image: np.ndarray) -> np.ndarray:

@@ -56,11 +56,10 @@ def read_image(path: str | Path) -> np.ndarray:
     if image is None:
         raise InputError(f"cannot decode image {path}: not an image, or truncated")
     image = _as_integer_pixels(image, path)
-    head = data[:_EXIF_REACH].tobytes()
-    if head.startswith(_JPEG_START):  # (by the content: a PNG named .jpg is a PNG)
+    if data[: len(_JPEG_START)].tobytes() == _JPEG_START:  # (by the content: a PNG named .jpg is a PNG)
         if not _jpeg_complete(data):
             raise InputError(f"cannot decode image {path}: the JPEG data is truncated")
-        orientation = exif_orientation(head)
+        orientation = exif_orientation(data[:_EXIF_REACH].tobytes())
         if orientation != 1:
             log.info("%s: turned upright as its EXIF orientation (%d) says", path, orientation)
             image = upright(image, orientation)

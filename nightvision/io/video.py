@@ -40,6 +40,7 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
+    "add_audio",
     "is_video",
     "muxer_takes",
 ]
@@ -439,6 +440,30 @@ class AudioTranscoder:
         return packets + list(self.stream.encode(None))
 
 
+def add_audio(container: Any, template: Any, fmt: OutputFormat | None) -> tuple[Any, AudioTranscoder | None]:
+    """``template``'s audio track in ``container`` (written as ``fmt``): ``(stream, None)``, a copy of the
+    packets as they are; ``(None, transcoder)``, re-encoded to ``fmt.audio_codec`` where the muxer cannot hold
+    them (AAC into WebM, Opus into MOV, :func:`muxer_takes`); failing both, ``(None, None)`` with a warning (a
+    video without its sound beats no video). ``fmt`` ``None``: copied if the container takes it, else left out."""
+    name = template.codec_context.name
+    try:
+        if fmt is None or muxer_takes(fmt.container, template):
+            return container.add_stream_from_template(template), None
+        refused = f"the {fmt.container} muxer cannot write {name} audio"
+    except (ValueError, av.error.FFmpegError) as err:
+        refused = str(err)
+    if fmt is None:
+        log.warning("audio track not copied (%s): %s", name, refused)
+        return None, None
+    try:
+        transcoder = AudioTranscoder(container, template, fmt.audio_codec)
+    except (ValueError, av.error.FFmpegError) as err:
+        log.warning("audio track dropped: %s, and re-encoding %s to %s failed: %s", refused, name, fmt.audio_codec, err)
+        return None, None
+    log.info("audio re-encoded from %s to %s: %s", name, fmt.audio_codec, refused)
+    return None, transcoder
+
+
 class VideoWriter:
     """Encode BGR frames to a video file, written atomically (:class:`~nightvision.io.atomic.AtomicFile`).
 
@@ -515,28 +540,10 @@ class VideoWriter:
         self._audio: Any = None
         self._transcoder: AudioTranscoder | None = None
         if audio_template is not None:
-            self._add_audio(audio_template, fmt.audio_codec)
+            self._audio, self._transcoder = add_audio(self._container, audio_template, fmt)
         self._frames = 0
         self._last_pts = -1
         self._closed = False
-
-    def _add_audio(self, template: Any, codec: str) -> None:
-        """Copy the source's audio track as it is, or re-encode it to ``codec`` where the container cannot hold
-        it; failing both, go on without audio (a video without its sound beats no video), with a warning."""
-        name = template.codec_context.name
-        try:
-            if not muxer_takes(self.format.container, template):
-                raise ValueError(f"the {self.format.container} muxer cannot write {name} audio")
-            self._audio = self._container.add_stream_from_template(template)
-            return
-        except (ValueError, av.error.FFmpegError) as err:
-            refused = err
-        try:
-            self._transcoder = AudioTranscoder(self._container, template, codec)
-        except (ValueError, av.error.FFmpegError) as err:
-            log.warning("audio track dropped: %s, and re-encoding %s to %s failed: %s", refused, name, codec, err)
-            return
-        log.info("audio re-encoded from %s to %s: %s", name, codec, refused)
 
     @property
     def frames_written(self) -> int:

@@ -521,8 +521,8 @@ def run_stream(
         overwrite=overwrite,
     )
     audio = policy != "latest" and any(is_video(f) for f in files)
-    tries = 3 if retries is None else retries
-    src = make_source(source, loop=loop, width=width, height=height, fps=fps, audio=audio, retries=tries)
+    tries = {} if retries is None else {"retries": retries}  # (None: make_source's default)
+    src = make_source(source, loop=loop, width=width, height=height, fps=fps, audio=audio, **tries)
     if loop and not isinstance(src, (FileSource, FolderSource)):
         raise InputError(f"--loop repeats a video file or a folder; {source} is neither")
     if retries is not None and not isinstance(src, StreamSource):
