@@ -1,10 +1,12 @@
-"""The temporal denoiser's fused numba kernels (the ``fast`` extra) give the same bits as its OpenCV passes."""
+"""The temporal denoiser's fused numba kernels (the ``fast`` extra) give the same bits as its OpenCV passes (the
+16-bit output's colour conversion: within one unit of 65535)."""
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
@@ -56,7 +58,10 @@ def test_fused_kernels_give_the_opencv_bits(
     weights = set()
     for size in ((360, 640), (181, 323)):  # the worker thread's size, and an odd one (4:2:0 pads it)
         for i, frame in enumerate(clip(sigma, *size)):
-            assert np.array_equal(fused(frame), passes(frame)), f"frame {i} of {size} differs"
+            mine, theirs = fused(frame), passes(frame)
+            assert same(mine, theirs), f"frame {i} of {size} differs"
+            for a, b in zip(fused._planes, passes._planes, strict=True):
+                assert np.array_equal(a.hist, b.hist), f"the history of frame {i} of {size} differs"
             assert fused.noise == passes.noise
             weights.add(fused.control.spatial_weights()[1])
     # the spatial filter's two ways (mixed with the unfiltered plane, or the filtered plane alone) are covered
@@ -67,6 +72,52 @@ def test_fused_kernels_give_the_opencv_bits(
     grey = clip(sigma, 120, 160)
     for frame in grey:
         assert np.array_equal(fused(frame[:, :, 1]), passes(frame[:, :, 1]))
+
+
+def same(mine: np.ndarray, theirs: np.ndarray) -> bool:
+    """Equal, but for the 16-bit colour conversion's rounding: one unit of 65535, on few values."""
+    if mine.dtype == np.uint8:
+        return np.array_equal(mine, theirs)
+    off = np.abs(mine.astype(np.int32) - theirs)
+    return int(off.max()) <= 1 and np.count_nonzero(off) <= off.size // 100
+
+
+@pytest.mark.parametrize(("height", "width"), [(3, 3), (3, 70), (4, 5), (5, 3), (181, 323), (360, 640)])
+def test_the_fused_gaussian_is_opencvs_bit_for_bit(height: int, width: int) -> None:
+    """Over the whole 16-bit range, on the smallest planes it takes (the reflected border rows and columns are
+    the plane's own) and on odd sizes; the denoiser leaves smaller planes to OpenCV."""
+    from nightvision.stream.denoise_kernels import load
+
+    kernels = load()
+    assert kernels is not None
+    plane = np.random.default_rng(height + width).integers(0, 65536, (height, width), dtype=np.uint16)
+    out = np.empty_like(plane)
+    kernels.gaussian5(plane, out)
+    assert np.array_equal(out, cv2.GaussianBlur(plane, (5, 5), 0))
+
+
+@pytest.mark.parametrize(("height", "width"), [(2, 2), (6, 70), (360, 640), (31 * 2, 33 * 2)])
+def test_the_fused_colour_conversion_is_opencvs_within_a_unit(height: int, width: int) -> None:
+    """Random planes in the history's fixed point over its whole range, so that both ends saturate; and a row
+    band starting at an even row, as the denoiser's two threads convert it."""
+    from nightvision.stream.denoise import i420_fixed_to_bgr16
+    from nightvision.stream.denoise_kernels import load
+
+    kernels = load()
+    assert kernels is not None
+    rng = np.random.default_rng(height * width)
+    y = rng.integers(0, 256 * 64, (height, width), dtype=np.uint16)
+    u, v = (rng.integers(0, 256 * 64, (height // 2, width // 2), dtype=np.uint16) for _ in range(2))
+    theirs = i420_fixed_to_bgr16(y, u, v)
+    mine = i420_fixed_to_bgr16(y, u, v, kernels=kernels)
+    assert mine.shape == theirs.shape == (height, width, 3) and mine.dtype == np.uint16
+    assert same(mine, theirs)
+    if height * width > 100:
+        assert {0, 65535} <= set(np.unique(mine))  # (saturated at both ends)
+    top = height // 2 // 2 * 2
+    band = np.zeros_like(mine)
+    i420_fixed_to_bgr16(y[top:], u[top // 2 :], v[top // 2 :], band[top:], kernels)
+    assert np.array_equal(band[top:], mine[top:]) and not band[:top].any()
 
 
 @pytest.mark.parametrize("strength", [0.0, 0.5, 0.85, 0.92, 0.99])
@@ -116,6 +167,8 @@ def test_a_numba_that_cannot_build_the_kernels_falls_back(
         ("blend", "history (no 8-bit output) differs"),  # the 16-bit output's and grey frames' blend
         ("blend_out", "history differs"),
         ("raises", "they failed on a test plane (RuntimeError: no LLVM)"),
+        ("to_bgr16", "16-bit colour conversion differs from OpenCV's by up to"),
+        ("gaussian5", "5×5 Gaussian differs from OpenCV's"),
     ],
 )
 def test_kernels_that_differ_from_the_opencv_passes_are_not_used(
@@ -123,12 +176,18 @@ def test_kernels_that_differ_from_the_opencv_passes_are_not_used(
 ) -> None:
     """The first denoiser of a process checks the compiled kernels against the OpenCV passes on a small plane
     (numba compiles for the machine it runs on: a Jetson's ARM cores are not covered by this suite): a wrong
-    kernel, any of the three, or one that raises, leaves the OpenCV passes."""
+    kernel, any of them, or one that raises, leaves the OpenCV passes."""
     import nightvision.stream.denoise_kernels as kernels
 
     good = kernels.load()
     assert good is not None
-    motion, blend, blend_out = good._motion, good._blend, good._blend_out
+    motion, blend, blend_out, to_bgr16, gaussian5 = (
+        good._motion,
+        good._blend,
+        good._blend_out,
+        good._to_bgr16,
+        good._gaussian5,
+    )
 
     def plus_one(jitted: Any) -> Any:
         def run(*args: Any) -> None:
@@ -149,9 +208,21 @@ def test_kernels_that_differ_from_the_opencv_passes_are_not_used(
         blend = plus_one(good._blend)
     elif broken == "blend_out":
         blend_out = plus_one(good._blend_out)
+    elif broken == "to_bgr16":
+
+        def to_bgr16(y: np.ndarray, u: np.ndarray, v: np.ndarray, dst: np.ndarray, m: np.ndarray) -> None:
+            good._to_bgr16(y, u, v, dst, m * np.float32(1.001))
+
+    elif broken == "gaussian5":
+
+        def gaussian5(src: np.ndarray, dst: np.ndarray) -> None:
+            good._gaussian5(src, dst)
+            dst[0, 0] ^= 1
+
     else:
         motion = fails
-    monkeypatch.setattr(kernels, "_loaded", kernels.FusedKernels(motion, blend, blend_out, good._weight))
+    loaded = kernels.FusedKernels(motion, blend, blend_out, good._weight, to_bgr16, gaussian5)
+    monkeypatch.setattr(kernels, "_loaded", loaded)
     monkeypatch.setattr(kernels, "_failure", None)
     monkeypatch.setattr(denoise, "_kernels_checked", False)
     with caplog.at_level("WARNING"):

@@ -5,11 +5,15 @@ when it is installed (the ``fast`` extra: ``pip install "nightvision[fast]"``; t
 Without them, each step of the recursion is a chain of OpenCV passes over the frame (the current frame in
 fixed point, its difference to the history, the scaled ``|d|``; then the blend weights by a lookup table, their
 product with ``d``, the sum with the history, and for the 8-bit output the history in 8 bits), each reading and
-writing whole 16-bit planes. The kernels do the motion and the blend chains in one pass each and give the
-**same bits** (tested): OpenCV's round-half-to-even of the scaled ``|d|``, of ``d·k/256`` and of the output,
-and the blend weight's smoothstep evaluated in float32 exactly as
-:meth:`~nightvision.stream.denoise.DenoiseParams.weight_table` builds its table. They release the GIL, so the
-chroma planes run in the denoiser's worker thread beside the luma. Measured (`nightvision bench`'s denoiser
+writing whole 16-bit planes; and the 16-bit output's colour conversion is three (the chroma repeated, the planes
+merged, the colour matrix). The kernels do each chain in one pass, and the 16-bit output's 5×5 Gaussian in one
+pass on one core (OpenCV's 16-bit Gaussian is half as fast as its 8-bit one, and its own two threads contend
+with the denoiser's). The motion, the blend and the Gaussian give the **same bits** (tested): OpenCV's
+round-half-to-even of the scaled ``|d|``, of ``d·k/256`` and of the output, the blend weight's smoothstep
+evaluated in float32 exactly as :meth:`~nightvision.stream.denoise.DenoiseParams.weight_table` builds its table,
+and the Gaussian's exact fixed-point sums; the colour conversion is within one unit of 65535 of OpenCV's (whose
+own SIMD and scalar code differ as much). They release the GIL, so the chroma planes run in the denoiser's
+worker thread beside the luma. Measured (`nightvision bench`'s denoiser
 rows, 720p, 2 cores): README, "Temporal denoiser".
 """
 
@@ -38,11 +42,15 @@ class FusedKernels:
         blend: Callable[..., None],
         blend_out: Callable[..., None],
         weight: Callable[..., Any],
+        to_bgr16: Callable[..., None],
+        gaussian5: Callable[..., None],
     ) -> None:
         self._motion = motion
         self._blend = blend
         self._blend_out = blend_out
         self._weight = weight
+        self._to_bgr16 = to_bgr16
+        self._gaussian5 = gaussian5
 
     def motion(
         self, cur: np.ndarray, hist: np.ndarray, out: np.ndarray, alpha: float, region: tuple[slice, ...]
@@ -74,6 +82,19 @@ class FusedKernels:
         else:
             self._blend_out(cur, hist, a, motion, new, out, *terms, *_offsets(region))
 
+    def to_bgr16(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, dst: np.ndarray, matrix: np.ndarray) -> None:
+        """``dst = saturate(round(matrix · (Y, U, V, 1)))``: I420 planes (uint16; ``y (H, W)`` with ``H`` and ``W``
+        even, ``u`` and ``v`` ``(H/2, W/2)``, each sample repeated over 2×2 pixels) to ``dst (H, W, 3)`` uint16,
+        all C-contiguous; ``matrix`` 3×4 float32 with a zero U term for R and a zero V term for B (YUV → BGR).
+        Within one unit of OpenCV's ``transform`` of the merged planes, in one pass instead of three."""
+        self._to_bgr16(y, u, v, dst, matrix)
+
+    def gaussian5(self, src: np.ndarray, dst: np.ndarray) -> None:
+        """``dst = cv2.GaussianBlur(src, (5, 5), 0)`` bit for bit, for a C-contiguous uint16 plane of at least
+        3×3 and a ``dst`` that does not overlap it (one pass on one core: 0.4 ms a 720p plane against OpenCV's
+        0.65 for 16 bits; for 8 bits OpenCV is as fast)."""
+        self._gaussian5(src, dst)
+
     def weights(self, terms: tuple[np.float32, np.float32, np.float32, np.float32]) -> np.ndarray:
         """The blend weight of each averaged scaled ``|d|`` 0–255 as the blend kernel computes it (for tests)."""
         values = [self._weight(np.float32(a), *(np.float32(t) for t in terms)) for a in range(256)]
@@ -95,7 +116,7 @@ def load() -> FusedKernels | None:
         started = time.perf_counter()
         try:
             jit = importlib.import_module("nightvision.stream.denoise_numba")
-            kernels = FusedKernels(jit.motion, jit.blend, jit.blend_out, jit.weight)
+            kernels = FusedKernels(jit.motion, jit.blend, jit.blend_out, jit.weight, jit.to_bgr16, jit.gaussian5)
             c8, h16 = np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.int16)
             whole = (slice(0, 2), slice(0, 2), slice(0, 2), slice(0, 2))
             kernels.motion(c8, h16, c8.copy(), 1.0, whole)
@@ -103,6 +124,9 @@ def load() -> FusedKernels | None:
             kernels.blend(c8, h16, c8, c8, h16.copy(), terms, whole)
             kernels.blend(c8, h16, c8, c8, h16.copy(), terms, whole, c8.copy())
             kernels.weights(terms)
+            y16, c16 = np.zeros((2, 2), np.uint16), np.zeros((1, 1), np.uint16)
+            kernels.to_bgr16(y16, c16, c16, np.zeros((2, 2, 3), np.uint16), np.zeros((3, 4), np.float32))
+            kernels.gaussian5(np.zeros((3, 3), np.uint16), np.zeros((3, 3), np.uint16))
         except Exception as err:  # a numba that does not fit this numpy, or no LLVM for this CPU
             _failure = f"{type(err).__name__}: {err}".splitlines()[0]
             log.warning("numba could not build the denoiser's kernels (%s); it runs its OpenCV passes", _failure)

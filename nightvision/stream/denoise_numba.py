@@ -5,6 +5,8 @@ Everything is computed in float32, exactly: ``|cur·64 − hist| < 2**14`` and `
 sum rounds; ``np.rint`` rounds half to even as OpenCV does, and LLVM vectorises it (integer tie-breaking with
 shifts and masks made the blend half as fast). Each loop runs over a 1-D contiguous row slice, from whole planes
 and offsets: a column-sliced 2-D view, or indices that might be negative, made the same loops ten times slower.
+The 16-bit colour conversion (:func:`to_bgr16`) is the one step that rounds: its float32 sums are OpenCV
+``transform``'s, whose SIMD lanes use fused multiply-adds, so the two differ by one unit of 65535 on a few values.
 """
 
 import numpy as np
@@ -14,6 +16,7 @@ _jit = njit(cache=True, nogil=True, boundscheck=False)
 
 _ZERO, _ONE, _TWO, _THREE = np.float32(0.0), np.float32(1.0), np.float32(2.0), np.float32(3.0)
 _TOP, _SCALE, _HALF = np.float32(255.0), np.float32(256.0), np.float32(0.5)
+_TOP16 = np.float32(65535.0)
 _FIXED, _UNSCALE, _TO8 = np.float32(64.0), np.float32(1.0 / 256.0), np.float32(1.0 / 64.0)
 
 
@@ -64,3 +67,55 @@ def blend_out(cur, hist, a, moved, new, out, lo, inv, k_min, strength, y0, x0, h
             v = blended(c[x], h[x], aa[x], m[x], lo, inv, k_min, strength)
             n[x] = np.int16(v)
             o[x] = np.uint8(np.rint(v * _TO8))  # the history is never negative
+
+
+@_jit
+def to_bgr16(y, u, v, dst, m):
+    """``dst = saturate(round(m · (Y, U, V, 1)))`` per pixel: the I420 planes ``y (H, W)``, ``u``, ``v``
+    ``(H/2, W/2)`` (uint16) to ``dst (H, W, 3)`` uint16, ``m`` the 3×4 float32 colour matrix whose U column of
+    R and V column of B are zero; each chroma sample covers 2×2 pixels. The chroma terms of a row pair are
+    computed once, summed in OpenCV ``transform``'s order (the last column first)."""
+    rows, cols = y.shape
+    half = cols // 2
+    cb, cg, cr = np.empty(half, np.float32), np.empty(half, np.float32), np.empty(half, np.float32)
+    for r in range(rows):
+        if r % 2 == 0:
+            ur, vr = u[r // 2], v[r // 2]
+            for x in range(half):
+                uu, vv = np.float32(ur[x]), np.float32(vr[x])
+                cb[x] = uu * m[0, 1] + m[0, 3]
+                cg[x] = uu * m[1, 1] + (vv * m[1, 2] + m[1, 3])
+                cr[x] = vv * m[2, 2] + m[2, 3]
+        yr, o = y[r], dst[r].reshape(-1)
+        for x in range(half):
+            for j in range(2):
+                yy = np.float32(yr[2 * x + j])
+                k = 6 * x + 3 * j
+                o[k] = np.uint16(np.rint(min(max(yy * m[0, 0] + cb[x], _ZERO), _TOP16)))
+                o[k + 1] = np.uint16(np.rint(min(max(yy * m[1, 0] + cg[x], _ZERO), _TOP16)))
+                o[k + 2] = np.uint16(np.rint(min(max(yy * m[2, 0] + cr[x], _ZERO), _TOP16)))
+
+
+@_jit
+def gaussian5(src, dst):
+    """OpenCV's ``GaussianBlur(src, (5, 5), 0)`` (BORDER_REFLECT_101) of a 2-D plane of at least 3×3 into
+    ``dst`` (not ``src``): the binomial taps 1 4 6 4 1 down, then across, ``(sum + 128) >> 8``: OpenCV's fixed
+    point keeps these sums exact, so this is its result bit for bit."""
+    rows, cols = src.shape
+    acc = np.empty(cols + 4, np.int32)  # one row of vertical sums, two reflected columns on each side
+    last = rows - 1
+    for r in range(rows):
+        r3, r4 = r + 1, r + 2
+        if r3 > last:
+            r3 = 2 * last - r3
+        if r4 > last:
+            r4 = 2 * last - r4
+        a, b, c, d, e = src[abs(r - 2)], src[abs(r - 1)], src[r], src[r3], src[r4]
+        for x in range(cols):
+            acc[x + 2] = np.int32(a[x]) + np.int32(e[x]) + 4 * (np.int32(b[x]) + np.int32(d[x])) + 6 * np.int32(c[x])
+        acc[0], acc[1] = acc[4], acc[3]
+        acc[cols + 2], acc[cols + 3] = acc[cols], acc[cols - 1]
+        o = dst[r]
+        for x in range(cols):
+            s = acc[x] + acc[x + 4] + 4 * (acc[x + 1] + acc[x + 3]) + 6 * acc[x + 2]
+            o[x] = (s + 128) >> 8
