@@ -1,5 +1,6 @@
 """Motion-adaptive recursive temporal noise reduction (3DNR) for dark video, on the CPU (numpy + OpenCV, and
-numba's fused kernels when installed: :mod:`nightvision.stream.denoise_kernels`, the same bits).
+numba's fused kernels when installed: :mod:`nightvision.stream.denoise_kernels`, the same bits but for one unit of
+65535 in the 16-bit output's colour conversion).
 
 It runs on the dark input, before the model brightens it (noise is removed before it is amplified), in a
 handful of passes per frame on 8- and 16-bit data. Per frame:
@@ -470,15 +471,16 @@ class TemporalDenoiser:
     Args:
         params: settings (:class:`DenoiseParams`).
         output_dtype: ``np.uint8`` (default) or ``np.uint16`` (the denoised value ×257, keeping the sub-level
-            precision of the average for a model that brightens it: :func:`hand_off_dtype`; the conversion,
-            :func:`i420_fixed_to_bgr16`, costs about 2 ms of CPU a 720p frame here).
+            precision of the average for a model that brightens it: :func:`hand_off_dtype`; with the fused
+            kernels it costs as much as the 8-bit output, without them about 1 ms more a 720p frame here).
         threads: 2 (default) runs the chroma planes, half the rows of the 16-bit colour conversion and of the
             luma's mix with its spatial filter, and (with the fused kernels, on a still camera) the global shift's
             measurement in a worker thread while the luma runs in the caller's, on frames of 640×360 and more
             (OpenCV and the kernels release the GIL); 1 keeps everything in the caller's. Same output either way.
         fused: run the per-pixel steps in the fused kernels of :mod:`nightvision.stream.denoise_kernels`
             (``True``: numba must be installed, the ``fast`` extra) or in OpenCV passes (``False``); ``None``
-            (default) uses the kernels when numba is installed. Both give the same bits; the kernels are faster.
+            (default) uses the kernels when numba is installed. Both give the same bits (the 16-bit output: within
+            one unit of 65535, its colour conversion's rounding); the kernels are faster.
         **overrides: settings to change from ``params`` (or from the defaults), e.g. ``luma_strength=0.9``.
 
     >>> den = TemporalDenoiser()
@@ -955,8 +957,8 @@ def hand_off_dtype(model: str, *, exact: bool = False) -> type:
     steps that the model then multiplies about tenfold. On the phone night clip (32 frames, zero-dce++ after
     the denoiser) the output's noise ratio is 0.71 with the 8-bit hand-off and 0.24 with the 16-bit one;
     the curve models' lookup takes 16-bit frames at nearly the cost of 8-bit ones, the other models convert
-    either to float. The 16-bit output costs the denoiser about 1.1 ms more a 720p frame on 2 CPU cores (3.9
-    against 2.7 ms in `nightvision bench`, with the fused kernels).
+    either to float. With the fused kernels the 16-bit output costs the denoiser what the 8-bit one does (2.7 ms
+    a 720p frame on 2 CPU cores in `nightvision bench`); without them about 1 ms more (4.7–4.8 against 3.8–4.0).
     """
     from nightvision.specs import get_spec
 
