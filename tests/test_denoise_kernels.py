@@ -247,3 +247,16 @@ def test_a_read_only_grey_frame_does_not_compile_the_kernels_again() -> None:
         grey.flags.writeable = False
         assert np.array_equal(fused(grey), passes(grey))
     assert (len(denoise_numba.motion.signatures), len(denoise_numba.blend.signatures)) == compiled
+
+
+def test_the_16_bit_output_compiles_each_kernel_once() -> None:
+    """The colour conversion and the Gaussian get arrays of one type whatever the frame (whole planes, row bands,
+    the history's own view, odd sizes): numba never compiles them again in the middle of a stream."""
+    from nightvision.stream import denoise_numba
+
+    den = TemporalDenoiser(output_dtype=np.uint16, fused=True)
+    for size in ((360, 640), (181, 323)):
+        for frame in clip(6.0, *size)[:8] + clip(0.8, *size)[:8]:
+            den(frame)
+    assert len(denoise_numba.to_bgr16.signatures) == 1
+    assert len(denoise_numba.gaussian5.signatures) == 1
