@@ -260,3 +260,21 @@ def test_the_16_bit_output_compiles_each_kernel_once() -> None:
             den(frame)
     assert len(denoise_numba.to_bgr16.signatures) == 1
     assert len(denoise_numba.gaussian5.signatures) == 1
+
+
+def test_the_unchecked_kernels_refuse_planes_that_do_not_fit() -> None:
+    """numba compiles them without index checks: planes of the wrong shape are refused before they run."""
+    from nightvision.stream.denoise_kernels import load
+
+    kernels = load()
+    assert kernels is not None
+    m = np.zeros((3, 4), np.float32)
+    y, c, out = np.zeros((4, 6), np.uint16), np.zeros((2, 3), np.uint16), np.zeros((4, 6, 3), np.uint16)
+    kernels.to_bgr16(y, c, c, out, m)
+    for args in [(y[:3], c, c, out[:3]), (y, c[:1], c, out), (y, c, c[:, :2], out), (y, c, c, out[:2])]:
+        with pytest.raises(ValueError, match="do not fit"):
+            kernels.to_bgr16(*args, m)
+    kernels.gaussian5(y, y.copy())
+    for src, dst in [(y, y[:3]), (y[:2], y[:2].copy()), (out, out.copy())]:
+        with pytest.raises(ValueError, match="at least 3×3"):
+            kernels.gaussian5(src, dst)

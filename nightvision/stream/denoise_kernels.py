@@ -87,12 +87,18 @@ class FusedKernels:
         even, ``u`` and ``v`` ``(H/2, W/2)``, each sample repeated over 2×2 pixels) to ``dst (H, W, 3)`` uint16,
         all C-contiguous; ``matrix`` 3×4 float32 with a zero U term for R and a zero V term for B (YUV → BGR).
         Within one unit of OpenCV's ``transform`` of the merged planes, in one pass instead of three."""
+        h, w = y.shape
+        if h % 2 or w % 2 or not u.shape == v.shape == (h // 2, w // 2) or dst.shape != (h, w, 3):
+            # (the kernel does not check its indices)
+            raise ValueError(f"to_bgr16: planes {y.shape}, {u.shape}, {v.shape} and output {dst.shape} do not fit")
         self._to_bgr16(y, u, v, dst, matrix)
 
     def gaussian5(self, src: np.ndarray, dst: np.ndarray) -> None:
         """``dst = cv2.GaussianBlur(src, (5, 5), 0)`` bit for bit, for a C-contiguous uint16 plane of at least
         3×3 and a ``dst`` that does not overlap it (one pass on one core: 0.4 ms a 720p plane against OpenCV's
         0.65 for 16 bits; for 8 bits OpenCV is as fast)."""
+        if src.ndim != 2 or min(src.shape) < 3 or dst.shape != src.shape:  # (the kernel does not check its indices)
+            raise ValueError(f"gaussian5: a plane of at least 3×3 and an output of its shape: {src.shape} {dst.shape}")
         self._gaussian5(src, dst)
 
     def weights(self, terms: tuple[np.float32, np.float32, np.float32, np.float32]) -> np.ndarray:
