@@ -224,10 +224,9 @@ def _stages(args: argparse.Namespace) -> dict[str, list[Any]]:
     pre: list[Any] = []
     post: list[Any] = []
     if getattr(args, "denoise", False):
-        from nightvision.stream.denoise import TemporalDenoiser, hand_off_dtype
+        from nightvision.stream.denoise import TemporalDenoiser
 
-        deep = hand_off_dtype(args.model, exact=getattr(args, "exact", False))
-        pre.append(TemporalDenoiser(output_dtype=deep))
+        pre.append(TemporalDenoiser())  # (its output's dtype: the model's, set by the pipeline)
     target = getattr(args, "exposure", None)
     if target is not None:
         from nightvision.stream.exposure import ExposureControl

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -13,7 +14,7 @@ import pytest
 
 from nightvision.errors import ShapeError
 from nightvision.evaluation.metrics import noise_sigma, psnr
-from nightvision.stream.denoise import DenoiseParams, TemporalDenoiser, hand_off_dtype
+from nightvision.stream.denoise import DenoiseParams, TemporalDenoiser
 
 
 def scene(height: int, width: int, seed: int = 0, level: float = 30.0) -> np.ndarray:
@@ -200,8 +201,31 @@ def test_bad_input_resets_and_goes_on() -> None:
         den(other.astype(np.float32))
     with pytest.raises(ShapeError, match="expected"):
         den(np.zeros((8, 8, 2), np.uint8))
-    with pytest.raises(ShapeError, match="2×2"):
-        den(np.zeros((1, 8, 3), np.uint8))
+    thin = np.arange(24, dtype=np.uint8).reshape(1, 8, 3)  # no 4:2:0 chroma: passed through, state reset
+    resets = den.resets
+    assert np.array_equal(den(thin), thin) and den.resets == resets + 1 and den.frames == 0
+    assert np.array_equal(
+        TemporalDenoiser(output_dtype=np.uint16)(thin[0, :, None]), thin[0, :, None].astype(np.uint16) * 257
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"fused": 0}, "fused must be True, False or None"),
+        ({"fused": "no"}, "fused must be True, False or None"),
+        ({"threads": 2.5}, "threads must be a whole number"),
+        ({"threads": True}, "threads must be a whole number"),
+        ({"threads": 0}, "threads must be a whole number"),
+        ({"output_dtype": np.float32}, "output_dtype must be"),
+        ({"output_dtype": "uint16"}, "output_dtype must be"),
+        ({"max_shift": -1.0}, "max_shift must be in"),
+        ({"max_shift": 0.0}, "max_shift must be in"),
+    ],
+)
+def test_settings_that_would_not_do_what_they_say_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TemporalDenoiser(**kwargs)  # type: ignore[arg-type]
 
 
 def test_sixteen_bit_output_keeps_sub_level_precision() -> None:
@@ -219,14 +243,44 @@ def test_sixteen_bit_output_keeps_sub_level_precision() -> None:
     assert err16 < 0.6 * err8, (err8, err16)
 
 
+def test_the_pipeline_hands_frames_to_its_model_in_the_dtype_it_takes_best(tmp_path: Path) -> None:
+    """8 bits only to curve-denoise's uint8 coefficients path; 16 bits to every other model and path (its full
+    graph with ``exact``, or on PyTorch, where ``auto`` goes on a GPU machine); a dtype asked for is kept."""
+    pytest.importorskip("torch", reason="the torch backend needs torch")
+    import cv2
+
+    from nightvision import Enhancer, enhance_path
+
+    clip = tmp_path / "dark.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for frame in noisy_clip():
+        writer.write(frame)
+    writer.release()
+    cases = [
+        (Enhancer("curve-denoise"), "auto", np.uint8),
+        (Enhancer("curve-denoise", exact=True), "auto", np.uint16),
+        (Enhancer("curve-denoise", backend="torch"), "auto", np.uint16),
+        (Enhancer("zero-dce++"), "auto", np.uint16),
+        (Enhancer("zero-dce++"), np.uint8, np.uint8),
+    ]
+    for i, (enhancer, asked, expected) in enumerate(cases):
+        assert (enhancer.hand_off_dtype is expected) or asked != "auto"
+        den = TemporalDenoiser(output_dtype=asked)
+        assert den.output_dtype is np.uint8  # (outside a pipeline)
+        report = enhance_path(clip, tmp_path / f"out{i}.mp4", enhancer=enhancer, pre_stages=[den])
+        assert report.frames == 6 and den.output_dtype is expected, (enhancer.spec.name, asked)
+
+
+def noisy_clip() -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    return [noisy(scene(48, 64), 2.0, rng) for _ in range(6)]
+
+
 def test_the_hand_off_to_a_curve_model_keeps_the_sub_levels() -> None:
     """zero-dce++ after the denoiser, through the staged API as the pipeline runs it: on a static dark ramp
     the 16-bit hand-off leaves a smooth picture, the 8-bit one the rounded levels' steps, multiplied."""
     from nightvision import Enhancer
 
-    assert hand_off_dtype("zero-dce++") is np.uint16 and hand_off_dtype("nafnet-s") is np.uint16
-    assert hand_off_dtype("curve-denoise") is np.uint8  # its fast path takes uint8 (and denoises itself)
-    assert hand_off_dtype("curve-denoise", exact=True) is np.uint16
     rng = np.random.default_rng(5)
     ramp = np.tile(np.linspace(2.0, 9.0, 256, dtype=np.float32), (96, 1))
     truth = np.repeat(ramp[:, :, None], 3, axis=2)

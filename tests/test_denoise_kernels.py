@@ -278,3 +278,19 @@ def test_the_unchecked_kernels_refuse_planes_that_do_not_fit() -> None:
     for src, dst in [(y, y[:3]), (y[:2], y[:2].copy()), (out, out.copy())]:
         with pytest.raises(ValueError, match="at least 3×3"):
             kernels.gaussian5(src, dst)
+
+
+def test_numba_with_its_compiler_switched_off_leaves_the_opencv_passes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NUMBA_DISABLE_JIT=1 (a debugging switch) would run the kernels as Python, about 1 s a small frame."""
+    import numba
+
+    import nightvision.stream.denoise_kernels as kernels
+
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
+    monkeypatch.setattr(kernels, "_loaded", None)
+    monkeypatch.setattr(kernels, "_failure", None)
+    with caplog.at_level("WARNING"):
+        assert not TemporalDenoiser().fused
+    assert kernels.failure() == "NUMBA_DISABLE_JIT is set" and "NUMBA_DISABLE_JIT is set" in caplog.text

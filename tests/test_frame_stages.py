@@ -125,6 +125,18 @@ def test_reset_after_a_reconnect() -> None:
     assert pre.resets == ["MainThread", "pre:pre"] and post.resets == ["MainThread", "post:post"]
 
 
+def test_reset_when_a_looped_file_starts_again(clip: Path) -> None:
+    """``--loop``: the clip's first frame does not follow its last (the denoiser would blend the two)."""
+    pre, post = Counting("pre"), Counting("post")
+    stats = Pipeline(FileSource(clip, loop=2), None, [NullSink()], pre_stages=[pre], post_stages=[post]).run()
+    assert stats.frames_out == 30 and pre.calls == 30
+    assert pre.resets == ["MainThread", "pre:pre", "pre:pre"] and post.resets == [
+        "MainThread",
+        "post:post",
+        "post:post",
+    ]
+
+
 def test_reset_for_every_file_of_a_folder_job(tmp_path: Path, enhancer: Enhancer) -> None:
     folder = tmp_path / "in"
     folder.mkdir()

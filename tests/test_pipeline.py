@@ -298,6 +298,13 @@ def test_an_image_sequence_overwritten_by_a_shorter_run_says_what_is_left(
     assert len(list(folder.iterdir())) == 5
     with pytest.raises(OutputError, match="exists"):  # and without --overwrite, nothing is written
         make_sink(f"{folder}/").open()
+    fresh = tmp_path / "new" / "frames"  # a run that fails before its first frame leaves no folder it made
+    make_sink(f"{fresh}/").open().abort()
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "note.txt").write_text("kept")
+    make_sink(f"{tmp_path / 'mine' / 'frames'}/").open().abort()  # the user's folder stays, with its files
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["note.txt"]
 
 
 def test_display_without_a_screen_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

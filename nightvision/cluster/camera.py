@@ -329,9 +329,9 @@ class CameraWorker:
                 enhancer.exposure = ExposureControl(cam.exposure)
             pre = []
             if cam.denoise:
-                from nightvision.stream.denoise import TemporalDenoiser, hand_off_dtype
+                from nightvision.stream.denoise import TemporalDenoiser
 
-                pre.append(TemporalDenoiser(output_dtype=hand_off_dtype(enhancer.spec.name)))
+                pre.append(TemporalDenoiser())  # (its output's dtype: the model's, set by the pipeline)
             kind = "pipeline"
             pipeline = Pipeline(
                 source,

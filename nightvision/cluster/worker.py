@@ -72,9 +72,9 @@ def make_stages(settings: Settings) -> tuple[list[Any], list[Any]]:
     pre: list[Any] = []  # frame stages; exposure control is a post stage that also takes the model's input
     post: list[Any] = []
     if settings.denoise:
-        from nightvision.stream.denoise import TemporalDenoiser, hand_off_dtype
+        from nightvision.stream.denoise import TemporalDenoiser
 
-        pre.append(TemporalDenoiser(output_dtype=hand_off_dtype(settings.model)))
+        pre.append(TemporalDenoiser())  # (its output's dtype: the model's, set by the pipeline)
     if settings.exposure is not None:
         from nightvision.stream.exposure import ExposureControl
 

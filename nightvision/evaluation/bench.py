@@ -178,7 +178,7 @@ DENOISE_ROW = "denoise (3dnr)"
 """The model column of the temporal denoiser's row (8-bit output: what ``--denoise`` costs before curve-denoise)."""
 DENOISE_ROW_16 = "denoise (3dnr, 16-bit out)"
 """The same with the 16-bit output that ``--denoise`` hands every other model
-(:func:`~nightvision.stream.denoise.hand_off_dtype`)."""
+(:attr:`~nightvision.Enhancer.hand_off_dtype`)."""
 
 
 def _denoise_runner(frame: np.ndarray, output_dtype: type = np.uint8) -> Callable[[], Any]:

@@ -711,10 +711,10 @@ def _chain(*stages: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray]
 def model_methods(models: Sequence[str], *, denoise: bool = True, sixteen_bit: bool = True) -> list[VideoMethod]:
     """Our shipped models through :class:`nightvision.Enhancer` (ONNX Runtime), each alone and after the
     temporal denoiser as ``--denoise`` runs it: the staged API of the pipeline, the denoiser handing its frames
-    over in :func:`~nightvision.stream.denoise.hand_off_dtype`; zero-dce++ also with an 8-bit hand-off, for
+    over in :attr:`~nightvision.Enhancer.hand_off_dtype`; zero-dce++ also with an 8-bit hand-off, for
     comparison (``sixteen_bit``)."""
     from nightvision.enhancer import Enhancer
-    from nightvision.stream.denoise import TemporalDenoiser, hand_off_dtype
+    from nightvision.stream.denoise import TemporalDenoiser
 
     methods = []
     for name in models:
@@ -724,7 +724,7 @@ def model_methods(models: Sequence[str], *, denoise: bool = True, sixteen_bit: b
         )
         if not denoise:
             continue
-        variants = [(hand_off_dtype(name), "")]
+        variants = [(enhancer.hand_off_dtype, "")]
         if sixteen_bit and name == "zero-dce++" and variants[0][0] != np.uint8:
             variants.append((np.uint8, " (8-bit hand-off)"))
         for dtype, suffix in variants:

@@ -58,7 +58,7 @@ from nightvision.stream.denoise_kernels import FusedKernels
 from nightvision.stream.denoise_kernels import load as load_kernels
 from nightvision.stream.denoise_kernels import reject as reject_kernels
 
-__all__ = ["DenoiseControl", "DenoiseParams", "TemporalDenoiser", "hand_off_dtype"]
+__all__ = ["DenoiseControl", "DenoiseParams", "TemporalDenoiser"]
 
 log = logging.getLogger(__name__)
 _Here = TypeVar("_Here")
@@ -139,6 +139,8 @@ class DenoiseParams:
             raise ValueError(f"relative_noise must be two increasing non-negative numbers, got {self.relative_noise}")
         if self.min_shift < 0.0:
             raise ValueError(f"min_shift must be non-negative, got {self.min_shift}")
+        if not 0.0 < self.max_shift <= 1.0:
+            raise ValueError(f"max_shift must be in (0, 1] (a fraction of the shorter side), got {self.max_shift}")
         if self.noise_floor <= 0.0:
             raise ValueError(f"noise_floor must be positive, got {self.noise_floor}")
         if not 1.0 <= self.chroma_sigma_max <= 8.0:
@@ -470,9 +472,11 @@ class TemporalDenoiser:
 
     Args:
         params: settings (:class:`DenoiseParams`).
-        output_dtype: ``np.uint8`` (default) or ``np.uint16`` (the denoised value ×257, keeping the sub-level
-            precision of the average for a model that brightens it: :func:`hand_off_dtype`; with the fused
-            kernels it costs as much as the 8-bit output, without them about 1 ms more a 720p frame here).
+        output_dtype: ``np.uint8``, ``np.uint16`` (the denoised value ×257, keeping the sub-level precision of
+            the average for a model that brightens it; with the fused kernels it costs as much as the 8-bit
+            output, without them about 1 ms more a 720p frame here) or ``"auto"`` (default): what the model of
+            the pipeline it runs in takes best (:attr:`nightvision.Enhancer.hand_off_dtype`, set by
+            :meth:`fit_to`), ``np.uint8`` outside a pipeline.
         threads: 2 (default) runs the chroma planes, half the rows of the 16-bit colour conversion and of the
             luma's mix with its spatial filter, and (with the fused kernels, on a still camera) the global shift's
             measurement in a worker thread while the luma runs in the caller's, on frames of 640×360 and more
@@ -494,19 +498,22 @@ class TemporalDenoiser:
         self,
         params: DenoiseParams | None = None,
         *,
-        output_dtype: type = np.uint8,
+        output_dtype: type | str = "auto",
         threads: int = 2,
         fused: bool | None = None,
         **overrides: object,
     ) -> None:
         self.params = (params or DenoiseParams()).replace(**overrides) if overrides else (params or DenoiseParams())
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a whole number, at least 1, got {threads!r}")
+        if fused is not None and not isinstance(fused, bool):
+            raise ValueError(f"fused must be True, False or None (numba's kernels when installed), got {fused!r}")
         self.threads = threads
         self._executor: ThreadPoolExecutor | None = None
-        if output_dtype not in (np.uint8, np.uint16):
-            raise ValueError(f"output_dtype must be numpy.uint8 or numpy.uint16, got {output_dtype}")
-        self.output_dtype = output_dtype
+        self._auto = isinstance(output_dtype, str) and output_dtype == "auto"
+        if not self._auto and output_dtype not in (np.uint8, np.uint16):
+            raise ValueError(f'output_dtype must be numpy.uint8, numpy.uint16 or "auto", got {output_dtype!r}')
+        self.output_dtype: type = np.uint8 if self._auto else output_dtype  # type: ignore[assignment]
         self._kernels = fused_kernels() if fused is not False else None
         if fused and self._kernels is None:
             raise ValueError('fused=True needs numba: pip install "nightvision[fast]" (nightvision doctor tells more)')
@@ -516,6 +523,16 @@ class TemporalDenoiser:
         self.cuts = 0  # scene cuts
         self._layout: tuple[int, ...] | None = None
         self.reset()
+
+    def fit_to(self, enhancer: object) -> None:
+        """With ``output_dtype="auto"``, hand frames over in the dtype ``enhancer`` takes best (its
+        ``hand_off_dtype``; 8 bits for anything else, or no model): the pipeline calls this before the first
+        frame."""
+        if self._auto:
+            dtype = getattr(enhancer, "hand_off_dtype", np.uint8)
+            if dtype != self.output_dtype:
+                self.output_dtype = np.uint16 if dtype == np.uint16 else np.uint8
+                self.reset()
 
     def reset(self) -> None:
         """Forget the history and the noise estimate (the next frame starts afresh); the pipeline calls this
@@ -555,7 +572,8 @@ class TemporalDenoiser:
 
         Args:
             frame: ``(H, W, 3)`` uint8 BGR (or ``(H, W)`` / ``(H, W, 1)`` grey, or ``(H, W, 4)`` BGRA whose
-                alpha is passed through); at least 2×2.
+                alpha is passed through). A frame narrower or lower than 2 pixels, which has no 4:2:0 chroma, is
+                passed through (in :attr:`output_dtype`).
 
         Returns:
             The denoised frame in the layout of ``frame``, dtype :attr:`output_dtype`. A change of size or
@@ -571,14 +589,14 @@ class TemporalDenoiser:
         grey = frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1)
         if not grey and not (frame.ndim == 3 and frame.shape[2] == 3):
             raise ShapeError(f"expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {frame.shape}")
-        if frame.shape[0] < 2 or frame.shape[1] < 2:
-            raise ShapeError(f"expected a frame of at least 2×2 pixels, got {frame.shape}")
         if frame.shape != self._layout:
             if self._layout is not None:
                 log.info("denoiser reset: the frame layout changed from %s to %s", self._layout, frame.shape)
                 self.resets += 1
             self.reset()
             self._layout = frame.shape
+        if frame.shape[0] < 2 or frame.shape[1] < 2:
+            return frame.copy() if self.output_dtype == np.uint8 else frame.astype(np.uint16) * 257
         h, w = frame.shape[:2]
         if grey:
             planes = [np.ascontiguousarray(frame.reshape(h, w))]
@@ -947,22 +965,6 @@ def _kernels_differ(kernels: FusedKernels) -> str | None:
 def _mix(o: np.ndarray, blurred: np.ndarray, weight: float, dst: np.ndarray) -> None:
     """``dst ← (1 − weight)·o + weight·blurred`` (``dst`` may be ``o``)."""
     cv2.addWeighted(o, 1.0 - weight, blurred, weight, 0.0, dst=dst)
-
-
-def hand_off_dtype(model: str, *, exact: bool = False) -> type:
-    """The dtype in which the denoiser should hand its frames to ``model``: ``np.uint16`` unless the model's
-    fast path takes uint8 only (curve-denoise without ``exact``, which denoises on its own anyway).
-
-    The average keeps sub-level precision that 8 bits throw away: on dark footage the rounded levels form
-    steps that the model then multiplies about tenfold. On the phone night clip (32 frames, zero-dce++ after
-    the denoiser) the output's noise ratio is 0.71 with the 8-bit hand-off and 0.24 with the 16-bit one;
-    the curve models' lookup takes 16-bit frames at nearly the cost of 8-bit ones, the other models convert
-    either to float. With the fused kernels the 16-bit output costs the denoiser what the 8-bit one does (2.7 ms
-    a 720p frame on 2 CPU cores in `nightvision bench`); without them about 1 ms more (4.7–4.8 against 3.8–4.0).
-    """
-    from nightvision.specs import get_spec
-
-    return np.uint8 if get_spec(model).coefficients_onnx and not exact else np.uint16
 
 
 def row_step(f: int) -> int:

@@ -121,6 +121,11 @@ def load() -> FusedKernels | None:
     if _loaded is None and _failure is None and importlib.util.find_spec("numba") is not None:
         started = time.perf_counter()
         try:
+            if importlib.import_module("numba").config.DISABLE_JIT:
+                # (its kernels would run as Python, a thousand times slower than the OpenCV passes)
+                _failure = "NUMBA_DISABLE_JIT is set"
+                log.warning("the denoiser's numba kernels are not used: %s; it runs its OpenCV passes", _failure)
+                return None
             jit = importlib.import_module("nightvision.stream.denoise_numba")
             kernels = FusedKernels(jit.motion, jit.blend, jit.blend_out, jit.weight, jit.to_bgr16, jit.gaussian5)
             c8, h16 = np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.int16)

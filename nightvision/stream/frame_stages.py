@@ -15,14 +15,17 @@ uint16 (16-bit images), and return the same layout, uint8 or uint16. ``post_stag
 stage with ``takes_input = True`` is called as ``stage(frame, model_input)``, the second being the frame the
 model enhanced (after the pre stages), for stages that compare the two (exposure control).
 
+A pre stage with a ``fit_to(enhancer)`` method is called with the pipeline's model (or ``None``) when the
+pipeline is made, before any frame: the temporal denoiser picks there the dtype it hands frames over in.
+
 A stage with ``temporal = True`` works from the frames before the current one (the temporal denoiser): the
 pipeline passes still images (an image file, each file of a folder job) by it unchanged, since they have no
 past frames and the stage could only change their colours or depth.
 
 A stage that keeps state across frames (a temporal filter) must forget it in ``reset()``. The pipeline calls
 ``reset()`` on every stage, from the thread that runs it, when a run (or a file of a folder job) starts, when
-the frame size changes, and when a live source reconnects (``Source.reconnects`` grew), so no stage ever
-mixes frames of two different scenes or sizes.
+the frame size changes, when a live source reconnects (``Source.reconnects`` grew) and when a looped file or
+folder starts again (``Source.passes``), so no stage ever mixes frames of two different scenes or sizes.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ after ``grace`` seconds is left to finish in the background and its result disca
 sinks as for any stop, and reports who stopped it.
 
 Frame stages (:mod:`nightvision.stream.frame_stages`) run in their own threads; their ``reset()`` is called
-at the start of a run, when the frame size changes and when a live source reconnects.
+at the start of a run, when the frame size changes, when a live source reconnects and when a looped input starts
+again.
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ class _Packet:
     original: np.ndarray | None  # as the source gave it
     pts: int
     captured: float
-    segment: int  # changes when a live source reconnects
+    segment: int  # changes when a live source reconnects and when a looped input starts again
     audio: list[AudioPacket]
     layout: _Layout
     luma_in: float = 0.0
@@ -340,6 +341,10 @@ class Pipeline:
                 )
         self.smoother = CurveSmoother() if (smooth and has_curve) else None
         self.pre_stages = [check_stage(s) for s in pre_stages]
+        for stage in self.pre_stages:  # (the denoiser: the dtype in which it hands frames to this model)
+            fit_to = getattr(stage, "fit_to", None)
+            if callable(fit_to):
+                fit_to(enhancer)
         self.post_stages = [check_stage(s) for s in post_stages]
         self.hud = hud
         self.on_status = on_status
@@ -383,7 +388,7 @@ class Pipeline:
         index = 0
         made_up = -1  # the last timestamp made up for a source without its own
         segment = 0
-        reconnects = self.source.reconnects
+        restarts = (self.source.reconnects, self.source.passes)
         audio_wanted = self.policy == "lossless"
         times = self._times["capture"]
         while self._chain is not None and not self._chain.stopping:
@@ -392,8 +397,8 @@ class Pipeline:
             if r.status is ReadStatus.FRAME:
                 assert r.frame is not None
                 times.append(time.perf_counter() - t0)
-                if self.source.reconnects != reconnects:
-                    reconnects, segment = self.source.reconnects, segment + 1
+                if (self.source.reconnects, self.source.passes) != restarts:  # a reconnect, or a loop's new pass
+                    restarts, segment = (self.source.reconnects, self.source.passes), segment + 1
                 frame, layout = _to_bgr(r.frame)
                 if r.pts is None or self.source.time_base is None:  # made up from the capture time (1 ms), kept
                     # increasing: two images read in one millisecond would share one

@@ -371,6 +371,7 @@ class ImageSequenceSink(Sink):
         self.pattern = target if "%" in target else str(Path(target) / "%06d.png")
         self.count = 0
         self._overwrite = overwrite
+        self._made: list[Path] = []  # folders this sink made, deepest first
 
     def _open(self) -> None:
         try:
@@ -380,6 +381,7 @@ class ImageSequenceSink(Sink):
         if first.suffix.lower() not in IMAGE_SUFFIXES:
             raise OutputError(f"cannot write {self.pattern}: not an image format ({', '.join(sorted(IMAGE_SUFFIXES))})")
         _refuse_existing(first, self._overwrite)
+        self._made = [d for d in first.absolute().parents if not d.exists()]
         ensure_parent(first)
 
     def _write(self, frame: np.ndarray, original: np.ndarray, pts: int) -> None:
@@ -398,7 +400,14 @@ class ImageSequenceSink(Sink):
             )  # fmt: skip
 
     def _abort(self, keep_partial: bool) -> None:
-        pass  # the frames written stay (each is whole); nothing else is touched
+        """The frames written stay (each is whole); a run that failed before its first frame leaves no empty
+        folder of its own making behind."""
+        if self.count == 0:
+            for folder in self._made:
+                try:
+                    folder.rmdir()  # only if empty
+                except OSError:
+                    break
 
 
 _PAGE = """<!doctype html>

@@ -115,6 +115,8 @@ class Source:
         time_base: the unit of ``Read.pts``, or None when frames carry no timestamps.
         frame_count: frames in the input when known (a video file's container says so), else 0.
         reconnects: times a live source was reopened after it failed.
+        passes: times a looped file or folder started again from its beginning (the pipeline then starts a
+            new segment, as on a reconnect: temporal stages do not carry the clip's end into its start).
         dropped: frames the source did not deliver: skipped because they came while nobody was reading, or
             lost while a stream was down (those also count in ``lost``).
         lost: frames a network stream sent while it was down (estimated: the gap times the stream's rate).
@@ -129,6 +131,7 @@ class Source:
     time_base: Fraction | None = None
     frame_count: int = 0
     reconnects: int = 0
+    passes: int = 0
     dropped: int = 0
     lost: int = 0
     _state: str = "new"
@@ -202,7 +205,7 @@ class FileSource(Source):
         self._audio = audio and loop == 0
         self._reader: VideoReader | None = None
         self._items: Iterator[VideoFrame | AudioPacket] | None = None
-        self._passes = 0
+        self.passes = 0
         self._offset = 0  # pts offset of the current pass, so that looping keeps time moving forward
         self._last_pts = 0
 
@@ -238,8 +241,8 @@ class FileSource(Source):
                     continue
                 break
         except StopIteration:
-            if self.loop == -1 or self._passes < self.loop:
-                self._passes += 1
+            if self.loop == -1 or self.passes < self.loop:
+                self.passes += 1
                 self._offset = self._last_pts + max(1, round(1 / (self.fps * float(self.time_base or 1))))
                 assert self._reader is not None
                 self._reader.close()
@@ -282,7 +285,7 @@ class FolderSource(Source):
         self.exclude = list(exclude)
         self.files: list[Path] = []
         self._index = 0
-        self._passes = 0
+        self.passes = 0
 
     def _open(self) -> None:
         skip = [e.resolve() for e in self.exclude]
@@ -297,8 +300,8 @@ class FolderSource(Source):
 
     def _read(self, timeout: float) -> Read:
         if self._index >= len(self.files):
-            if self.loop == -1 or self._passes < self.loop:
-                self._passes += 1
+            if self.loop == -1 or self.passes < self.loop:
+                self.passes += 1
                 self._index = 0
             else:
                 return Read(ReadStatus.END)
