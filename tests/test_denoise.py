@@ -213,6 +213,7 @@ def test_bad_input_resets_and_goes_on() -> None:
     ("kwargs", "message"),
     [
         ({"fused": 0}, "fused must be True, False or None"),
+        ({"threads": np.float64(2.0)}, "threads must be a whole number"),
         ({"fused": "no"}, "fused must be True, False or None"),
         ({"threads": 2.5}, "threads must be a whole number"),
         ({"threads": True}, "threads must be a whole number"),
@@ -243,32 +244,66 @@ def test_sixteen_bit_output_keeps_sub_level_precision() -> None:
     assert err16 < 0.6 * err8, (err8, err16)
 
 
-def test_the_pipeline_hands_frames_to_its_model_in_the_dtype_it_takes_best(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("model", "options", "asked", "expected"),
+    [
+        ("curve-denoise", {}, "auto", np.uint8),
+        ("curve-denoise", {"exact": True}, "auto", np.uint16),
+        ("curve-denoise", {"backend": "torch"}, "auto", np.uint16),  # where backend auto goes on a GPU machine
+        ("zero-dce++", {}, "auto", np.uint16),
+        ("zero-dce++", {}, np.uint8, np.uint8),
+    ],
+)
+def test_the_pipeline_hands_frames_to_its_model_in_the_dtype_it_takes_best(
+    tmp_path: Path, model: str, options: dict[str, object], asked: object, expected: type
+) -> None:
     """8 bits only to curve-denoise's uint8 coefficients path; 16 bits to every other model and path (its full
-    graph with ``exact``, or on PyTorch, where ``auto`` goes on a GPU machine); a dtype asked for is kept."""
-    pytest.importorskip("torch", reason="the torch backend needs torch")
-    import cv2
-
+    graph with ``exact``, or on PyTorch); a dtype asked for is kept."""
     from nightvision import Enhancer, enhance_path
 
-    clip = tmp_path / "dark.mp4"
+    if options.get("backend") == "torch":
+        pytest.importorskip("torch", reason="the torch backend needs torch")
+    enhancer = Enhancer(model, **options)  # type: ignore[arg-type]
+    assert enhancer.hand_off_dtype is expected or asked != "auto"
+    den = TemporalDenoiser(output_dtype=asked)  # type: ignore[arg-type]
+    assert den.output_dtype is np.uint8  # (until a pipeline sets it)
+    report = enhance_path(dark_clip(tmp_path), tmp_path / "out.mp4", enhancer=enhancer, pre_stages=[den])
+    assert report.frames == 6 and den.output_dtype is expected
+
+
+def test_only_the_last_pre_stage_hands_the_model_16_bits(tmp_path: Path) -> None:
+    """A denoiser followed by another pre stage hands that stage 8 bits, as every pre stage gets them."""
+    from nightvision import Enhancer, enhance_path
+
+    seen: list[np.dtype] = []
+
+    class Looks:
+        name = "looks"
+
+        def __call__(self, frame: np.ndarray) -> np.ndarray:
+            seen.append(frame.dtype)
+            return frame
+
+        def reset(self) -> None:
+            pass
+
+    first, second = TemporalDenoiser(), TemporalDenoiser(luma_strength=0.5)
+    report = enhance_path(
+        dark_clip(tmp_path), tmp_path / "out.mp4", enhancer=Enhancer("zero-dce++"), pre_stages=[first, Looks(), second]
+    )
+    assert report.frames == 6 and set(seen) == {np.dtype(np.uint8)}
+    assert first.output_dtype is np.uint8 and second.output_dtype is np.uint16
+
+
+def dark_clip(folder: Path) -> Path:
+    import cv2
+
+    clip = folder / "dark.mp4"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
     for frame in noisy_clip():
         writer.write(frame)
     writer.release()
-    cases = [
-        (Enhancer("curve-denoise"), "auto", np.uint8),
-        (Enhancer("curve-denoise", exact=True), "auto", np.uint16),
-        (Enhancer("curve-denoise", backend="torch"), "auto", np.uint16),
-        (Enhancer("zero-dce++"), "auto", np.uint16),
-        (Enhancer("zero-dce++"), np.uint8, np.uint8),
-    ]
-    for i, (enhancer, asked, expected) in enumerate(cases):
-        assert (enhancer.hand_off_dtype is expected) or asked != "auto"
-        den = TemporalDenoiser(output_dtype=asked)
-        assert den.output_dtype is np.uint8  # (outside a pipeline)
-        report = enhance_path(clip, tmp_path / f"out{i}.mp4", enhancer=enhancer, pre_stages=[den])
-        assert report.frames == 6 and den.output_dtype is expected, (enhancer.spec.name, asked)
+    return clip
 
 
 def noisy_clip() -> list[np.ndarray]:

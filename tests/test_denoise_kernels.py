@@ -294,3 +294,5 @@ def test_numba_with_its_compiler_switched_off_leaves_the_opencv_passes(
     with caplog.at_level("WARNING"):
         assert not TemporalDenoiser().fused
     assert kernels.failure() == "NUMBA_DISABLE_JIT is set" and "NUMBA_DISABLE_JIT is set" in caplog.text
+    with pytest.raises(ValueError, match=r"cannot run here \(NUMBA_DISABLE_JIT is set\)"):
+        TemporalDenoiser(fused=True)

@@ -124,3 +124,24 @@ def test_in_the_pipeline_it_sees_the_models_input(tmp_path) -> None:  # type: ig
     report = enhance_path(clip, tmp_path / "out.mp4", enhancer=Enhancer("zero-dce++"), post_stages=[ExposureControl()])
     assert report.luma_in < 10
     assert report.luma_out == pytest.approx(110, abs=8)
+
+
+def test_a_serve_camera_keeps_its_exposure_control_behind_the_16_bit_denoiser() -> None:
+    """A camera's model does the exposure control itself (it needs the model's input); behind ``denoise`` that
+    input is the denoiser's 16-bit frame (every model but curve-denoise's uint8 path), which skipped it."""
+    from nightvision.cluster.camera import _ExposedEnhancer
+    from nightvision.stream.denoise import TemporalDenoiser
+
+    rng = np.random.default_rng(2)
+    enhancer = _ExposedEnhancer("zero-dce++")
+    assert enhancer.hand_off_dtype is np.uint16
+    den = TemporalDenoiser(output_dtype=np.uint16)
+    lumas = {}
+    for target in (None, 110.0):
+        enhancer.exposure = None if target is None else ExposureControl(target)
+        den.reset()
+        for _ in range(20):
+            frame = np.clip(rng.normal(8.0, 2.0, (72, 128, 3)), 0, 255).astype(np.uint8)
+            out = enhancer.postprocess(enhancer.infer(enhancer.preprocess(den(frame))))
+        lumas[target] = mean_luma(out)
+    assert abs(lumas[110.0] - 110.0) < 8.0 and abs(lumas[None] - 110.0) > 15.0, lumas

@@ -131,7 +131,7 @@ class _ExposedEnhancer(Enhancer):
 
     def postprocess(self, job: FrameJob) -> np.ndarray:
         out = super().postprocess(job)
-        if self.exposure is None or job.frame.dtype != np.uint8:
+        if self.exposure is None:  # (the model's input may be the denoiser's 16-bit frame: it takes both)
             return out
         result: np.ndarray = self.exposure(out, job.frame)
         return result

@@ -33,7 +33,8 @@ handful of passes per frame on 8- and 16-bit data. Per frame:
    it is smoothed over frames.
 7. **Resets.** The state restarts on a scene cut (most of the frame moved beyond noise and the coarse picture
    changed), a change of frame size or layout (a camera switching mode, grey ↔ colour), and on
-   :meth:`TemporalDenoiser.reset` (the pipeline calls it when a source reconnects).
+   :meth:`TemporalDenoiser.reset` (the pipeline calls it when a source reconnects and when a looped input
+   starts again).
 
 :mod:`nightvision.stream.denoise_torch` is the same algorithm in PyTorch for the GPU path (tested to agree);
 both share :class:`DenoiseParams` and the per-frame decisions of :class:`DenoiseControl`.
@@ -55,6 +56,7 @@ import numpy as np
 
 from nightvision.errors import ShapeError
 from nightvision.stream.denoise_kernels import FusedKernels
+from nightvision.stream.denoise_kernels import failure as kernels_failure
 from nightvision.stream.denoise_kernels import load as load_kernels
 from nightvision.stream.denoise_kernels import reject as reject_kernels
 
@@ -476,7 +478,7 @@ class TemporalDenoiser:
             the average for a model that brightens it; with the fused kernels it costs as much as the 8-bit
             output, without them about 1 ms more a 720p frame here) or ``"auto"`` (default): what the model of
             the pipeline it runs in takes best (:attr:`nightvision.Enhancer.hand_off_dtype`, set by
-            :meth:`fit_to`), ``np.uint8`` outside a pipeline.
+            :meth:`fit_to`), ``np.uint8`` until a pipeline sets it.
         threads: 2 (default) runs the chroma planes, half the rows of the 16-bit colour conversion and of the
             luma's mix with its spatial filter, and (with the fused kernels, on a still camera) the global shift's
             measurement in a worker thread while the luma runs in the caller's, on frames of 640×360 and more
@@ -504,18 +506,21 @@ class TemporalDenoiser:
         **overrides: object,
     ) -> None:
         self.params = (params or DenoiseParams()).replace(**overrides) if overrides else (params or DenoiseParams())
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        if isinstance(threads, bool | np.bool_) or not isinstance(threads, int | np.integer) or threads < 1:
             raise ValueError(f"threads must be a whole number, at least 1, got {threads!r}")
-        if fused is not None and not isinstance(fused, bool):
+        if fused is not None and not isinstance(fused, bool | np.bool_):
             raise ValueError(f"fused must be True, False or None (numba's kernels when installed), got {fused!r}")
-        self.threads = threads
+        self.threads = int(threads)
         self._executor: ThreadPoolExecutor | None = None
         self._auto = isinstance(output_dtype, str) and output_dtype == "auto"
         if not self._auto and output_dtype not in (np.uint8, np.uint16):
             raise ValueError(f'output_dtype must be numpy.uint8, numpy.uint16 or "auto", got {output_dtype!r}')
         self.output_dtype: type = np.uint8 if self._auto else output_dtype  # type: ignore[assignment]
-        self._kernels = fused_kernels() if fused is not False else None
+        self._kernels = fused_kernels() if fused is None or fused else None
         if fused and self._kernels is None:
+            why = kernels_failure()
+            if why is not None:
+                raise ValueError(f"fused=True: numba's kernels cannot run here ({why}); nightvision doctor tells more")
             raise ValueError('fused=True needs numba: pip install "nightvision[fast]" (nightvision doctor tells more)')
         self._luma_weights = _Weights.of(self.params, self.params.luma_strength)
         self._chroma_weights = _Weights.of(self.params, self.params.chroma_strength)

@@ -15,8 +15,9 @@ uint16 (16-bit images), and return the same layout, uint8 or uint16. ``post_stag
 stage with ``takes_input = True`` is called as ``stage(frame, model_input)``, the second being the frame the
 model enhanced (after the pre stages), for stages that compare the two (exposure control).
 
-A pre stage with a ``fit_to(enhancer)`` method is called with the pipeline's model (or ``None``) when the
-pipeline is made, before any frame: the temporal denoiser picks there the dtype it hands frames over in.
+A pre stage with a ``fit_to(enhancer)`` method is called when the pipeline is made, before any frame, with
+the pipeline's model if it is the last pre stage (the one that hands frames to the model), else with ``None``
+(its frames go to another pre stage, in uint8): the temporal denoiser picks there the dtype of its output.
 
 A stage with ``temporal = True`` works from the frames before the current one (the temporal denoiser): the
 pipeline passes still images (an image file, each file of a folder job) by it unchanged, since they have no

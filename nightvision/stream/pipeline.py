@@ -341,10 +341,10 @@ class Pipeline:
                 )
         self.smoother = CurveSmoother() if (smooth and has_curve) else None
         self.pre_stages = [check_stage(s) for s in pre_stages]
-        for stage in self.pre_stages:  # (the denoiser: the dtype in which it hands frames to this model)
+        for i, stage in enumerate(self.pre_stages):  # (the denoiser: the dtype in which it hands frames over)
             fit_to = getattr(stage, "fit_to", None)
-            if callable(fit_to):
-                fit_to(enhancer)
+            if callable(fit_to):  # only the last one hands frames to the model; the others, to a pre stage
+                fit_to(enhancer if i == len(self.pre_stages) - 1 else None)
         self.post_stages = [check_stage(s) for s in post_stages]
         self.hud = hud
         self.on_status = on_status
