@@ -178,7 +178,8 @@ def test_bad_input_resets_and_goes_on() -> None:
     first = TemporalDenoiser()(one)  # a 1-frame clip: nothing to average yet, the frame itself
     assert first.shape == one.shape and first.dtype == np.uint8
     i420 = cv2.cvtColor(cv2.cvtColor(one, cv2.COLOR_BGR2YUV_I420), cv2.COLOR_YUV2BGR_I420)
-    assert np.array_equal(first, i420)  # (through 4:2:0, which drops the per-pixel chroma noise)
+    # (through 4:2:0, which drops the per-pixel chroma noise; rounded its own way, within a level of OpenCV's)
+    assert np.abs(first.astype(int) - i420).max() <= 1
     for _ in range(3):
         den(one)
     other = noisy(scene(70, 90), 3.0, rng)  # a camera switching mode: a new size mid-stream
@@ -444,16 +445,17 @@ def _compare(torch: Any, torch_denoiser: Any, dtype: type) -> None:
         assert a.dtype == b.dtype == dtype and a.shape == b.shape
         diff = np.abs(a.astype(np.float64) - b.astype(np.float64)) / scale
         assert diff.max() <= 1.0 + 1e-6, (t, diff.max())
-        assert (diff > 0.5).mean() < 3e-3
+        # (the colour is rounded once from the planes: in fixed point here, in float there; ties go either way)
+        assert (diff > 0.5).mean() < (1.5e-2 if dtype == np.uint8 else 3e-3)
     assert cpu.noise == pytest.approx(gpu_path.noise)
     assert cpu.control.plane_offsets == gpu_path.control.plane_offsets
     tensor = torch.from_numpy(x)
     assert isinstance(gpu_path(tensor), torch.Tensor)
 
 
-def test_torch_colour_conversions_are_opencvs() -> None:
+def test_torch_colour_conversion_is_opencvs() -> None:
     torch = pytest.importorskip("torch")
-    from nightvision.stream.denoise_torch import bgr_to_i420, i420_to_bgr
+    from nightvision.stream.denoise_torch import bgr_to_i420
 
     bgr = np.random.default_rng(11).integers(0, 256, (32, 48, 3), dtype=np.uint8)
     yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).reshape(-1)
@@ -462,5 +464,19 @@ def test_torch_colour_conversions_are_opencvs() -> None:
     assert np.array_equal(y.numpy(), yuv[:n].reshape(32, 48))
     assert np.array_equal(u.numpy(), yuv[n : n + q].reshape(16, 24))
     assert np.array_equal(v.numpy(), yuv[n + q :].reshape(16, 24))
-    back = cv2.cvtColor(yuv.reshape(48, 48), cv2.COLOR_YUV2BGR_I420)
-    assert np.array_equal(i420_to_bgr(y, u, v).numpy(), back)
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_a_dark_flat_colour_keeps_its_colour(fused: bool | None) -> None:
+    """The 8-bit output is rounded once, from the planes in fixed point: rounding the planes to 8 bits first
+    and then converting them shifted this colour's red by 0.9 level (each plane's rounding error times the
+    colour matrix's gains), which the model then brightens tenfold into a cast. What is left is the rounding
+    of one flat value to 8 bits (below half a level); the 16-bit output keeps the colour."""
+    truth = np.array([6.3, 5.15, 7.96])
+    rng = np.random.default_rng(0)
+    den8, den16 = TemporalDenoiser(output_dtype=np.uint8, fused=fused), TemporalDenoiser(output_dtype=np.uint16)
+    for _ in range(20):
+        frame = np.clip(np.round(truth + rng.normal(0.0, 2.0, (180, 320, 3))), 0, 255).astype(np.uint8)
+        out8, out16 = den8(frame), den16(frame)
+    assert np.abs(out8.reshape(-1, 3).mean(0) - truth).max() < 0.35
+    assert np.abs(out16.reshape(-1, 3).mean(0) / 257.0 - truth).max() < 0.05

@@ -1,5 +1,5 @@
 """The temporal denoiser's fused numba kernels (the ``fast`` extra) give the same bits as its OpenCV passes (the
-16-bit output's colour conversion: within one unit of 65535)."""
+output's colour conversion: within one unit, on few values)."""
 
 from __future__ import annotations
 
@@ -75,9 +75,7 @@ def test_fused_kernels_give_the_opencv_bits(
 
 
 def same(mine: np.ndarray, theirs: np.ndarray) -> bool:
-    """Equal, but for the 16-bit colour conversion's rounding: one unit of 65535, on few values."""
-    if mine.dtype == np.uint8:
-        return np.array_equal(mine, theirs)
+    """Equal, but for the colour conversion's rounding: one unit (of 255 or 65535), on few values."""
     off = np.abs(mine.astype(np.int32) - theirs)
     return int(off.max()) <= 1 and np.count_nonzero(off) <= off.size // 100
 
@@ -96,11 +94,12 @@ def test_the_fused_gaussian_is_opencvs_bit_for_bit(height: int, width: int) -> N
     assert np.array_equal(out, cv2.GaussianBlur(plane, (5, 5), 0))
 
 
+@pytest.mark.parametrize("depth", [np.uint8, np.uint16])
 @pytest.mark.parametrize(("height", "width"), [(2, 2), (6, 70), (360, 640), (31 * 2, 33 * 2)])
-def test_the_fused_colour_conversion_is_opencvs_within_a_unit(height: int, width: int) -> None:
+def test_the_fused_colour_conversion_is_opencvs_within_a_unit(height: int, width: int, depth: type) -> None:
     """Random planes in the history's fixed point over its whole range, so that both ends saturate; and a row
     band starting at an even row, as the denoiser's two threads convert it."""
-    from nightvision.stream.denoise import i420_fixed_to_bgr16
+    from nightvision.stream.denoise import i420_fixed_to_bgr
     from nightvision.stream.denoise_kernels import load
 
     kernels = load()
@@ -108,15 +107,20 @@ def test_the_fused_colour_conversion_is_opencvs_within_a_unit(height: int, width
     rng = np.random.default_rng(height * width)
     y = rng.integers(0, 256 * 64, (height, width), dtype=np.uint16)
     u, v = (rng.integers(0, 256 * 64, (height // 2, width // 2), dtype=np.uint16) for _ in range(2))
-    theirs = i420_fixed_to_bgr16(y, u, v)
-    mine = i420_fixed_to_bgr16(y, u, v, kernels=kernels)
-    assert mine.shape == theirs.shape == (height, width, 3) and mine.dtype == np.uint16
+    theirs = i420_fixed_to_bgr(y, u, v, np.empty((height, width, 3), depth))
+    mine = i420_fixed_to_bgr(y, u, v, np.empty((height, width, 3), depth), kernels)
+    assert mine.shape == theirs.shape == (height, width, 3) and mine.dtype == depth
     assert same(mine, theirs)
+    merged = cv2.merge([y, *(np.repeat(np.repeat(c, 2, 0), 2, 1) for c in (u, v))]).astype(np.float64)
+    scale = 257.0 if depth == np.uint8 else 1.0
+    exact = np.clip(cv2.transform(merged, denoise._BGR16 / scale), 0, np.iinfo(depth).max)
+    slack = 0.02 if depth == np.uint16 else 0.001  # (float32 sums: a few hundredths of a unit at 65535)
+    assert np.abs(mine - exact).max() <= 0.5 + slack  # rounded once
     if height * width > 100:
-        assert {0, 65535} <= set(np.unique(mine))  # (saturated at both ends)
+        assert {0, np.iinfo(depth).max} <= set(np.unique(mine))  # (saturated at both ends)
     top = height // 2 // 2 * 2
     band = np.zeros_like(mine)
-    i420_fixed_to_bgr16(y[top:], u[top // 2 :], v[top // 2 :], band[top:], kernels)
+    i420_fixed_to_bgr(y[top:], u[top // 2 :], v[top // 2 :], band[top:], kernels)
     assert np.array_equal(band[top:], mine[top:]) and not band[:top].any()
 
 
@@ -164,10 +168,9 @@ def test_a_numba_that_cannot_build_the_kernels_falls_back(
     ("broken", "message"),
     [
         ("motion", "scaled |d| differs"),
-        ("blend", "history (no 8-bit output) differs"),  # the 16-bit output's and grey frames' blend
-        ("blend_out", "history differs"),
+        ("blend", "history differs"),
         ("raises", "they failed on a test plane (RuntimeError: no LLVM)"),
-        ("to_bgr16", "16-bit colour conversion differs from OpenCV's by up to"),
+        ("to_bgr", "uint8 colour conversion differs from OpenCV's by up to"),
         ("gaussian5", "5×5 Gaussian differs from OpenCV's"),
     ],
 )
@@ -181,13 +184,7 @@ def test_kernels_that_differ_from_the_opencv_passes_are_not_used(
 
     good = kernels.load()
     assert good is not None
-    motion, blend, blend_out, to_bgr16, gaussian5 = (
-        good._motion,
-        good._blend,
-        good._blend_out,
-        good._to_bgr16,
-        good._gaussian5,
-    )
+    motion, blend, to_bgr, gaussian5 = good._motion, good._blend, good._to_bgr, good._gaussian5
 
     def plus_one(jitted: Any) -> Any:
         def run(*args: Any) -> None:
@@ -206,12 +203,10 @@ def test_kernels_that_differ_from_the_opencv_passes_are_not_used(
         motion = off
     elif broken == "blend":
         blend = plus_one(good._blend)
-    elif broken == "blend_out":
-        blend_out = plus_one(good._blend_out)
-    elif broken == "to_bgr16":
+    elif broken == "to_bgr":
 
-        def to_bgr16(y: np.ndarray, u: np.ndarray, v: np.ndarray, dst: np.ndarray, m: np.ndarray) -> None:
-            good._to_bgr16(y, u, v, dst, m * np.float32(1.001))
+        def to_bgr(y: np.ndarray, u: np.ndarray, v: np.ndarray, dst: np.ndarray, m: np.ndarray, top: Any) -> None:
+            good._to_bgr(y, u, v, dst, m * np.float32(1.01), top)
 
     elif broken == "gaussian5":
 
@@ -221,7 +216,7 @@ def test_kernels_that_differ_from_the_opencv_passes_are_not_used(
 
     else:
         motion = fails
-    loaded = kernels.FusedKernels(motion, blend, blend_out, good._weight, to_bgr16, gaussian5)
+    loaded = kernels.FusedKernels(motion, blend, good._weight, to_bgr, gaussian5)
     monkeypatch.setattr(kernels, "_loaded", loaded)
     monkeypatch.setattr(kernels, "_failure", None)
     monkeypatch.setattr(denoise, "_kernels_checked", False)
@@ -249,16 +244,18 @@ def test_a_read_only_grey_frame_does_not_compile_the_kernels_again() -> None:
     assert (len(denoise_numba.motion.signatures), len(denoise_numba.blend.signatures)) == compiled
 
 
-def test_the_16_bit_output_compiles_each_kernel_once() -> None:
+def test_the_output_compiles_each_kernel_once() -> None:
     """The colour conversion and the Gaussian get arrays of one type whatever the frame (whole planes, row bands,
-    the history's own view, odd sizes): numba never compiles them again in the middle of a stream."""
+    the history's own view, odd sizes): numba never compiles them again in the middle of a stream (the
+    conversion: once for each output depth, at load)."""
     from nightvision.stream import denoise_numba
 
-    den = TemporalDenoiser(output_dtype=np.uint16, fused=True)
-    for size in ((360, 640), (181, 323)):
-        for frame in clip(6.0, *size)[:8] + clip(0.8, *size)[:8]:
-            den(frame)
-    assert len(denoise_numba.to_bgr16.signatures) == 1
+    for depth in (np.uint8, np.uint16):
+        den = TemporalDenoiser(output_dtype=depth, fused=True)
+        for size in ((360, 640), (181, 323)):
+            for frame in clip(6.0, *size)[:8] + clip(0.8, *size)[:8]:
+                den(frame)
+    assert len(denoise_numba.to_bgr.signatures) == 2  # (8- and 16-bit outputs)
     assert len(denoise_numba.gaussian5.signatures) == 1
 
 
@@ -270,10 +267,10 @@ def test_the_unchecked_kernels_refuse_planes_that_do_not_fit() -> None:
     assert kernels is not None
     m = np.zeros((3, 4), np.float32)
     y, c, out = np.zeros((4, 6), np.uint16), np.zeros((2, 3), np.uint16), np.zeros((4, 6, 3), np.uint16)
-    kernels.to_bgr16(y, c, c, out, m)
+    kernels.to_bgr(y, c, c, out, m)
     for args in [(y[:3], c, c, out[:3]), (y, c[:1], c, out), (y, c, c[:, :2], out), (y, c, c, out[:2])]:
         with pytest.raises(ValueError, match="do not fit"):
-            kernels.to_bgr16(*args, m)
+            kernels.to_bgr(*args, m)
     kernels.gaussian5(y, y.copy())
     for src, dst in [(y, y[:3]), (y[:2], y[:2].copy()), (out, out.copy())]:
         with pytest.raises(ValueError, match="at least 3×3"):

@@ -1,6 +1,6 @@
 """Motion-adaptive recursive temporal noise reduction (3DNR) for dark video, on the CPU (numpy + OpenCV, and
-numba's fused kernels when installed: :mod:`nightvision.stream.denoise_kernels`, the same bits but for one unit of
-65535 in the 16-bit output's colour conversion).
+numba's fused kernels when installed: :mod:`nightvision.stream.denoise_kernels`, the same history bit for bit and
+the same output within one unit, its colour conversion's rounding).
 
 It runs on the dark input, before the model brightens it (noise is removed before it is amplified), in a
 handful of passes per frame on 8- and 16-bit data. Per frame:
@@ -364,14 +364,8 @@ class _Plane:
     the fused kernels of :mod:`nightvision.stream.denoise_kernels` when given, else a chain of OpenCV passes
     (the same bits)."""
 
-    def __init__(self, plane: np.ndarray, kernels: FusedKernels | None, out: np.ndarray | None = None) -> None:
+    def __init__(self, plane: np.ndarray, kernels: FusedKernels | None) -> None:
         self.kernels = kernels
-        # the 8-bit output plane round(hist / 64), kept up to date by every step (the fused kernels only): the
-        # output need not convert the history again (it may filter this plane in place: the next step rewrites
-        # every pixel)
-        self.out = out if kernels is not None else None
-        if self.out is not None:
-            np.copyto(self.out, plane)
         self.hist = np.multiply(plane, FIXED, dtype=np.int16)
         self.spare = np.empty_like(self.hist)
         self.a = np.full(plane.shape, 255, np.uint8)  # averaged scaled |d|; 255 where there is no history
@@ -392,15 +386,11 @@ class _Plane:
         if abs(dx) >= w or abs(dy) >= h:
             np.multiply(cur, FIXED, out=self.spare, dtype=np.int16)
             self.a.fill(255)
-            if self.out is not None:
-                np.copyto(self.out, cur)
             self.hist, self.spare = self.spare, self.hist
             return None
         for rows, cols in uncovered(h, w, dx, dy):
             np.multiply(cur[rows, cols], FIXED, out=self.spare[rows, cols], dtype=np.int16)
             self.a[rows, cols] = 255
-            if self.out is not None:
-                self.out[rows, cols] = cur[rows, cols]
         return overlap(h, w, dx, dy)
 
     def motion(self, region: tuple[slice, slice, slice, slice], alpha: float) -> np.ndarray:
@@ -424,7 +414,7 @@ class _Plane:
         ys, xs, yh, xh = region
         if self.kernels is not None:
             motion = self.a if moved is None else moved
-            self.kernels.blend(self.source, self.hist, self.a, motion, self.spare, weights.terms, region, self.out)
+            self.kernels.blend(self.source, self.hist, self.a, motion, self.spare, weights.terms, region)
         else:
             a, k, d = self.a[ys, xs], self.k[ys, xs], self.d[ys, xs]
             if moved is not None:
@@ -475,18 +465,18 @@ class TemporalDenoiser:
     Args:
         params: settings (:class:`DenoiseParams`).
         output_dtype: ``np.uint8``, ``np.uint16`` (the denoised value ×257, keeping the sub-level precision of
-            the average for a model that brightens it; with the fused kernels it costs as much as the 8-bit
-            output, without them about 1 ms more a 720p frame here) or ``"auto"`` (default): what the model of
+            the average for a model that brightens it; it costs as much as the 8-bit output) or ``"auto"``
+            (default): what the model of
             the pipeline it runs in takes best (:attr:`nightvision.Enhancer.hand_off_dtype`, set by
             :meth:`fit_to`), ``np.uint8`` until a pipeline sets it.
-        threads: 2 (default) runs the chroma planes, half the rows of the 16-bit colour conversion and of the
+        threads: 2 (default) runs the chroma planes, half the rows of the colour conversion and of the
             luma's mix with its spatial filter, and (with the fused kernels, on a still camera) the global shift's
             measurement in a worker thread while the luma runs in the caller's, on frames of 640×360 and more
             (OpenCV and the kernels release the GIL); 1 keeps everything in the caller's. Same output either way.
         fused: run the per-pixel steps in the fused kernels of :mod:`nightvision.stream.denoise_kernels`
             (``True``: numba must be installed, the ``fast`` extra) or in OpenCV passes (``False``); ``None``
-            (default) uses the kernels when numba is installed. Both give the same bits (the 16-bit output: within
-            one unit of 65535, its colour conversion's rounding); the kernels are faster.
+            (default) uses the kernels when numba is installed. Both give the same history, and the same output
+            within one unit (its colour conversion's rounding); the kernels are about twice as fast.
         **overrides: settings to change from ``params`` (or from the defaults), e.g. ``luma_strength=0.9``.
 
     >>> den = TemporalDenoiser()
@@ -764,11 +754,7 @@ class TemporalDenoiser:
     def _start(self, planes: list[np.ndarray]) -> None:
         """First frame (or after a reset or a cut): the history is the frame."""
         self._luma_region = None
-        outs: list[np.ndarray | None] = [None] * len(planes)
-        if self._kernels is not None and self.output_dtype == np.uint8 and len(planes) == 3:
-            hh, ww = planes[0].shape
-            outs = list(_i420_planes(self._buffer("yuv_out", (hh * 3 // 2, ww), np.uint8), hh, ww))
-        self._planes = [_Plane(p, self._kernels, out) for p, out in zip(planes, outs, strict=True)]
+        self._planes = [_Plane(p, self._kernels) for p in planes]
         self.control.restart()
         self.control.frames = 1
 
@@ -828,47 +814,40 @@ class TemporalDenoiser:
         return dst
 
     def _plane_out(self, index: int, dst: np.ndarray | None) -> np.ndarray:
-        """Output plane ``index``: uint8 into ``dst``, or, when ``dst`` is ``None``, uint16 in the history's own
-        fixed point (1/64 level; the history never goes below 0)."""
-        plane = self._planes[index]
-        hist = plane.hist
-        if dst is not None and dst is plane.out:  # the fused step wrote it
-            return self._filter(dst, index)
+        """Output plane ``index``: uint8 into ``dst`` (grey frames), or, when ``dst`` is ``None``, uint16 in the
+        history's own fixed point (1/64 level; the history never goes below 0)."""
+        hist = self._planes[index].hist
         if dst is not None:
             return self._filter(cv2.convertScaleAbs(hist, dst=dst, alpha=1.0 / FIXED), index)
         # filtered from the history into a buffer (the history itself where nothing is filtered): no copy first
         return self._filter(hist.view(np.uint16), index, self._buffer(f"fixed{index}", hist.shape, np.uint16))
 
     def _output(self, h: int, w: int, shape: tuple[int, ...], chroma: Future[None] | None) -> np.ndarray:
-        """The output frame; ``chroma``: the chroma step running in the worker thread, if any."""
+        """The output frame; ``chroma``: the chroma step running in the worker thread, if any. A colour frame is
+        converted from the planes in fixed point and rounded once, to 8 or 16 bits: planes rounded to 8 bits
+        first, then converted, shifted dark flat colours by up to a level (each plane's rounding error times
+        the colour matrix's gains of up to 2), a cast the model then brightens tenfold."""
         hh, ww = self._planes[0].hist.shape
         eight = self.output_dtype == np.uint8
         if len(self._planes) == 1:
             if eight:
                 return self._plane_out(0, np.empty((hh, ww), np.uint8)).reshape(shape)
             return cv2.transform(self._plane_out(0, None)[:, :, None], _GREY16).reshape(shape)
-        yuv = self._buffer("yuv_out", (hh * 3 // 2, ww), np.uint8) if eight else None
-        views: list[np.ndarray | None] = [None, None, None]
-        if yuv is not None:
-            fused_out = [p.out for p in self._planes]  # views of this buffer, written by the fused steps
-            views = list(_i420_planes(yuv, hh, ww)) if fused_out[0] is None else fused_out
         if chroma is not None:  # the luma's output here while the chroma's finishes there
-            y, (u, v) = self._both(lambda: self._plane_out(0, views[0]), lambda: self._chroma_out(views, chroma))
+            y, (u, v) = self._both(lambda: self._plane_out(0, None), lambda: self._chroma_out(chroma))
         else:
-            y, u, v = (self._plane_out(i, views[i]) for i in range(3))
-        if yuv is not None:
-            bgr: np.ndarray = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)
-        elif chroma is not None and (mid := split_row(hh, ww)) is not None:
+            y, u, v = (self._plane_out(i, None) for i in range(3))
+        bgr = np.empty((hh, ww, 3), np.uint8 if eight else np.uint16)
+        k = self._kernels
+        if chroma is not None and (mid := split_row(hh, ww)) is not None:
             # two row bands, one in each thread (no band needs its neighbour's rows)
-            bgr = np.empty((hh, ww, 3), np.uint16)
             m, c = mid, mid // 2
-            k = self._kernels
             self._both(
-                lambda: i420_fixed_to_bgr16(y[:m], u[:c], v[:c], bgr[:m], k),
-                lambda: i420_fixed_to_bgr16(y[m:], u[c:], v[c:], bgr[m:], k),
+                lambda: i420_fixed_to_bgr(y[:m], u[:c], v[:c], bgr[:m], k),
+                lambda: i420_fixed_to_bgr(y[m:], u[c:], v[c:], bgr[m:], k),
             )
         else:
-            bgr = i420_fixed_to_bgr16(y, u, v, kernels=self._kernels)
+            i420_fixed_to_bgr(y, u, v, bgr, k)
         return bgr[:h, :w] if (hh, ww) != (h, w) else bgr
 
     def _both(self, here: Callable[[], _Here], there: Callable[[], _There]) -> tuple[_Here, _There]:
@@ -881,9 +860,9 @@ class TemporalDenoiser:
             task.exception()  # waits, without raising
         return mine, task.result()
 
-    def _chroma_out(self, views: list[np.ndarray | None], step: Future[None]) -> tuple[np.ndarray, np.ndarray]:
+    def _chroma_out(self, step: Future[None]) -> tuple[np.ndarray, np.ndarray]:
         step.result()
-        return self._plane_out(1, views[1]), self._plane_out(2, views[2])
+        return self._plane_out(1, None), self._plane_out(2, None)
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -936,19 +915,14 @@ def _kernels_differ(kernels: FusedKernels) -> str | None:
     weights = _Weights.of(DenoiseParams(), 0.85)
     results = []
     for k in (kernels, None):
-        values = []
-        for out in (np.empty((h, w), np.uint8), None):  # the blend with the 8-bit output, and without
-            plane = _Plane(cur, k, out)
-            plane.hist[:] = hist
-            region = plane.step(cur, (3, -2))
-            assert region is not None
-            values.append(plane.motion(region, 0.37).copy())
-            plane.blend(region, weights, moved)
-            values.append(plane.hist)
-            if out is not None:
-                values.append(plane.out if plane.out is not None else cv2.convertScaleAbs(plane.hist, alpha=1 / FIXED))
-        results.append(values)
-    names = ("scaled |d|", "history", "8-bit output", "scaled |d|", "history (no 8-bit output)")
+        plane = _Plane(cur, k)
+        plane.hist[:] = hist
+        region = plane.step(cur, (3, -2))
+        assert region is not None
+        values = [plane.motion(region, 0.37).copy()]
+        plane.blend(region, weights, moved)
+        results.append([*values, plane.hist])
+    names = ("scaled |d|", "history")
     for name, mine, theirs in zip(names, *results, strict=True):
         if not np.array_equal(mine, theirs):
             return f"their {name} differs from OpenCV's on {np.count_nonzero(mine != theirs)} pixels"
@@ -957,13 +931,14 @@ def _kernels_differ(kernels: FusedKernels) -> str | None:
     kernels.gaussian5(plane16, blurred)
     if not np.array_equal(blurred, cv2.GaussianBlur(plane16, (5, 5), 0)):
         return "their 5×5 Gaussian differs from OpenCV's"
-    # the 16-bit colour conversion rounds its own way (one unit of 65535 at most), saturation at both ends
+    # the colour conversion rounds its own way (one unit at most), saturation at both ends
     y = rng.integers(0, 256 * FIXED, (h, w), dtype=np.uint16)
     u, v = (rng.integers(0, 256 * FIXED, (h // 2, w // 2), dtype=np.uint16) for _ in range(2))
-    mine, theirs = (i420_fixed_to_bgr16(y, u, v, kernels=k) for k in (kernels, None))
-    off = np.abs(mine.astype(np.int32) - theirs)
-    if off.max() > 1:
-        return f"their 16-bit colour conversion differs from OpenCV's by up to {off.max()} units"
+    for depth in (np.uint8, np.uint16):
+        mine, theirs = (i420_fixed_to_bgr(y, u, v, np.empty((h, w, 3), depth), k) for k in (kernels, None))
+        off = np.abs(mine.astype(np.int32) - theirs)
+        if off.max() > 1:
+            return f"their {depth.__name__} colour conversion differs from OpenCV's by up to {off.max()} units"
     return None
 
 
@@ -996,31 +971,30 @@ _BGR16 = np.array(
     ]
 )
 _BGR16_32 = _BGR16.astype(np.float32)  # (as cv2.transform takes it for 16-bit data)
+_BGR8_32 = (_BGR16 / 257.0).astype(np.float32)
 
 
-def i420_fixed_to_bgr16(
-    y: np.ndarray,
-    u: np.ndarray,
-    v: np.ndarray,
-    dst: np.ndarray | None = None,
-    kernels: FusedKernels | None = None,
+def i420_fixed_to_bgr(
+    y: np.ndarray, u: np.ndarray, v: np.ndarray, dst: np.ndarray, kernels: FusedKernels | None = None
 ) -> np.ndarray:
     """Limited-range BT.601 YUV 4:2:0 planes in the history's fixed point (uint16, 1/64 level; OpenCV's I420
-    convention: ``B = 1.164 (Y − 16) + 2.018 (U − 128)``, ...) → ``(H, W, 3)`` uint16 BGR in 8-bit levels × 257
-    (into ``dst`` when given: a C-contiguous array of that shape).
+    convention: ``B = 1.164 (Y − 16) + 2.018 (U − 128)``, ...) → ``dst``, ``(H, W, 3)`` BGR, C-contiguous: uint8,
+    or uint16 in 8-bit levels × 257. Returns ``dst``.
 
-    The chroma is repeated over each 2×2 pixels, as OpenCV's ``COLOR_YUV2BGR_I420`` does for the 8-bit output
-    (a nearest-neighbour resize), and the colour matrix applied with saturation, no float planes: in one pass by
-    the fused kernel when ``kernels`` are given (0.6 ms a 720p frame on one core here; within one unit of 65535
-    of the OpenCV passes), else by OpenCV (the chroma resized, the planes merged, one ``cv2.transform``: 1.2–1.5
-    ms). (A bilinear chroma cost the denoiser about 2 ms more a 720p frame on one core, for 0.04 dB PSNR and a
+    The chroma is repeated over each 2×2 pixels, as OpenCV's ``COLOR_YUV2BGR_I420`` does (a nearest-neighbour
+    resize), and the colour matrix applied with saturation, rounded once: in one pass by the fused kernel when
+    ``kernels`` are given (0.6 ms a 720p frame on one core here), else by OpenCV (the chroma resized, the planes
+    merged, one ``cv2.transform`` to 16 bits: 1.2–1.5 ms; then the 8-bit output from that), the two within one
+    unit. (A bilinear chroma cost the denoiser about 2 ms more a 720p frame on one core, for 0.04 dB PSNR and a
     temporal error of 3.30 instead of 3.55 % behind zero-dce++ on the synthetic video set.)
     """
     hh, ww = y.shape
+    eight = dst.dtype == np.uint8
     if kernels is not None and hh % 2 == 0 and ww % 2 == 0:
-        out16 = np.empty((hh, ww, 3), np.uint16) if dst is None else dst
-        kernels.to_bgr16(y, u, v, out16, _BGR16_32)
-        return out16
+        kernels.to_bgr(y, u, v, dst, _BGR8_32 if eight else _BGR16_32)
+        return dst
     uu, vv = (cv2.resize(c, (ww, hh), interpolation=cv2.INTER_NEAREST) for c in (u, v))
-    out: np.ndarray = cv2.transform(cv2.merge([y, uu, vv]), _BGR16, dst=dst)
-    return out
+    bgr16: np.ndarray = cv2.transform(cv2.merge([y, uu, vv]), _BGR16, dst=None if eight else dst)
+    if eight:
+        cv2.convertScaleAbs(bgr16, dst=dst, alpha=1.0 / 257.0)
+    return dst

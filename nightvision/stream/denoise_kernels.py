@@ -4,16 +4,16 @@ when it is installed (the ``fast`` extra: ``pip install "nightvision[fast]"``; t
 
 Without them, each step of the recursion is a chain of OpenCV passes over the frame (the current frame in
 fixed point, its difference to the history, the scaled ``|d|``; then the blend weights by a lookup table, their
-product with ``d``, the sum with the history, and for the 8-bit output the history in 8 bits), each reading and
-writing whole 16-bit planes; and the 16-bit output's colour conversion is three (the chroma repeated, the planes
-merged, the colour matrix). The kernels do each chain in one pass, and the 16-bit output's 5×5 Gaussian in one
-pass on one core (OpenCV's 16-bit Gaussian is half as fast as its 8-bit one, and its own two threads contend
-with the denoiser's). The motion, the blend and the Gaussian give the **same bits** (tested): OpenCV's
-round-half-to-even of the scaled ``|d|``, of ``d·k/256`` and of the output, the blend weight's smoothstep
-evaluated in float32 exactly as :meth:`~nightvision.stream.denoise.DenoiseParams.weight_table` builds its table,
-and the Gaussian's exact fixed-point sums; the colour conversion is within one unit of 65535 of OpenCV's (whose
-own SIMD and scalar code differ as much). They release the GIL, so the chroma planes run in the denoiser's
-worker thread beside the luma. Measured (`nightvision bench`'s denoiser
+product with ``d``, the sum with the history), each reading and writing whole 16-bit planes; and the output's
+colour conversion is three more (the chroma repeated, the planes merged, the colour matrix). The kernels do each
+chain in one pass, and the 5×5 Gaussian of the 16-bit planes in one pass on one core (OpenCV's 16-bit Gaussian
+is half as fast as its 8-bit one, and its own two threads contend with the denoiser's). The motion, the blend
+and the Gaussian give the **same bits** (tested): OpenCV's round-half-to-even of the scaled ``|d|`` and of
+``d·k/256``, the blend weight's smoothstep evaluated in float32 exactly as
+:meth:`~nightvision.stream.denoise.DenoiseParams.weight_table` builds its table, and the Gaussian's exact
+fixed-point sums; the colour conversion rounds once, to 8 or 16 bits, within one unit of OpenCV's (whose own
+SIMD and scalar code differ as much). They release the GIL, so the chroma planes run in the denoiser's worker
+thread beside the luma. Measured (`nightvision bench`'s denoiser
 rows, 720p, 2 cores): README, "Temporal denoiser".
 """
 
@@ -40,16 +40,14 @@ class FusedKernels:
         self,
         motion: Callable[..., None],
         blend: Callable[..., None],
-        blend_out: Callable[..., None],
         weight: Callable[..., Any],
-        to_bgr16: Callable[..., None],
+        to_bgr: Callable[..., None],
         gaussian5: Callable[..., None],
     ) -> None:
         self._motion = motion
         self._blend = blend
-        self._blend_out = blend_out
         self._weight = weight
-        self._to_bgr16 = to_bgr16
+        self._to_bgr = to_bgr
         self._gaussian5 = gaussian5
 
     def motion(
@@ -69,29 +67,26 @@ class FusedKernels:
         new: np.ndarray,
         terms: tuple[np.float32, np.float32, np.float32, np.float32],
         region: tuple[slice, ...],
-        out: np.ndarray | None = None,
     ) -> None:
         """``new = hist + round(k·(cur·64 − hist) / 256)`` on the overlap ``region``, with the blend weight ``k``
         (in 1/256) of ``max(a, motion)`` (``terms``: :meth:`~nightvision.stream.denoise.DenoiseParams.weight_terms`,
         float32 as the kernels are compiled for;
-        ``motion`` is ``a`` itself for the luma). ``new`` is indexed as the frame (it becomes the history).
-        With ``out`` (uint8, the frame's shape), also ``out = round(new / 64)``: the 8-bit output plane, without
-        another pass over the history."""
-        if out is None:
-            self._blend(cur, hist, a, motion, new, *terms, *_offsets(region))
-        else:
-            self._blend_out(cur, hist, a, motion, new, out, *terms, *_offsets(region))
+        ``motion`` is ``a`` itself for the luma). ``new`` is indexed as the frame (it becomes the history)."""
+        self._blend(cur, hist, a, motion, new, *terms, *_offsets(region))
 
-    def to_bgr16(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, dst: np.ndarray, matrix: np.ndarray) -> None:
+    def to_bgr(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, dst: np.ndarray, matrix: np.ndarray) -> None:
         """``dst = saturate(round(matrix · (Y, U, V, 1)))``: I420 planes (uint16; ``y (H, W)`` with ``H`` and ``W``
-        even, ``u`` and ``v`` ``(H/2, W/2)``, each sample repeated over 2×2 pixels) to ``dst (H, W, 3)`` uint16,
-        all C-contiguous; ``matrix`` 3×4 float32 with a zero U term for R and a zero V term for B (YUV → BGR).
-        Within one unit of OpenCV's ``transform`` of the merged planes, in one pass instead of three."""
+        even, ``u`` and ``v`` ``(H/2, W/2)``, each sample repeated over 2×2 pixels) to ``dst (H, W, 3)``, uint8 or
+        uint16, all C-contiguous; ``matrix`` 3×4 float32 with a zero U term for R and a zero V term for B (YUV →
+        BGR). Rounded once; within one unit of OpenCV's ``transform`` of the merged planes, in one pass instead
+        of three."""
         h, w = y.shape
         if h % 2 or w % 2 or not u.shape == v.shape == (h // 2, w // 2) or dst.shape != (h, w, 3):
             # (the kernel does not check its indices)
-            raise ValueError(f"to_bgr16: planes {y.shape}, {u.shape}, {v.shape} and output {dst.shape} do not fit")
-        self._to_bgr16(y, u, v, dst, matrix)
+            raise ValueError(f"to_bgr: planes {y.shape}, {u.shape}, {v.shape} and output {dst.shape} do not fit")
+        if dst.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"to_bgr: a uint8 or uint16 output, got {dst.dtype}")
+        self._to_bgr(y, u, v, dst, matrix, np.float32(np.iinfo(dst.dtype).max))
 
     def gaussian5(self, src: np.ndarray, dst: np.ndarray) -> None:
         """``dst = cv2.GaussianBlur(src, (5, 5), 0)`` bit for bit, for a C-contiguous uint16 plane of at least
@@ -127,16 +122,16 @@ def load() -> FusedKernels | None:
                 log.warning("the denoiser's numba kernels are not used: %s; it runs its OpenCV passes", _failure)
                 return None
             jit = importlib.import_module("nightvision.stream.denoise_numba")
-            kernels = FusedKernels(jit.motion, jit.blend, jit.blend_out, jit.weight, jit.to_bgr16, jit.gaussian5)
+            kernels = FusedKernels(jit.motion, jit.blend, jit.weight, jit.to_bgr, jit.gaussian5)
             c8, h16 = np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.int16)
             whole = (slice(0, 2), slice(0, 2), slice(0, 2), slice(0, 2))
             kernels.motion(c8, h16, c8.copy(), 1.0, whole)
             terms = (np.float32(40.0), np.float32(0.025), np.float32(0.15), np.float32(0.85))
             kernels.blend(c8, h16, c8, c8, h16.copy(), terms, whole)
-            kernels.blend(c8, h16, c8, c8, h16.copy(), terms, whole, c8.copy())
             kernels.weights(terms)
             y16, c16 = np.zeros((2, 2), np.uint16), np.zeros((1, 1), np.uint16)
-            kernels.to_bgr16(y16, c16, c16, np.zeros((2, 2, 3), np.uint16), np.zeros((3, 4), np.float32))
+            for depth in (np.uint8, np.uint16):
+                kernels.to_bgr(y16, c16, c16, np.zeros((2, 2, 3), depth), np.zeros((3, 4), np.float32))
             kernels.gaussian5(np.zeros((3, 3), np.uint16), np.zeros((3, 3), np.uint16))
         except Exception as err:  # a numba that does not fit this numpy, or no LLVM for this CPU
             _failure = f"{type(err).__name__}: {err}".splitlines()[0]

@@ -5,7 +5,7 @@ Everything is computed in float32, exactly: ``|cur·64 − hist| < 2**14`` and `
 sum rounds; ``np.rint`` rounds half to even as OpenCV does, and LLVM vectorises it (integer tie-breaking with
 shifts and masks made the blend half as fast). Each loop runs over a 1-D contiguous row slice, from whole planes
 and offsets: a column-sliced 2-D view, or indices that might be negative, made the same loops ten times slower.
-The 16-bit colour conversion (:func:`to_bgr16`) is the one step that rounds: its float32 sums are OpenCV
+The colour conversion (:func:`to_bgr`) is the one step that rounds: its float32 sums are OpenCV
 ``transform``'s, whose SIMD lanes use fused multiply-adds, so the two differ by one unit of 65535 on a few values.
 """
 
@@ -16,8 +16,7 @@ _jit = njit(cache=True, nogil=True, boundscheck=False)
 
 _ZERO, _ONE, _TWO, _THREE = np.float32(0.0), np.float32(1.0), np.float32(2.0), np.float32(3.0)
 _TOP, _SCALE, _HALF = np.float32(255.0), np.float32(256.0), np.float32(0.5)
-_TOP16 = np.float32(65535.0)
-_FIXED, _UNSCALE, _TO8 = np.float32(64.0), np.float32(1.0 / 256.0), np.float32(1.0 / 64.0)
+_FIXED, _UNSCALE = np.float32(64.0), np.float32(1.0 / 256.0)
 
 
 @_jit
@@ -57,24 +56,12 @@ def blend(cur, hist, a, moved, new, lo, inv, k_min, strength, y0, x0, hy0, hx0, 
 
 
 @_jit
-def blend_out(cur, hist, a, moved, new, out, lo, inv, k_min, strength, y0, x0, hy0, hx0, rows, cols):
-    """:func:`blend`, and the 8-bit output ``out = round(new / 64)``."""
-    for y in range(rows):
-        c, h = cur[y0 + y][x0 : x0 + cols], hist[hy0 + y][hx0 : hx0 + cols]
-        aa, m, n = a[y0 + y][x0 : x0 + cols], moved[y0 + y][x0 : x0 + cols], new[y0 + y][x0 : x0 + cols]
-        o = out[y0 + y][x0 : x0 + cols]
-        for x in range(cols):
-            v = blended(c[x], h[x], aa[x], m[x], lo, inv, k_min, strength)
-            n[x] = np.int16(v)
-            o[x] = np.uint8(np.rint(v * _TO8))  # the history is never negative
-
-
-@_jit
-def to_bgr16(y, u, v, dst, m):
-    """``dst = saturate(round(m · (Y, U, V, 1)))`` per pixel: the I420 planes ``y (H, W)``, ``u``, ``v``
-    ``(H/2, W/2)`` (uint16) to ``dst (H, W, 3)`` uint16, ``m`` the 3×4 float32 colour matrix whose U column of
-    R and V column of B are zero; each chroma sample covers 2×2 pixels. The chroma terms of a row pair are
-    computed once, summed in OpenCV ``transform``'s order (the last column first)."""
+def to_bgr(y, u, v, dst, m, top):
+    """``dst = saturate(round(m · (Y, U, V, 1)), 0, top)`` per pixel: the I420 planes ``y (H, W)``, ``u``, ``v``
+    ``(H/2, W/2)`` (uint16) to ``dst (H, W, 3)`` (uint8 or uint16, ``top`` its largest value as a float32), ``m``
+    the 3×4 float32 colour matrix whose U column of R and V column of B are zero; each chroma sample covers 2×2
+    pixels. The chroma terms of a row pair are computed once, summed in OpenCV ``transform``'s order (the last
+    column first)."""
     rows, cols = y.shape
     half = cols // 2
     cb, cg, cr = np.empty(half, np.float32), np.empty(half, np.float32), np.empty(half, np.float32)
@@ -91,9 +78,9 @@ def to_bgr16(y, u, v, dst, m):
             for j in range(2):
                 yy = np.float32(yr[2 * x + j])
                 k = 6 * x + 3 * j
-                o[k] = np.uint16(np.rint(min(max(yy * m[0, 0] + cb[x], _ZERO), _TOP16)))
-                o[k + 1] = np.uint16(np.rint(min(max(yy * m[1, 0] + cg[x], _ZERO), _TOP16)))
-                o[k + 2] = np.uint16(np.rint(min(max(yy * m[2, 0] + cr[x], _ZERO), _TOP16)))
+                o[k] = np.rint(min(max(yy * m[0, 0] + cb[x], _ZERO), top))
+                o[k + 1] = np.rint(min(max(yy * m[1, 0] + cg[x], _ZERO), top))
+                o[k + 2] = np.rint(min(max(yy * m[2, 0] + cr[x], _ZERO), top))
 
 
 @_jit

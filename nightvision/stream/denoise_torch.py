@@ -39,7 +39,7 @@ from nightvision.stream.denoise import (
     uncovered,
 )
 
-__all__ = ["TorchTemporalDenoiser", "bgr_to_i420", "i420_to_bgr"]
+__all__ = ["TorchTemporalDenoiser", "bgr_to_i420"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ _HALF = 1 << (_SHIFT - 1)
 _TO_Y = (269484, 528482, 102760)  # R, G, B → Y (×2^20), limited range
 _TO_U = (-155188, -305135, 460324)
 _TO_V = (460324, -385875, -74448)
-_FROM = (1220542, 2116026, -409993, -852492, 1673527)  # CY, CUB, CUG, CVG, CVR
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)  # GaussianBlur((5, 5), 0) in OpenCV
 
 
@@ -62,19 +61,6 @@ def bgr_to_i420(bgr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     u = (_TO_U[0] * r0 + _TO_U[1] * g0 + _TO_U[2] * b0 + (128 << _SHIFT) + _HALF) >> _SHIFT
     v = (_TO_V[0] * r0 + _TO_V[1] * g0 + _TO_V[2] * b0 + (128 << _SHIFT) + _HALF) >> _SHIFT
     return y.clamp(0, 255), u.clamp(0, 255), v.clamp(0, 255)
-
-
-def i420_to_bgr(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Integer Y ``(H, W)``, U, V ``(H/2, W/2)`` → ``(H, W, 3)`` uint8 BGR, exactly as OpenCV's
-    ``COLOR_YUV2BGR_I420`` (fixed point, chroma repeated over each 2×2)."""
-    cy, cub, cug, cvg, cvr = _FROM
-    uu = (u.to(torch.int32) - 128).repeat_interleave(2, 0).repeat_interleave(2, 1)
-    vv = (v.to(torch.int32) - 128).repeat_interleave(2, 0).repeat_interleave(2, 1)
-    yy = (y.to(torch.int32) - 16).clamp_min(0) * cy
-    b = (yy + cub * uu + _HALF) >> _SHIFT
-    g = (yy + cug * uu + cvg * vv + _HALF) >> _SHIFT
-    r = (yy + cvr * vv + _HALF) >> _SHIFT
-    return torch.stack([b, g, r], dim=-1).clamp(0, 255).to(torch.uint8)
 
 
 def _box(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -347,29 +333,28 @@ class TorchTemporalDenoiser:
 
     def _output(self, h: int, w: int, grey: bool) -> torch.Tensor:
         hists = [p.hist for p in self._planes]
-        if self.output_dtype == np.uint8:
+        eight = self.output_dtype == np.uint8
+        if eight and grey:
             # convertScaleAbs(hist, 1/64): rounded half to even
             planes = self._filter([torch.round(hh.float() / FIXED).clamp(0, 255) for hh in hists], rounded=True)
-            if grey:
-                return planes[0].to(torch.uint8)
-            bgr = i420_to_bgr(*(p.to(torch.int32) for p in planes))
-        else:
-            planes = self._filter([hh.float() / FIXED for hh in hists], rounded=False)
-            if grey:
-                return _to_uint16(planes[0])
-            bgr = _i420_float_to_bgr16(*planes)
-        return bgr[:h, :w]
+            return planes[0].to(torch.uint8)
+        planes = self._filter([hh.float() / FIXED for hh in hists], rounded=False)
+        if grey:
+            return _to_uint16(planes[0])
+        return _i420_float_to_bgr(*planes, eight=eight)[:h, :w]  # (colour: rounded once, as the CPU path)
 
 
 def _to_uint16(x: torch.Tensor) -> torch.Tensor:
     return (x * 257.0 + 0.5).clamp(0, 65535).to(torch.int32).to(torch.uint16)
 
 
-def _i420_float_to_bgr16(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """As :func:`nightvision.stream.denoise.i420_fixed_to_bgr16` (here in float): chroma repeated over each 2×2,
-    BT.601 limited range."""
+def _i420_float_to_bgr(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, *, eight: bool) -> torch.Tensor:
+    """As :func:`nightvision.stream.denoise.i420_fixed_to_bgr` (here in float): chroma repeated over each 2×2,
+    BT.601 limited range, rounded once to uint8 or uint16."""
     uu = (u - 128.0).repeat_interleave(2, 0).repeat_interleave(2, 1)
     vv = (v - 128.0).repeat_interleave(2, 0).repeat_interleave(2, 1)
     yy = (y - 16.0) * 1.164
-    bgr = torch.stack([yy + 2.018 * uu, yy - 0.391 * uu - 0.813 * vv, yy + 1.596 * vv], dim=-1) * 257.0
-    return (bgr.clamp(0.0, 65535.0) + 0.5).to(torch.int32).to(torch.uint16)
+    bgr = torch.stack([yy + 2.018 * uu, yy - 0.391 * uu - 0.813 * vv, yy + 1.596 * vv], dim=-1)
+    if eight:
+        return torch.round(bgr.clamp(0.0, 255.0)).to(torch.uint8)
+    return (bgr * 257.0).clamp(0.0, 65535.0).add(0.5).to(torch.int32).to(torch.uint16)
