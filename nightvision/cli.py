@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -1197,6 +1198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as err:  # a second Ctrl-C / SIGTERM, or one outside a job
         name = getattr(err, "signal", "SIGINT")
         print(f"nightvision: interrupted by {name}", file=sys.stderr)
+        _leave_if_ffmpeg_is_blocked(EXIT_SIGNAL.get(name, 130))
         return EXIT_SIGNAL.get(name, 130)
     except BrokenPipeError:  # `nightvision models | head`: the reader has gone; nothing to say to it
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
@@ -1206,6 +1208,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.exception("failed")
         print(f"nightvision: error: {_in_words(err)}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _leave_if_ffmpeg_is_blocked(code: int) -> None:
+    """Exit at once with ``code`` when a stream's connection attempt is still blocked in FFmpeg (the daemon thread
+    that a Ctrl-C while connecting leaves behind, :meth:`StreamSource._connect_interruptibly`): when FFmpeg
+    returns into an interpreter that is shutting down, the process can crash (seen once in the test suite: SIGSEGV
+    after the "interrupted" line). Everything of the job has been closed by now; only stdio is flushed."""
+    if any(t.name == "stream-connect" and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _in_words(err: BaseException) -> str:
