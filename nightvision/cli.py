@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 import textwrap
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -1198,8 +1197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as err:  # a second Ctrl-C / SIGTERM, or one outside a job
         name = getattr(err, "signal", "SIGINT")
         print(f"nightvision: interrupted by {name}", file=sys.stderr)
-        _leave_if_ffmpeg_is_blocked(EXIT_SIGNAL.get(name, 130))
-        return EXIT_SIGNAL.get(name, 130)
+        code = EXIT_SIGNAL.get(name, 130)
+        _leave_if_ffmpeg_is_blocked(code)
+        return code
     except BrokenPipeError:  # `nightvision models | head`: the reader has gone; nothing to say to it
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 0
@@ -1215,7 +1215,9 @@ def _leave_if_ffmpeg_is_blocked(code: int) -> None:
     that a Ctrl-C while connecting leaves behind, :meth:`StreamSource._connect_interruptibly`): when FFmpeg
     returns into an interpreter that is shutting down, the process can crash (seen once in the test suite: SIGSEGV
     after the "interrupted" line). Everything of the job has been closed by now; only stdio is flushed."""
-    if any(t.name == "stream-connect" and t.is_alive() for t in threading.enumerate()):
+    from nightvision.stream.sources import connection_pending
+
+    if connection_pending():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

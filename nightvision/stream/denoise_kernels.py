@@ -84,9 +84,10 @@ class FusedKernels:
         if h % 2 or w % 2 or not u.shape == v.shape == (h // 2, w // 2) or dst.shape != (h, w, 3):
             # (the kernel does not check its indices)
             raise ValueError(f"to_bgr: planes {y.shape}, {u.shape}, {v.shape} and output {dst.shape} do not fit")
-        if dst.dtype not in (np.uint8, np.uint16):
+        top = _TOPS.get(dst.dtype)
+        if top is None:
             raise ValueError(f"to_bgr: a uint8 or uint16 output, got {dst.dtype}")
-        self._to_bgr(y, u, v, dst, matrix, np.float32(np.iinfo(dst.dtype).max))
+        self._to_bgr(y, u, v, dst, matrix, top)
 
     def gaussian5(self, src: np.ndarray, dst: np.ndarray) -> None:
         """``dst = cv2.GaussianBlur(src, (5, 5), 0)`` bit for bit, for a C-contiguous uint16 plane of at least
@@ -100,6 +101,9 @@ class FusedKernels:
         """The blend weight of each averaged scaled ``|d|`` 0–255 as the blend kernel computes it (for tests)."""
         values = [self._weight(np.float32(a), *(np.float32(t) for t in terms)) for a in range(256)]
         return np.array(values, np.int16)
+
+
+_TOPS = {np.dtype(np.uint8): np.float32(255.0), np.dtype(np.uint16): np.float32(65535.0)}  # (to_bgr's outputs)
 
 
 def _offsets(region: tuple[slice, ...]) -> tuple[int, int, int, int, int, int]:

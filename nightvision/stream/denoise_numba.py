@@ -6,7 +6,7 @@ sum rounds; ``np.rint`` rounds half to even as OpenCV does, and LLVM vectorises 
 shifts and masks made the blend half as fast). Each loop runs over a 1-D contiguous row slice, from whole planes
 and offsets: a column-sliced 2-D view, or indices that might be negative, made the same loops ten times slower.
 The colour conversion (:func:`to_bgr`) is the one step that rounds: its float32 sums are OpenCV
-``transform``'s, whose SIMD lanes use fused multiply-adds, so the two differ by one unit of 65535 on a few values.
+``transform``'s, whose SIMD lanes use fused multiply-adds, so the two differ by one unit on a few values.
 """
 
 import numpy as np

@@ -451,6 +451,15 @@ class CaptureSource(Source):
             self._cap = None
 
 
+_CONNECT_THREAD = "stream-connect"
+
+
+def connection_pending() -> bool:
+    """Whether a stream's connection attempt is still running in FFmpeg, abandoned by a Ctrl-C while it was
+    blocked (:meth:`StreamSource._connect_interruptibly` leaves it in a daemon thread to end by itself)."""
+    return any(t.name == _CONNECT_THREAD and t.is_alive() for t in threading.enumerate())
+
+
 def _av_errors() -> Any:
     """PyAV's error module (imported when a stream is opened, not with this module)."""
     import av.error
@@ -609,7 +618,7 @@ class StreamSource(Source):
                     return
             _close_quietly(outcome[0])  # nobody waits for it any more
 
-        worker = threading.Thread(target=attempt, name="stream-connect", daemon=True)
+        worker = threading.Thread(target=attempt, name=_CONNECT_THREAD, daemon=True)
         worker.start()
         try:
             while worker.is_alive():
