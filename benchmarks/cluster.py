@@ -179,9 +179,9 @@ def run_mode(mode: str, archive: Path, out: Path, *, chunk_seconds: float, video
     cluster = None
     try:
         if mode == "enhance":
-            report = enhance_path(archive, out, enhancer=Enhancer())
+            single = enhance_path(archive, out, enhancer=Enhancer())
             seconds = time.monotonic() - t0
-            result: dict[str, Any] = {"frames": report.frames, "seconds": seconds, "setup_seconds": None}
+            result: dict[str, Any] = {"frames": single.frames, "seconds": seconds, "setup_seconds": None}
         else:
             kwargs: dict[str, Any] = {"chunk_seconds": chunk_seconds, "on_progress": progress}
             if mode == "inprocess":

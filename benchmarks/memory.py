@@ -173,7 +173,7 @@ def calibrate(models: list[str], backends: list[str], sides: tuple[int, int] = (
     rows = []
     for model in models:
         for backend in backends:
-            grown = {}
+            grown: dict[int, float] = {}
             for side in sides:
                 cmd = [sys.executable, "-c", _CALIBRATE, model, backend, str(side)]
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)

@@ -22,4 +22,5 @@ sed -i -E 's/([(,] ?)in: /\1in_: /g; s/power: Weights = None, channel_axis: int\
 .venv/bin/ruff check nightvision training tests benchmarks
 .venv/bin/ruff format --check nightvision training tests benchmarks
 .venv/bin/mypy
+.venv/bin/mypy benchmarks  # scripts that import the package: they rot silently otherwise
 exec .venv/bin/python -m pytest -q --durations=10 "$@"
