@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -154,8 +155,7 @@ def test_synthetic_pairs_are_aligned_and_scoreable(tmp_path: Path) -> None:
     assert rows["auto-gamma"]["psnr"] > rows["input"]["psnr"] + 5  # brightening moves towards the target
 
 
-def test_merge_rows_replaces_and_inserts_and_keeps_kinds_apart(tmp_path: Path) -> None:
-    """benchmarks/merge_rows.py: a partial re-run's rows go into a recorded table, nothing else changes."""
+def _merge_rows_module() -> Any:
     import importlib.util
 
     from tests.conftest import ROOT
@@ -164,6 +164,12 @@ def test_merge_rows_replaces_and_inserts_and_keeps_kinds_apart(tmp_path: Path) -
     assert spec is not None and spec.loader is not None
     merge_rows = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(merge_rows)
+    return merge_rows
+
+
+def test_merge_rows_replaces_and_inserts_and_keeps_kinds_apart(tmp_path: Path) -> None:
+    """benchmarks/merge_rows.py: a partial re-run's rows go into a recorded table, nothing else changes."""
+    merge_rows = _merge_rows_module()
 
     def row(method: str, kind: str, psnr: float) -> dict:
         return {"method": method, "kind": kind, "psnr": psnr, "ssim": 0.5}
@@ -181,3 +187,54 @@ def test_merge_rows_replaces_and_inserts_and_keeps_kinds_apart(tmp_path: Path) -
     update.write_text(json.dumps({"paired": False, "rows": new}))
     with pytest.raises(SystemExit, match="unpaired"):
         merge_rows.merge(table, update)
+
+
+def test_merge_rows_takes_a_video_methods_figures_along_and_replaces_redefined_bounds(tmp_path: Path) -> None:
+    """A video table: a new model's row, per-clip and real-clip figures go in before the reference rows; a
+    redefined (renamed) bound replaces the old one, which leaves no figures behind; other settings are refused."""
+    merge_rows = _merge_rows_module()
+    settings = {"seed": 0, "frames": 4, "size": [32, 16], "bpp": 0.1, "real_frames": 2}
+    clips = [{"name": "pan-1", "motion": "pan", "exposure": 0.05, "shot": 1e-3, "read": 1e-6,
+              "input_psnr": 30.0, "clean_temporal_error": 0.3}]  # fmt: skip
+
+    def table(methods: list[tuple[str, str, float]]) -> dict:
+        return {
+            "settings": dict(settings, machine={"cores": 2}),
+            "rows": [{"method": m, "kind": k, "psnr": v} for m, k, v in methods],
+            "clips": clips,
+            "per_clip": [{"method": m, "clip": "pan-1", "psnr": v} for m, _, v in methods],
+            "real": [{"method": m, "clip": "a.mp4", "noise_ratio": v / 100} for m, k, v in methods if k != "bound"]
+            + [{"method": "input", "clip": "a.mp4", "noise_ratio": 1.0}],
+        }
+
+    recorded = table([("input", "bound", 7.0), ("old bound", "bound", 17.0), ("a", "ours", 15.0),
+                      ("official", "reference", 14.0)])  # fmt: skip
+    path = tmp_path / "video"
+    path.with_suffix(".json").write_text(json.dumps(recorded))
+    update = table(
+        [("input", "bound", 7.0), ("new bound", "bound", 17.5), ("a", "ours", 99.0), ("model-b", "ours", 19.0)]
+    )
+    update["real"] = [r for r in update["real"] if r["method"] != "input"]  # a run without the real clips
+    (tmp_path / "update.json").write_text(json.dumps(update))
+    assert merge_rows.merge(path, tmp_path / "update.json", only=["model-b"]) == ["model-b"]
+    merged = json.loads(path.with_suffix(".json").read_text())
+    assert [(r["method"], r["psnr"]) for r in merged["rows"]] == [
+        ("input", 7.0), ("old bound", 17.0), ("a", 15.0), ("model-b", 19.0), ("official", 14.0)]  # fmt: skip
+    assert {"method": "model-b", "clip": "pan-1", "psnr": 19.0} in merged["per_clip"]
+    assert {"method": "model-b", "clip": "a.mp4", "noise_ratio": 0.19} in merged["real"]
+    assert merged["settings"]["merged"] == [{"methods": ["model-b"], "machine": {"cores": 2}}]
+    assert "| model-b | ours | 19.00 |" in path.with_suffix(".md").read_text()
+
+    assert merge_rows.merge(path, tmp_path / "update.json", only=["bound"]) == ["new bound", "input"]
+    merged = json.loads(path.with_suffix(".json").read_text())
+    assert [r["method"] for r in merged["rows"]] == ["input", "new bound", "a", "model-b", "official"]
+    assert not any(r["method"] == "old bound" for r in merged["per_clip"] + merged["real"])
+    assert {"method": "input", "clip": "a.mp4", "noise_ratio": 1.0} in merged["real"]  # kept: none in the update
+
+    update["settings"]["frames"] = 8
+    (tmp_path / "update.json").write_text(json.dumps(update))
+    with pytest.raises(SystemExit, match="other settings"):
+        merge_rows.merge(path, tmp_path / "update.json")
+    (tmp_path / "summary.json").write_text(json.dumps({"paired": True, "rows": update["rows"]}))
+    with pytest.raises(SystemExit, match="video table"):
+        merge_rows.merge(path, tmp_path / "summary.json")

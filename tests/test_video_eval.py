@@ -13,10 +13,11 @@ import pytest
 
 from nightvision.errors import InputError
 from nightvision.evaluation.metrics import colour_cast, flicker, lab_offset, noise_ratio, noise_sigma
-from nightvision.evaluation.noise import NoiseLevels
+from nightvision.evaluation.noise import NoiseLevels, degrade
 from nightvision.evaluation.video import (
     MOTIONS,
     SyntheticClip,
+    _noise_free,
     camera_path,
     ffmpeg_filter,
     gt_mean,
@@ -51,6 +52,19 @@ def make(motion: str, *, seed: int = 1, bpp: float | None = None, frames: int = 
         seed=seed,
         bpp=bpp,
     )
+
+
+def test_the_noise_free_input_is_the_dark_clip_without_noise_in_8_or_16_bits() -> None:
+    """The bound row's input: the clip's darkening alone. In 8 bits it is degrade() without noise; in 16 bits
+    the same values, finer (what a perfect denoiser with a 16-bit hand-off could give the model)."""
+    clip = make("pan", frames=3)
+    eight, sixteen = _noise_free(clip), _noise_free(clip, bits=16)
+    rng = np.random.default_rng(0)
+    darkened = np.stack([degrade(f, exposure=clip.exposure, levels=NoiseLevels(0.0, 0.0), rng=rng) for f in clip.clean])
+    assert eight.dtype == np.uint8 and np.array_equal(eight, darkened)
+    assert sixteen.dtype == np.uint16 and sixteen.shape == eight.shape
+    assert np.abs(sixteen / 257.0 - eight).max() <= 0.5 + 1e-6  # the same values ...
+    assert len(np.unique(sixteen)) > 4 * len(np.unique(eight))  # ... without the 8-bit steps
 
 
 def test_synthesis_is_deterministic() -> None:

@@ -54,7 +54,14 @@ import cv2
 import numpy as np
 
 from nightvision.errors import InputError, NightvisionError
-from nightvision.evaluation.noise import NoiseLevels, degrade, sample_exposure, sample_levels
+from nightvision.evaluation.noise import (
+    NoiseLevels,
+    degrade,
+    linear_to_srgb,
+    sample_exposure,
+    sample_levels,
+    srgb_to_linear,
+)
 from nightvision.io.atomic import atomic_path
 
 __all__ = [
@@ -657,7 +664,7 @@ class VideoMethod:
     make: Callable[[], ClipRunner]
     frame_cost: Callable[[], Callable[[np.ndarray], Any]] | None = None
     denoise_cost: Callable[[Sequence[np.ndarray]], float] | None = None
-    source: str = "input"  # or "noise-free": the clip's input without noise and H.264 (a bound)
+    source: str = "input"  # or "noise-free": the clip's input without noise and H.264, in 16 bits (a bound)
 
 
 def _per_frame(make_fn: Callable[[], Callable[[np.ndarray], np.ndarray]]) -> Callable[[], ClipRunner]:
@@ -939,8 +946,10 @@ def _cell(key: str, value: Any) -> str:
 
 
 def bound_methods(enhance: Frame) -> list[VideoMethod]:
-    """Rows that bound the others: the dark input itself, and zero-dce++ on the noise-free input (what a
-    perfect denoiser before zero-dce++ would score). The clean clip's own temporal error is in the clips table."""
+    """Rows that bound the others: the dark input itself, and zero-dce++ on the noise-free input in 16 bits
+    (what a perfect denoiser before zero-dce++ would score: ours hands it 16-bit frames, and averaging noisy
+    frames recovers what rounding the dark frame to 8 bits would lose). The clean clip's own temporal error
+    is in the clips table."""
 
     def identity(frames: np.ndarray) -> np.ndarray:
         return frames
@@ -951,15 +960,21 @@ def bound_methods(enhance: Frame) -> list[VideoMethod]:
     return [
         VideoMethod("input (dark, no enhancement)", "bound", identity_runner),
         VideoMethod(
-            "zero-dce++ on the noise-free input", "bound", _per_frame(_returning(enhance)), source="noise-free"
+            "zero-dce++ on the noise-free input (16-bit)",
+            "bound",
+            _per_frame(_returning(enhance)),
+            source="noise-free",
         ),
     ]
 
 
-def _noise_free(clip: SyntheticClip) -> np.ndarray:
-    """The clip's input without noise and without H.264: exposure and 8-bit quantisation only."""
-    rng = np.random.default_rng(0)
-    return np.stack([degrade(f, exposure=clip.exposure, levels=NoiseLevels(0.0, 0.0), rng=rng) for f in clip.clean])
+def _noise_free(clip: SyntheticClip, *, bits: int = 8) -> np.ndarray:
+    """The clip's input without noise and without H.264: the exposure (in linear light) and rounding to
+    ``bits`` (8 or 16) only; in 8 bits, :func:`~nightvision.evaluation.noise.degrade` without noise."""
+    top = (1 << bits) - 1
+    lut = linear_to_srgb(srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0) * np.float32(clip.exposure))
+    table = np.floor(np.clip(lut, 0.0, 1.0) * top + 0.5).astype(np.uint8 if bits == 8 else np.uint16)
+    return table[clip.clean]
 
 
 def evaluate_video(
@@ -1043,7 +1058,7 @@ def evaluate_video(
         log.info("scoring %s", method.name)
         t0 = time.perf_counter()
         for clip in clips:
-            outs = method.make()(_noise_free(clip) if method.source == "noise-free" else clip.noisy)
+            outs = method.make()(_noise_free(clip, bits=16) if method.source == "noise-free" else clip.noisy)
             scores = {
                 "method": method.name,
                 "clip": clip.name,
