@@ -172,6 +172,8 @@ def test_a_numba_that_cannot_build_the_kernels_falls_back(
         ("raises", "they failed on a test plane (RuntimeError: no LLVM)"),
         ("to_bgr", "uint8 colour conversion differs from OpenCV's by up to"),
         ("gaussian5", "5×5 Gaussian differs from OpenCV's"),
+        ("motion_sums", "coherent test differs"),
+        ("spread_max", "coherent test differs"),
     ],
 )
 def test_kernels_that_differ_from_the_opencv_passes_are_not_used(
@@ -185,6 +187,7 @@ def test_kernels_that_differ_from_the_opencv_passes_are_not_used(
     good = kernels.load()
     assert good is not None
     motion, blend, to_bgr, gaussian5 = good._motion, good._blend, good._to_bgr, good._gaussian5
+    motion_sums, spread_max = good._motion_sums, good._spread_max
 
     def plus_one(jitted: Any) -> Any:
         def run(*args: Any) -> None:
@@ -214,9 +217,20 @@ def test_kernels_that_differ_from_the_opencv_passes_are_not_used(
             good._gaussian5(src, dst)
             dst[0, 0] ^= 1
 
+    elif broken == "motion_sums":
+
+        def motion_sums(cur: np.ndarray, hist: np.ndarray, out: np.ndarray, sums: np.ndarray, *rest: Any) -> None:
+            good._motion_sums(cur, hist, out, sums, *rest)
+            sums *= np.float32(1.01)  # off by 1 %
+
+    elif broken == "spread_max":
+
+        def spread_max(blocks: np.ndarray, a: np.ndarray, y0: int, x0: int, rows: int, cols: int) -> None:
+            good._spread_max(blocks, a, y0, x0, rows - 1, cols)  # the last row left out
+
     else:
         motion = fails
-    loaded = kernels.FusedKernels(motion, blend, good._weight, to_bgr, gaussian5)
+    loaded = kernels.FusedKernels(motion, blend, good._weight, to_bgr, gaussian5, motion_sums, spread_max)
     monkeypatch.setattr(kernels, "_loaded", loaded)
     monkeypatch.setattr(kernels, "_failure", None)
     monkeypatch.setattr(denoise, "_kernels_checked", False)

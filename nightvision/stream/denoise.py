@@ -18,8 +18,12 @@ handful of passes per frame on 8- and 16-bit data. Per frame:
 3. **Motion detection against the history.** ``d = current − history``; ``|d|`` in units of the estimated
    temporal noise, averaged over 5×5 pixels, is mapped to a blend weight ``k`` by a lookup table: ``k_min``
    (strong averaging) where noise explains the difference, rising smoothly to 1 (the current frame, no
-   averaging: nothing ghosts) where it does not. Chroma moves where the luma moved or where its own
-   difference (3×3) is beyond its noise, with its own ``k_min``.
+   averaging: nothing ghosts) where it does not. A change too faint for that, a dark object passing over a
+   background of nearly its brightness, is seen by its sign: ``d`` summed over 12×12 pixels (3×3 blocks of
+   4×4) in units of that sum's own noise, measured online (the encoder's noise is correlated between
+   neighbours); it counts as motion from ``coherent`` standard errors on, and the larger of the two decides.
+   Without it such an object drew a dark trail as long as itself. Chroma moves where the luma moved or where
+   its own difference (3×3) is beyond its noise, with its own ``k_min``.
 4. **Recursive blend.** ``history ← history + k·d`` in 16-bit fixed point (1/64 level), so averaging keeps
    sub-level precision on dark frames (levels 0–10 are multiplied about tenfold by the model afterwards).
 5. **Spatial filter.** The output is the history blended with a 5×5 Gaussian of itself (luma and, at half
@@ -67,6 +71,7 @@ _Here = TypeVar("_Here")
 _There = TypeVar("_There")
 
 UNIT = 32.0  # |d| is scaled so that one noise σ is this many uint8 steps before the motion lookup
+COHERENT_SPAN = 12.0  # the coherent test sums d over 12×12 pixels: √144 times one pixel's σ for independent noise
 FIXED = 64  # fixed point of the history: 1/64 level
 WEIGHT_ONE = 256  # blend weights are integers, 256 = 1
 _PARALLEL_PIXELS = 640 * 360  # below this, handing the chroma to a thread costs more than it saves
@@ -102,6 +107,9 @@ class DenoiseParams:
             thumbnails scatters by about 0.1 thumbnail pixel (p90 0.15-0.2) from frame to frame on a still
             scene; below this, a measured shift counts as none (a slower pan is left to the motion detection:
             no ghosting, less averaging on its edges).
+        coherent: the coherent-change test of step 3: the sum of ``d`` over 12×12 pixels counts as motion from
+            this many of its noise standard errors (the ramp of ``|d|`` starts there and is full at twice as
+            many); 0 switches the test off.
         cut_fraction, cut_change: a scene cut is a frame in which more than ``cut_fraction`` of the luma moved
             and whose coarse thumbnail changed by more than ``cut_change`` of its level.
         noise_floor: the noise estimate never goes below this (8-bit levels); a clean clip sits on it.
@@ -120,6 +128,7 @@ class DenoiseParams:
     align: bool = True
     max_shift: float = 0.125
     min_shift: float = 0.2
+    coherent: float = 3.0
     cut_fraction: float = 0.6
     cut_change: float = 0.25
     noise_floor: float = 0.3
@@ -145,6 +154,8 @@ class DenoiseParams:
             raise ValueError(f"max_shift must be in (0, 1] (a fraction of the shorter side), got {self.max_shift}")
         if self.noise_floor <= 0.0:
             raise ValueError(f"noise_floor must be positive, got {self.noise_floor}")
+        if self.coherent != 0.0 and not 1.0 <= self.coherent <= 20.0:
+            raise ValueError(f"coherent must be 0 (off) or in [1, 20] standard errors, got {self.coherent}")
         if not 1.0 <= self.chroma_sigma_max <= 8.0:
             raise ValueError(f"chroma_sigma_max must be in [1, 8], got {self.chroma_sigma_max}")
 
@@ -202,6 +213,9 @@ class DenoiseControl:
         self.restart()
         self.sigma = [params.noise_floor, params.noise_floor]  # luma, chroma: σ of the temporal difference
         self.level = 0.0
+        # σ of the coherent test's 12×12 sums of d over what 144 independent pixels would give: the encoder's
+        # noise is correlated between neighbours (about 2 on H.264 clips); measured online, at least 1
+        self.coherent_ratio = 2.0
 
     def restart(self) -> None:
         """New history: offsets back to zero (the noise estimate is kept)."""
@@ -280,6 +294,19 @@ class DenoiseControl:
         memory = self.params.noise_memory if self.frames > 3 else 0.3
         self.sigma[index] = max(memory * self.sigma[index] + (1 - memory) * estimate, self.params.noise_floor)
 
+    def coherent_se(self, sigma: float) -> float:
+        """The standard error of the coherent test's sums (fixed point) for the luma noise ``sigma``."""
+        return self.coherent_ratio * sigma * FIXED * COHERENT_SPAN
+
+    def update_coherent(self, median_scaled: float) -> None:
+        """Fold a new measurement (median of the non-zero sums in steps of ``UNIT`` per standard error of the
+        current ratio, as :func:`coherent_motion` gives it) into the running ratio."""
+        if not math.isfinite(median_scaled):
+            return
+        ratio = median_scaled / UNIT * self.coherent_ratio / _MAD
+        memory = self.params.noise_memory if self.frames > 3 else 0.3
+        self.coherent_ratio = max(memory * self.coherent_ratio + (1 - memory) * ratio, 1.0)
+
     def spatial_weights(self) -> tuple[float, float, float]:
         """Weights of the spatially filtered planes: luma where moved, luma where static, chroma."""
         if self.frames <= 1:
@@ -320,6 +347,30 @@ def _shift_helps(prev: np.ndarray, small: np.ndarray, sx: float, sy: float) -> b
     still = float(np.median(np.abs(cur - prev[y0:y1:4, x0:x1:4])))
     shifted = float(np.median(np.abs(cur - moved[y0:y1:4, x0:x1:4])))
     return shifted < 0.9 * still
+
+
+def coherent_motion(sums: np.ndarray, se: float, params: DenoiseParams) -> tuple[np.ndarray, float]:
+    """The coherent-change test (step 3 of the module docstring) on the block sums of ``d`` (float32
+    ``(H/4, W/4)``, fixed point, whole 4×4 blocks): their sums over 3×3 blocks, in the units of the averaged
+    scaled ``|d|`` (uint8: ``motion_low`` at ``params.coherent`` standard errors ``se``), and the median of the
+    non-zero ones in steps of ``UNIT`` per ``se`` (the measurement of their noise). The sums of integers are
+    exact in float32, so the CPU and torch paths agree to the bit."""
+    total = cv2.boxFilter(sums, -1, (3, 3), normalize=False, borderType=cv2.BORDER_REFLECT_101)
+    steps = cv2.convertScaleAbs(total[::2, ::2], alpha=UNIT / se)  # (one block in four: plenty for a median)
+    median = median_nonzero(np.bincount(steps.ravel(), minlength=256))
+    return cv2.convertScaleAbs(total, alpha=params.motion_steps[0] / (params.coherent * se)), median
+
+
+def spread_max(blocks: np.ndarray, a: np.ndarray) -> None:
+    """``a = max(a, the value of its 4×4 block)`` in place, ``blocks`` uint8 ``(rows // 4, cols // 4)`` of
+    ``a (rows, cols)``; the rows and columns beyond the last whole block take the last one's."""
+    bh, bw = blocks.shape
+    up = cv2.resize(blocks, (4 * bw, 4 * bh), interpolation=cv2.INTER_NEAREST)
+    core = a[: 4 * bh, : 4 * bw]
+    cv2.max(core, up, dst=core)
+    np.maximum(a[4 * bh :, : 4 * bw], up[-1:], out=a[4 * bh :, : 4 * bw])
+    np.maximum(a[:, 4 * bw :], np.vstack([up[:, -1:], np.repeat(up[-1:, -1:], a.shape[0] - 4 * bh, 0)]),
+               out=a[:, 4 * bw :])  # fmt: skip
 
 
 def median_nonzero(counts: np.ndarray) -> float:
@@ -370,6 +421,7 @@ class _Plane:
         self.spare = np.empty_like(self.hist)
         self.a = np.full(plane.shape, 255, np.uint8)  # averaged scaled |d|; 255 where there is no history
         self.source = plane  # the current frame's plane (uint8), from the latest step
+        self.sums: np.ndarray | None = None  # the coherent test's block sums (luma only)
         if kernels is None:  # scratch of the OpenCV passes
             self.cur = np.empty_like(self.hist)
             self.d = np.empty_like(self.hist)
@@ -393,18 +445,46 @@ class _Plane:
             self.a[rows, cols] = 255
         return overlap(h, w, dx, dy)
 
-    def motion(self, region: tuple[slice, slice, slice, slice], alpha: float) -> np.ndarray:
+    def motion(self, region: tuple[slice, slice, slice, slice], alpha: float, block_sums: bool = False) -> np.ndarray:
         """The scaled ``|d| = |cur − hist|·alpha`` (uint8, saturated) on the overlap, into :attr:`a`; returns
-        that view (the caller averages it)."""
+        that view (the caller averages it). With ``block_sums``, also the sums of ``d`` over its whole 4×4
+        blocks into :attr:`sums` (``None`` where the overlap is under 12×12 pixels), for :meth:`coherent`."""
         ys, xs, yh, xh = region
         a = self.a[ys, xs]
+        bh, bw = (ys.stop - ys.start) // 4, (xs.stop - xs.start) // 4
+        sums = None
+        if block_sums and bh >= 3 and bw >= 3:
+            if self.sums is None or self.sums.shape != (bh, bw):
+                self.sums = np.empty((bh, bw), np.float32)
+            sums = self.sums
         if self.kernels is not None:
-            self.kernels.motion(self.source, self.hist, self.a, alpha, region)
+            if sums is not None:
+                self.kernels.motion_sums(self.source, self.hist, self.a, sums, alpha, region)
+            else:
+                self.kernels.motion(self.source, self.hist, self.a, alpha, region)
         else:
             d = self.d[ys, xs]
             cv2.subtract(self.cur[ys, xs], self.hist[yh, xh], dst=d)
             cv2.convertScaleAbs(d, dst=a, alpha=alpha)
+            if sums is not None:  # (INTER_AREA at exactly 4× is each block's mean: exact in float32, as its ×16)
+                cv2.resize(d[: 4 * bh, : 4 * bw].astype(np.float32), (bw, bh), dst=sums, interpolation=cv2.INTER_AREA)
+                sums *= 16.0
+        if sums is None:
+            self.sums = None
         return a
+
+    def coherent(self, region: tuple[slice, slice, slice, slice], se: float, params: DenoiseParams) -> float:
+        """The coherent-change test on the overlap (after :meth:`motion` with its block sums, and the average of
+        :attr:`a`): raise :attr:`a` where the sum of ``d`` over 12×12 pixels is beyond its noise
+        (:func:`coherent_motion`); returns the measurement of that noise (``nan`` without block sums)."""
+        if self.sums is None:
+            return math.nan
+        blocks, median = coherent_motion(self.sums, se, params)
+        if self.kernels is not None:
+            self.kernels.spread_max(blocks, self.a, region)
+        else:
+            spread_max(blocks, self.a[region[0], region[1]])
+        return median
 
     def blend(
         self, region: tuple[slice, slice, slice, slice], weights: _Weights, moved: np.ndarray | None = None
@@ -446,6 +526,7 @@ class _LumaDifference:
     region: tuple[slice, slice, slice, slice] | None
     median: float
     sigma: float
+    coherent: float  # the coherent test's noise measurement (``nan``: none)
 
 
 @dataclass
@@ -684,12 +765,15 @@ class TemporalDenoiser:
         ``luma.a``) and the median of the scaled non-zero ``|d|`` (the noise measurement)."""
         sigma = self.control.sigma[0]
         region = luma.step(cur, shift)
-        median = math.nan
+        median = coherent = math.nan
         if region is not None:
-            a = luma.motion(region, UNIT / (sigma * FIXED))
+            coherent_test = self.params.coherent > 0.0
+            a = luma.motion(region, UNIT / (sigma * FIXED), block_sums=coherent_test)
             median = median_nonzero(np.bincount(a[::8, ::8].ravel(), minlength=256))
             cv2.blur(a, (5, 5), dst=a)
-        return _LumaDifference(luma, shift, region, median, sigma)
+            if coherent_test:
+                coherent = luma.coherent(region, self.control.coherent_se(sigma), self.params)
+        return _LumaDifference(luma, shift, region, median, sigma, coherent)
 
     def _luma_motion(self, planes: list[np.ndarray], guess: _LumaDifference | None = None) -> bool:
         """The luma's difference to its history (``guess`` when it was computed for this frame's shift), the
@@ -709,6 +793,7 @@ class TemporalDenoiser:
             self.cuts += 1
             self._start(planes)
             return True
+        c.update_coherent(diff.coherent)
         c.update_sigma(0, median_y, sigma_y)
         c.frames += 1
         self._luma_region = region
@@ -920,11 +1005,14 @@ def _kernels_differ(kernels: FusedKernels) -> str | None:
         region = plane.step(cur, (3, -2))
         assert region is not None
         values = [plane.motion(region, 0.37).copy()]
+        plane.motion(region, 0.004, block_sums=True)  # (small steps: the coherent test raises some of them)
+        median = plane.coherent(region, 40000.0, DenoiseParams())
+        values += [plane.a.copy(), np.array(median)]
         plane.blend(region, weights, moved)
         results.append([*values, plane.hist])
-    names = ("scaled |d|", "history")
+    names = ("scaled |d|", "coherent test", "coherent noise measurement", "history")
     for name, mine, theirs in zip(names, *results, strict=True):
-        if not np.array_equal(mine, theirs):
+        if not np.array_equal(mine, theirs, equal_nan=True):
             return f"their {name} differs from OpenCV's on {np.count_nonzero(mine != theirs)} pixels"
     plane16 = rng.integers(0, 65536, (h, w), dtype=np.uint16)
     blurred = np.empty_like(plane16)

@@ -43,7 +43,11 @@ class FusedKernels:
         weight: Callable[..., Any],
         to_bgr: Callable[..., None],
         gaussian5: Callable[..., None],
+        motion_sums: Callable[..., None],
+        spread_max: Callable[..., None],
     ) -> None:
+        self._motion_sums = motion_sums
+        self._spread_max = spread_max
         self._motion = motion
         self._blend = blend
         self._weight = weight
@@ -57,6 +61,30 @@ class FusedKernels:
         frame, then of the history, as :func:`~nightvision.stream.denoise.overlap` gives them); ``cur`` uint8,
         ``hist`` int16 (fixed point, 1/64 level), ``out`` uint8, all of the frame's shape."""
         self._motion(cur, hist, out, np.float32(alpha), *_offsets(region))
+
+    def motion_sums(
+        self,
+        cur: np.ndarray,
+        hist: np.ndarray,
+        out: np.ndarray,
+        sums: np.ndarray,
+        alpha: float,
+        region: tuple[slice, ...],
+    ) -> None:
+        """:meth:`motion`, and ``sums[i, j] = Σ (cur·64 − hist)`` over the 4×4 pixels of each whole block
+        ``(i, j)`` of the overlap (``sums`` float32, exact) in the same pass."""
+        y0, x0, hy0, hx0, rows, cols = _offsets(region)
+        if sums.dtype != np.float32 or sums.shape != (rows // 4, cols // 4) or hist.shape != cur.shape:
+            raise ValueError(f"motion_sums: {sums.shape} {sums.dtype} does not fit an overlap of {rows}×{cols}")
+        self._motion_sums(cur, hist, out, sums, np.float32(alpha), y0, x0, hy0, hx0, rows, cols)
+
+    def spread_max(self, blocks: np.ndarray, a: np.ndarray, region: tuple[slice, ...]) -> None:
+        """``a = max(a, the value of its 4×4 block in blocks)`` on the overlap ``region`` of ``a`` (uint8, the
+        frame's shape), as :func:`~nightvision.stream.denoise.spread_max` does on that view."""
+        y0, x0, _, _, rows, cols = _offsets(region)
+        if blocks.dtype != np.uint8 or blocks.shape != (rows // 4, cols // 4) or min(blocks.shape) < 1:
+            raise ValueError(f"spread_max: blocks {blocks.shape} do not fit an overlap of {rows}×{cols}")
+        self._spread_max(blocks, a, y0, x0, rows, cols)
 
     def blend(
         self,
@@ -126,7 +154,9 @@ def load() -> FusedKernels | None:
                 log.warning("the denoiser's numba kernels are not used: %s; it runs its OpenCV passes", _failure)
                 return None
             jit = importlib.import_module("nightvision.stream.denoise_numba")
-            kernels = FusedKernels(jit.motion, jit.blend, jit.weight, jit.to_bgr, jit.gaussian5)
+            kernels = FusedKernels(
+                jit.motion, jit.blend, jit.weight, jit.to_bgr, jit.gaussian5, jit.motion_sums, jit.spread_max
+            )
             c8, h16 = np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.int16)
             whole = (slice(0, 2), slice(0, 2), slice(0, 2), slice(0, 2))
             kernels.motion(c8, h16, c8.copy(), 1.0, whole)
@@ -137,6 +167,9 @@ def load() -> FusedKernels | None:
             for depth in (np.uint8, np.uint16):
                 kernels.to_bgr(y16, c16, c16, np.zeros((2, 2, 3), depth), np.zeros((3, 4), np.float32))
             kernels.gaussian5(np.zeros((3, 3), np.uint16), np.zeros((3, 3), np.uint16))
+            c4, h4, whole4 = np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.int16), (slice(0, 4),) * 4
+            kernels.motion_sums(c4, h4, c4.copy(), np.zeros((1, 1), np.float32), 1.0, whole4)
+            kernels.spread_max(np.zeros((1, 1), np.uint8), c4, whole4)
         except Exception as err:  # a numba that does not fit this numpy, or no LLVM for this CPU
             _failure = f"{type(err).__name__}: {err}".splitlines()[0]
             log.warning("numba could not build the denoiser's kernels (%s); it runs its OpenCV passes", _failure)

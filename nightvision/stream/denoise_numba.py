@@ -38,6 +38,44 @@ def motion(cur, hist, out, alpha, y0, x0, hy0, hx0, rows, cols):
 
 
 @_jit
+def motion_sums(cur, hist, out, sums, alpha, y0, x0, hy0, hx0, rows, cols):
+    """:func:`motion`, and ``sums[i, j] = Σ (cur·64 − hist)`` over the 4×4 pixels of each whole block ``(i, j)``
+    of the overlap (``sums`` float32 ``(rows // 4, cols // 4)``: integers below 2**18, exact), from the same
+    rows while they are in the cache."""
+    bh, bw = sums.shape
+    for y in range(rows):
+        c, h, o = cur[y0 + y][x0 : x0 + cols], hist[hy0 + y][hx0 : hx0 + cols], out[y0 + y][x0 : x0 + cols]
+        for x in range(cols):
+            o[x] = np.uint8(np.rint(min(abs(np.float32(c[x]) * _FIXED - np.float32(h[x])) * alpha, _TOP)))
+        i = y // 4
+        if i < bh:
+            s = sums[i]
+            if y % 4 == 0:
+                s[:] = 0.0
+            for j in range(bw):
+                t = np.int32(0)
+                for q in range(4):
+                    t += np.int32(c[4 * j + q]) * 64 - np.int32(h[4 * j + q])
+                s[j] += t
+
+
+@_jit
+def spread_max(blocks, a, y0, x0, rows, cols):
+    """``a = max(a, blocks[y // 4, x // 4])`` on the overlap (frame rows and columns from ``y0, x0``); rows and
+    columns beyond the last whole block take the last one's."""
+    bh, bw = blocks.shape
+    wide = np.empty(cols, np.uint8)  # the block row, one value a pixel (the max below then vectorises)
+    for y in range(rows):
+        if y % 4 == 0 and y // 4 < bh:
+            b = blocks[y // 4]
+            for x in range(cols):
+                wide[x] = b[min(x // 4, bw - 1)]
+        o = a[y0 + y][x0 : x0 + cols]
+        for x in range(cols):
+            o[x] = max(o[x], wide[x])
+
+
+@_jit
 def blended(c, h, a, m, lo, inv, k_min, strength):
     """One pixel's new history value (a float32 holding an integer)."""
     k = weight(np.float32(max(a, m)), lo, inv, k_min, strength)

@@ -229,7 +229,8 @@ class TorchTemporalDenoiser:
         luma_shift, chroma_shift = c.shifts(prev, small, factor)
         sigma_y = c.sigma[0]
         luma = self._planes[0]
-        _, median_y = self._blend(luma, planes[0], luma_shift, sigma_y, luma_table, 5, None, 8)
+        se = c.coherent_se(sigma_y) if self.params.coherent > 0.0 else None
+        _, median_y, coherent = self._blend(luma, planes[0], luma_shift, sigma_y, luma_table, 5, None, 8, se)
         sample = luma.a[::4, ::4]
         moved = float((sample >= self.params.moved_step).float().mean().item())
         if c.is_cut(moved, prev, small):
@@ -237,6 +238,7 @@ class TorchTemporalDenoiser:
             self.cuts += 1
             self._start(planes)
             return
+        c.update_coherent(coherent)
         c.update_sigma(0, median_y, sigma_y)
         c.frames += 1  # before the chroma's noise update, as on the CPU path
         if not grey:
@@ -264,15 +266,17 @@ class TorchTemporalDenoiser:
         box: int,
         motion: torch.Tensor | None,
         stride: int,
-    ) -> tuple[torch.Tensor, float]:
-        """One recursive step of one plane; returns its ``a`` map and the median for the noise estimate."""
+        coherent_se: float | None = None,
+    ) -> tuple[torch.Tensor, float, float]:
+        """One recursive step of one plane; returns its ``a`` map, the median for the noise estimate and, with
+        ``coherent_se`` (the luma), the coherent test's noise measurement (else ``nan``)."""
         h, w = cur8.shape
         dx, dy = shift
         cur = cur8.to(torch.int32) * FIXED
         new = torch.empty_like(state.hist)
         if abs(dx) >= w or abs(dy) >= h:
             state.hist, state.k, state.a = cur, torch.full_like(cur, WEIGHT_ONE), torch.full_like(cur, 255)
-            return state.a, math.nan
+            return state.a, math.nan, math.nan
         for rows, cols in uncovered(h, w, dx, dy):
             new[rows, cols] = cur[rows, cols]
             state.k[rows, cols] = WEIGHT_ONE
@@ -286,6 +290,9 @@ class TorchTemporalDenoiser:
         counts = torch.bincount(a[::stride, ::stride].reshape(-1).long(), minlength=256)
         median = median_nonzero(counts.cpu().numpy())
         a = torch.round(_box(a, box))  # blur on uint8: sum/n rounded (no ties for 9 and 25)
+        coherent = math.nan
+        if coherent_se is not None:
+            a, coherent = self._coherent(a, d, coherent_se)
         if motion is not None:
             a = torch.maximum(a, motion[ys, xs].float())
         a = a.to(torch.int32)
@@ -295,7 +302,28 @@ class TorchTemporalDenoiser:
         # multiply(d, k, scale=1/256) rounds half to even; values stay far inside int16
         new[ys, xs] = hist + torch.round(d.double() * k.double() / WEIGHT_ONE).to(torch.int32)
         state.hist = new
-        return state.a, median
+        return state.a, median, coherent
+
+    def _coherent(self, a: torch.Tensor, d: torch.Tensor, se: float) -> tuple[torch.Tensor, float]:
+        """The coherent-change test (:func:`nightvision.stream.denoise.coherent_motion`) on the overlap's ``d``
+        (fixed point): ``a`` raised to the value of each pixel's 4×4 block, and the noise measurement."""
+        rows, cols = d.shape
+        bh, bw = rows // 4, cols // 4
+        if bh < 3 or bw < 3:
+            return a, math.nan
+        sums = d[: 4 * bh, : 4 * bw].reshape(bh, 4, bw, 4).sum(dim=(1, 3)).float()  # integers: exact
+        padded = F.pad(sums[None, None], (1, 1, 1, 1), mode="reflect")  # reflect-101, as OpenCV's default
+        total = F.conv2d(padded, torch.ones((1, 1, 3, 3), dtype=torch.float32, device=d.device))[0, 0]
+
+        def scaled(alpha: float) -> torch.Tensor:  # convertScaleAbs: |x·α| in float32, half to even, saturated
+            return torch.round((total * torch.tensor(alpha, dtype=torch.float32, device=d.device)).abs()).clamp(0, 255)
+
+        steps = scaled(UNIT / se)[::2, ::2]
+        median = median_nonzero(torch.bincount(steps.reshape(-1).long(), minlength=256).cpu().numpy())
+        blocks = scaled(self.params.motion_steps[0] / (self.params.coherent * se))
+        iy = torch.clamp(torch.arange(rows, device=d.device) // 4, max=bh - 1)
+        ix = torch.clamp(torch.arange(cols, device=d.device) // 4, max=bw - 1)
+        return torch.maximum(a, blocks[iy][:, ix]), median
 
     def _start(self, planes: list[torch.Tensor]) -> None:
         self._planes = [_Plane(p) for p in planes]
