@@ -108,8 +108,8 @@ class DenoiseParams:
             scene; below this, a measured shift counts as none (a slower pan is left to the motion detection:
             no ghosting, less averaging on its edges).
         coherent: the coherent-change test of step 3: the sum of ``d`` over 12×12 pixels counts as motion from
-            this many of its noise standard errors (the ramp of ``|d|`` starts there and is full at twice as
-            many); 0 switches the test off.
+            this many of its noise standard errors on (it enters the ramp of ``|d|`` at ``motion_low`` there, and
+            reaches ``motion_high`` at ``motion_high / motion_low`` times as many); 0 switches the test off.
         cut_fraction, cut_change: a scene cut is a frame in which more than ``cut_fraction`` of the luma moved
             and whose coarse thumbnail changed by more than ``cut_change`` of its level.
         noise_floor: the noise estimate never goes below this (8-bit levels); a clean clip sits on it.
