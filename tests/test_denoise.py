@@ -429,6 +429,10 @@ def test_settings_are_checked() -> None:
         TemporalDenoiser(threads=0)
     with pytest.raises(ValueError, match="chroma_sigma_max"):
         DenoiseParams(chroma_sigma_max=0.5)
+    for coherent in (0.5, -1.0, 25.0):  # (under one standard error it would call the noise itself motion)
+        with pytest.raises(ValueError, match="coherent"):
+            DenoiseParams(coherent=coherent)
+    assert DenoiseParams(coherent=0.0).coherent == 0.0  # off
     table = DenoiseParams(luma_strength=0.8).weight_table(0.8)
     assert table[0] == round(0.2 * 256) and table[-1] == 256 and (np.diff(table) >= 0).all()
 
