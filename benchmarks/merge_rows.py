@@ -5,7 +5,9 @@
 
 After retraining one model, re-scoring it alone takes a minute where the whole table (official weights,
 MIRNet-v2) takes most of an hour. Rows of the same method are replaced; new methods go before the first
-reference row; ``--only`` keeps the update's methods whose names contain one of the given strings. Both tables
+reference row; ``--only`` keeps the update's methods whose names contain one of the given strings (substrings:
+``zero-dce++`` also matches the bound row "zero-dce++ on the noise-free input (16-bit)", which replaces all
+recorded bounds, and "official zero-dce++"; name a method fully, e.g. ``mirnet-v2``). Both tables
 must be of the same kind (paired or not; images or video): rows of different data never mix. A video table
 (``nightvision eval --video``) takes the methods' per-clip and real-clip figures along, and its settings list
 what was merged and on which machine; its contact sheet stays as it was.
@@ -72,6 +74,8 @@ def _merge_video(table: Path, old: dict[str, Any], new: dict[str, Any], only: li
     if [c["name"] for c in old["clips"]] != [c["name"] for c in new["clips"]]:
         raise SystemExit(f"error: the update scored other clips than {table}")
     changed = [r["method"] for r in new["rows"] if _wanted(r["method"], only)]
+    if not changed:
+        raise SystemExit(f"error: no method of the update matches --only {','.join(only or [])}")
     removed = list(changed)
     if any(r["kind"] == "bound" for r in new["rows"] if r["method"] in changed):
         # the bounds of the newer run replace all recorded ones (a bound may have been redefined and renamed)

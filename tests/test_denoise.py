@@ -472,6 +472,7 @@ def _compare(torch: Any, torch_denoiser: Any, dtype: type) -> None:
         # (the colour is rounded once from the planes: in fixed point here, in float there; ties go either way)
         assert (diff > 0.5).mean() < (1.5e-2 if dtype == np.uint8 else 3e-3)
     assert cpu.noise == pytest.approx(gpu_path.noise)
+    assert cpu.control.coherent_ratio == gpu_path.control.coherent_ratio != 2.0  # (measured, the same)
     assert cpu.control.plane_offsets == gpu_path.control.plane_offsets
     tensor = torch.from_numpy(x)
     assert isinstance(gpu_path(tensor), torch.Tensor)

@@ -172,7 +172,7 @@ def test_a_numba_that_cannot_build_the_kernels_falls_back(
         ("raises", "they failed on a test plane (RuntimeError: no LLVM)"),
         ("to_bgr", "uint8 colour conversion differs from OpenCV's by up to"),
         ("gaussian5", "5×5 Gaussian differs from OpenCV's"),
-        ("motion_sums", "coherent test differs"),
+        ("motion_sums", "block sums differs"),
         ("spread_max", "coherent test differs"),
     ],
 )

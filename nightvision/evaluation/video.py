@@ -971,6 +971,8 @@ def bound_methods(enhance: Frame) -> list[VideoMethod]:
 def _noise_free(clip: SyntheticClip, *, bits: int = 8) -> np.ndarray:
     """The clip's input without noise and without H.264: the exposure (in linear light) and rounding to
     ``bits`` (8 or 16) only; in 8 bits, :func:`~nightvision.evaluation.noise.degrade` without noise."""
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
     top = (1 << bits) - 1
     lut = linear_to_srgb(srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0) * np.float32(clip.exposure))
     table = np.floor(np.clip(lut, 0.0, 1.0) * top + 0.5).astype(np.uint8 if bits == 8 else np.uint16)

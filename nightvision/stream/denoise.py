@@ -298,12 +298,16 @@ class DenoiseControl:
         """The standard error of the coherent test's sums (fixed point) for the luma noise ``sigma``."""
         return self.coherent_ratio * sigma * FIXED * COHERENT_SPAN
 
-    def update_coherent(self, median_scaled: float) -> None:
-        """Fold a new measurement (median of the non-zero sums in steps of ``UNIT`` per standard error of the
-        current ratio, as :func:`coherent_motion` gives it) into the running ratio."""
-        if not math.isfinite(median_scaled):
+    def update_coherent(self, median_sums: float, median_pixels: float) -> None:
+        """Fold a new measurement into the running ratio: ``median_sums``, the median of the non-zero sums in
+        steps of ``UNIT`` per standard error of the current ratio (:func:`coherent_motion`), against
+        ``median_pixels``, the same frame's median of the scaled non-zero ``|d|`` (both scaled by the σ in use,
+        which cancels: a σ still far from the truth on the first frames does not enter the ratio). A change of
+        the whole frame (an exposure ramp, flicker) raises the measured ratio too, so the test then holds back,
+        as it should where everything moved alike."""
+        if not (math.isfinite(median_sums) and math.isfinite(median_pixels)) or median_pixels <= 0.0:
             return
-        ratio = median_scaled / UNIT * self.coherent_ratio / _MAD
+        ratio = self.coherent_ratio * median_sums / median_pixels
         memory = self.params.noise_memory if self.frames > 3 else 0.3
         self.coherent_ratio = max(memory * self.coherent_ratio + (1 - memory) * ratio, 1.0)
 
@@ -793,7 +797,7 @@ class TemporalDenoiser:
             self.cuts += 1
             self._start(planes)
             return True
-        c.update_coherent(diff.coherent)
+        c.update_coherent(diff.coherent, median_y)
         c.update_sigma(0, median_y, sigma_y)
         c.frames += 1
         self._luma_region = region
@@ -993,7 +997,7 @@ def fused_kernels() -> FusedKernels | None:
 def _kernels_differ(kernels: FusedKernels) -> str | None:
     """What differs between one step of a small plane through ``kernels`` and through the OpenCV passes."""
     rng = np.random.default_rng(7)
-    h, w = 18, 70  # (columns for the vector loops and for their scalar remainders)
+    h, w = 36, 70  # (columns for the vector loops and for their scalar remainders)
     cur = rng.integers(0, 256, (h, w), dtype=np.uint8)
     hist = rng.integers(0, 255 * FIXED + 1, (h, w)).astype(np.int16)
     moved = rng.integers(0, 256, (h, w), dtype=np.uint8)
@@ -1002,15 +1006,18 @@ def _kernels_differ(kernels: FusedKernels) -> str | None:
     for k in (kernels, None):
         plane = _Plane(cur, k)
         plane.hist[:] = hist
-        region = plane.step(cur, (3, -2))
+        region = plane.step(cur, (3, -3))  # (33 rows: some past the last whole 4×4 block)
         assert region is not None
         values = [plane.motion(region, 0.37).copy()]
         plane.motion(region, 0.004, block_sums=True)  # (small steps: the coherent test raises some of them)
+        sums = np.array(plane.sums)
         median = plane.coherent(region, 40000.0, DenoiseParams())
-        values += [plane.a.copy(), np.array(median)]
+        values += [sums, plane.a.copy(), np.array(median)]
         plane.blend(region, weights, moved)
         results.append([*values, plane.hist])
-    names = ("scaled |d|", "coherent test", "coherent noise measurement", "history")
+    if not math.isfinite(float(results[1][3])):  # pragma: no cover - the plane above is made to give one
+        return "the check plane gave the coherent test no noise measurement"
+    names = ("scaled |d|", "block sums", "coherent test", "coherent noise measurement", "history")
     for name, mine, theirs in zip(names, *results, strict=True):
         if not np.array_equal(mine, theirs, equal_nan=True):
             return f"their {name} differs from OpenCV's on {np.count_nonzero(mine != theirs)} pixels"

@@ -74,7 +74,10 @@ class FusedKernels:
         """:meth:`motion`, and ``sums[i, j] = Σ (cur·64 − hist)`` over the 4×4 pixels of each whole block
         ``(i, j)`` of the overlap (``sums`` float32, exact) in the same pass."""
         y0, x0, hy0, hx0, rows, cols = _offsets(region)
-        if sums.dtype != np.float32 or sums.shape != (rows // 4, cols // 4) or hist.shape != cur.shape:
+        h, w = cur.shape
+        inside = min(y0, x0, hy0, hx0) >= 0 and max(y0, hy0) + rows <= h and max(x0, hx0) + cols <= w
+        fits = sums.dtype == np.float32 and sums.shape == (rows // 4, cols // 4) and hist.shape == out.shape == (h, w)
+        if not (inside and fits):  # (the kernel does not check its indices)
             raise ValueError(f"motion_sums: {sums.shape} {sums.dtype} does not fit an overlap of {rows}×{cols}")
         self._motion_sums(cur, hist, out, sums, np.float32(alpha), y0, x0, hy0, hx0, rows, cols)
 
@@ -82,7 +85,8 @@ class FusedKernels:
         """``a = max(a, the value of its 4×4 block in blocks)`` on the overlap ``region`` of ``a`` (uint8, the
         frame's shape), as :func:`~nightvision.stream.denoise.spread_max` does on that view."""
         y0, x0, _, _, rows, cols = _offsets(region)
-        if blocks.dtype != np.uint8 or blocks.shape != (rows // 4, cols // 4) or min(blocks.shape) < 1:
+        inside = a.dtype == np.uint8 and min(y0, x0) >= 0 and y0 + rows <= a.shape[0] and x0 + cols <= a.shape[1]
+        if blocks.dtype != np.uint8 or blocks.shape != (rows // 4, cols // 4) or min(blocks.shape) < 1 or not inside:
             raise ValueError(f"spread_max: blocks {blocks.shape} do not fit an overlap of {rows}×{cols}")
         self._spread_max(blocks, a, y0, x0, rows, cols)
 

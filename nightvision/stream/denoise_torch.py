@@ -8,10 +8,11 @@ that way, the binomial 5×5 Gaussian of ``GaussianBlur`` and the box filter of `
 CPU path within one level on almost every pixel (tested; ``addWeighted``'s float rounding differs from ours on
 near-ties).
 
-The tensors stay on the input's device. Three small values come back to the host per frame (a 90-px
-thumbnail for the phase correlation, which runs in OpenCV exactly as on the CPU path, and two 256-bin
-histograms for the noise estimate), so each frame synchronises with the device a few times; at 720p that is
-a few tens of kilobytes.
+The tensors stay on the input's device. A few small values come back to the host per frame (a 90-px
+thumbnail for the phase correlation, which runs in OpenCV exactly as on the CPU path, and four 256-bin
+histograms for the noise estimates: luma, the coherent test, two chroma planes), so each frame synchronises
+with the device a few times; at 720p that is a few tens of kilobytes. No step is a convolution (cuDNN may
+compute those in TF32): the Gaussian and the box filters are sums of shifted copies and poolings, exact.
 
 Needs torch (the ``train`` extra); the runtime imports this module only when asked for the torch path.
 """
@@ -71,11 +72,17 @@ def _box(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _gauss5(x: torch.Tensor) -> torch.Tensor:
-    """OpenCV's ``GaussianBlur(x, (5, 5), 0)``: binomial [1 4 6 4 1]/16 both ways, reflect-101, float."""
-    k = torch.tensor(_BINOMIAL, dtype=torch.float32, device=x.device)
-    xp = F.pad(x[None, None].float(), (2, 2, 2, 2), mode="reflect")
-    xp = F.conv2d(xp, k.view(1, 1, 1, 5))
-    return F.conv2d(xp, k.view(1, 1, 5, 1))[0, 0] / 256.0
+    """OpenCV's ``GaussianBlur(x, (5, 5), 0)``: binomial [1 4 6 4 1]/16 both ways, reflect-101, float. Summed
+    from shifted copies in float64, exactly (a convolution may run in TF32 on a GPU, 10 bits of mantissa)."""
+    xp = F.pad(x[None, None].double(), (2, 2, 2, 2), mode="reflect")[0, 0]
+    h, w = x.shape
+    rows = torch.zeros((h + 4, w), dtype=torch.float64, device=x.device)
+    for i, weight in enumerate(_BINOMIAL):
+        rows += weight * xp[:, i : i + w]
+    both = torch.zeros((h, w), dtype=torch.float64, device=x.device)
+    for i, weight in enumerate(_BINOMIAL):
+        both += weight * rows[i : i + h]
+    return (both / 256.0).float()
 
 
 def _area_matrix(n_in: int, n_out: int) -> torch.Tensor:
@@ -238,7 +245,7 @@ class TorchTemporalDenoiser:
             self.cuts += 1
             self._start(planes)
             return
-        c.update_coherent(coherent)
+        c.update_coherent(coherent, median_y)
         c.update_sigma(0, median_y, sigma_y)
         c.frames += 1  # before the chroma's noise update, as on the CPU path
         if not grey:
@@ -313,7 +320,8 @@ class TorchTemporalDenoiser:
             return a, math.nan
         sums = d[: 4 * bh, : 4 * bw].reshape(bh, 4, bw, 4).sum(dim=(1, 3)).float()  # integers: exact
         padded = F.pad(sums[None, None], (1, 1, 1, 1), mode="reflect")  # reflect-101, as OpenCV's default
-        total = F.conv2d(padded, torch.ones((1, 1, 3, 3), dtype=torch.float32, device=d.device))[0, 0]
+        # (a pooling, not a convolution, which may run in TF32 on a GPU: sums of integers below 2**24, exact)
+        total = F.avg_pool2d(padded, 3, stride=1, divisor_override=1)[0, 0]
 
         def scaled(alpha: float) -> torch.Tensor:  # convertScaleAbs: |x·α| in float32, half to even, saturated
             return torch.round((total * torch.tensor(alpha, dtype=torch.float32, device=d.device)).abs()).clamp(0, 255)
