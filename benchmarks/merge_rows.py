@@ -9,8 +9,9 @@ reference row; ``--only`` keeps the update's methods whose names contain one of 
 ``zero-dce++`` also matches the bound row "zero-dce++ on the noise-free input (16-bit)", which replaces all
 recorded bounds, and "official zero-dce++"; name a method fully, e.g. ``mirnet-v2``). Both tables
 must be of the same kind (paired or not; images or video): rows of different data never mix. A video table
-(``nightvision eval --video``) takes the methods' per-clip and real-clip figures along, and its settings list
-what was merged and on which machine; its contact sheet stays as it was.
+(``nightvision eval --video``) takes the methods' per-clip and real-clip figures along (an update run with
+``--no-fps`` keeps the recorded timings), and its settings list what was merged and on which machine; its
+contact sheet stays as it was.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def _place(rows: list[dict[str, Any]], row: dict[str, Any]) -> None:
         rows.insert(at, row)
     else:
         rows[at] = row
+
+
+_TIMINGS = ("ms", "fps", "denoise_ms")  # a video row's timing figures
 
 
 def _wanted(method: str, only: list[str] | None) -> bool:
@@ -83,14 +87,21 @@ def _merge_video(table: Path, old: dict[str, Any], new: dict[str, Any], only: li
         bounds = [r for r in new["rows"] if r["kind"] == "bound"]
         old["rows"] = bounds + [r for r in old["rows"] if r["kind"] != "bound"]
         changed = list(dict.fromkeys(changed + [r["method"] for r in bounds]))
+    timed = any("fps" in r for r in new["rows"])
+    recorded = {r["method"]: r for r in old["rows"]}
     for row in new["rows"]:
         if row["method"] in changed and row["kind"] != "bound":
+            if not timed:  # a run without timings (--no-fps) keeps the recorded ones
+                row.update({k: v for k, v in recorded.get(row["method"], {}).items() if k in _TIMINGS})
             _place(old["rows"], row)
     for key in ("per_clip", "real"):  # a method the update has no such figures for keeps its recorded ones
         fresh = [r for r in new[key] if r["method"] in changed]
         stale = set(removed) - set(changed) | {r["method"] for r in fresh}
         old[key] = [r for r in old[key] if r["method"] not in stale] + fresh
-    old["settings"].setdefault("merged", []).append({"methods": changed, "machine": new["settings"].get("machine")})
+    merged = {"methods": changed, "machine": new["settings"].get("machine")}
+    if not timed:
+        merged["timings"] = "recorded ones kept (the update ran without them)"
+    old["settings"].setdefault("merged", []).append(merged)
     result = VideoEvalResult(old["rows"], old["clips"], old["per_clip"], old["real"], old["settings"])
     with atomic_path(table.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(old, indent=1) + "\n")

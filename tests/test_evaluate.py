@@ -200,7 +200,9 @@ def test_merge_rows_takes_a_video_methods_figures_along_and_replaces_redefined_b
     def table(methods: list[tuple[str, str, float]]) -> dict:
         return {
             "settings": dict(settings, machine={"cores": 2}),
-            "rows": [{"method": m, "kind": k, "psnr": v} for m, k, v in methods],
+            "rows": [
+                {"method": m, "kind": k, "psnr": v} | ({} if k == "bound" else {"fps": 10.0}) for m, k, v in methods
+            ],
             "clips": clips,
             "per_clip": [{"method": m, "clip": "pan-1", "psnr": v} for m, _, v in methods],
             "real": [{"method": m, "clip": "a.mp4", "noise_ratio": v / 100} for m, k, v in methods if k != "bound"]
@@ -230,6 +232,15 @@ def test_merge_rows_takes_a_video_methods_figures_along_and_replaces_redefined_b
     assert [r["method"] for r in merged["rows"]] == ["input", "new bound", "a", "model-b", "official"]
     assert not any(r["method"] == "old bound" for r in merged["per_clip"] + merged["real"])
     assert {"method": "input", "clip": "a.mp4", "noise_ratio": 1.0} in merged["real"]  # kept: none in the update
+
+    untimed = table([("a", "ours", 16.0)])  # a run with --no-fps: the recorded timings stay
+    del untimed["rows"][0]["fps"]
+    merged["rows"][2]["fps"] = 50.0
+    path.with_suffix(".json").write_text(json.dumps(merged))
+    (tmp_path / "untimed.json").write_text(json.dumps(untimed))
+    assert merge_rows.merge(path, tmp_path / "untimed.json", only=["a"]) == ["a"]
+    row_a = json.loads(path.with_suffix(".json").read_text())["rows"][2]
+    assert (row_a["method"], row_a["psnr"], row_a["fps"]) == ("a", 16.0, 50.0)
 
     update["settings"]["frames"] = 8
     (tmp_path / "update.json").write_text(json.dumps(update))
