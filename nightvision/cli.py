@@ -516,6 +516,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     def fig(name: str, key: str, fmt: str) -> str:
         value = scores.get(name, {}).get(key)
+        if value is not None and key == "fps_720p" and value < 0.1:
+            fmt = ".3f"  # (a minute a frame is not 0.0 FPS)
         return "–" if value is None else format(value, fmt)
 
     print(

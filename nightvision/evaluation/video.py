@@ -939,7 +939,7 @@ def _cell(key: str, value: Any) -> str:
     if key == "flicker":
         return f"{value:.4f}"
     if key in ("fps", "denoise_ms"):
-        return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+        return f"{value:.3f}" if value < 0.1 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
