@@ -45,8 +45,7 @@ import cv2
 import numpy as np
 
 from nightvision.enhancer import Enhancer
-from nightvision.evaluation.metrics import psnr
-from nightvision.evaluation.video import SyntheticClip, _as8, build_video_set, gt_mean, temporal_error
+from nightvision.evaluation.video import SyntheticClip, _as8, build_video_set, score_clip
 from nightvision.stream.denoise import TemporalDenoiser
 
 _HALF = np.diag([2.0, 2.0, 1.0])  # chroma pixel → luma pixel (4:2:0)
@@ -106,9 +105,8 @@ def main() -> None:
                 if name == "oracle" and t > 0:
                     warp_history(denoiser, clip.relative(t))
                 outs.append(brighten(denoiser(clip.noisy[t])))
-            p = float(np.mean([psnr(o, c) for o, c in zip(outs, clip.clean, strict=True)]))
-            g = float(np.mean([psnr(gt_mean(o, c), c) for o, c in zip(outs, clip.clean, strict=True)]))
-            te = temporal_error(clip, outs)
+            figures = score_clip(clip, outs)
+            p, g, te = figures["psnr"], figures["psnr_gt_mean"], figures["temporal_error"]
             scores.setdefault(name, []).append((p, g, te))
             print(f"{clip.name:13s} {name:8s} {p:5.2f}  {g:6.2f}  {te:6.2f}", flush=True)
     for name, rows in scores.items():

@@ -38,8 +38,7 @@ from collections.abc import Callable
 import numpy as np
 
 from nightvision.enhancer import Enhancer
-from nightvision.evaluation.metrics import psnr, ssim
-from nightvision.evaluation.video import _as8, build_video_set, gt_mean, region_psnr, temporal_error
+from nightvision.evaluation.video import _as8, build_video_set, score_clip
 from nightvision.stream.denoise import TemporalDenoiser
 from nightvision.stream.temporal import CurveSmoother
 
@@ -72,21 +71,19 @@ def main() -> None:
     clips = build_video_set(args.data)
     print("placement          PSNR   GT-mean  SSIM   temporal %  moving-region   temporal per clip %")
     for placement in PLACEMENTS:
-        p, g, s, t, regions = [], [], [], [], []
+        scores = []
         for clip in clips:
             fn = runner(enhancer, placement)
-            outs = [fn(f) for f in clip.noisy]
-            p.append(np.mean([psnr(o, c) for o, c in zip(outs, clip.clean, strict=True)]))
-            g.append(np.mean([psnr(gt_mean(o, c), c) for o, c in zip(outs, clip.clean, strict=True)]))
-            s.append(np.mean([ssim(o, c) for o, c in zip(outs, clip.clean, strict=True)]))
-            t.append(temporal_error(clip, outs))
-            region = region_psnr(clip, outs)
-            if np.isfinite(region):
-                regions.append(region)
+            scores.append(score_clip(clip, [fn(f) for f in clip.noisy]))
+
+        def mean(key: str, scores: list[dict[str, float]] = scores) -> float:
+            return float(np.nanmean([c[key] for c in scores]))
+
+        t = [c["temporal_error"] for c in scores]
         per_clip = " ".join(f"{x:5.2f}" for x in t)
         print(
-            f"{placement:18s} {np.mean(p):5.2f}  {np.mean(g):5.2f}    {np.mean(s):.3f}  {np.mean(t):5.2f}"
-            f"       {np.mean(regions):5.2f}           {per_clip}",
+            f"{placement:18s} {mean('psnr'):5.2f}  {mean('psnr_gt_mean'):5.2f}    {mean('ssim'):.3f}"
+            f"  {mean('temporal_error'):5.2f}       {mean('region_psnr'):5.2f}           {per_clip}",
             flush=True,
         )
 

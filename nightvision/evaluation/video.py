@@ -640,6 +640,21 @@ def region_psnr(clip: SyntheticClip, frames: Sequence[np.ndarray], *, first: int
     return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
+def score_clip(clip: SyntheticClip, outs: Sequence[np.ndarray] | np.ndarray) -> dict[str, float]:
+    """A method's figures on one clip from its output frames (uint8, as the clip's): mean PSNR, GT-mean PSNR and
+    SSIM against the clean frames, the temporal error and the moving region's PSNR (``nan`` without an object)."""
+    from nightvision.evaluation.metrics import psnr, ssim
+
+    pairs = list(zip(outs, clip.clean, strict=True))
+    return {
+        "psnr": float(np.mean([psnr(o, g) for o, g in pairs])),
+        "psnr_gt_mean": float(np.mean([psnr(gt_mean(o, g), g) for o, g in pairs])),
+        "ssim": float(np.mean([ssim(o, g) for o, g in pairs])),
+        "temporal_error": temporal_error(clip, list(outs)),
+        "region_psnr": region_psnr(clip, list(outs)),
+    }
+
+
 # --- methods
 
 ClipRunner = Callable[[np.ndarray], np.ndarray]  # (T, H, W, 3) uint8 BGR → same, one clip, fresh state
@@ -1012,7 +1027,7 @@ def evaluate_video(
             runs every convolution at full resolution in eager PyTorch (seconds per frame of a real clip here).
     """
     from nightvision.enhancer import Enhancer
-    from nightvision.evaluation.metrics import colour_cast, flicker, mean_luma, noise_ratio, psnr, ssim
+    from nightvision.evaluation.metrics import colour_cast, flicker, mean_luma, noise_ratio, psnr
 
     out = Path(out_dir)
     clips = build_video_set(data, seed=seed, frames=frames, size=size)
@@ -1061,16 +1076,7 @@ def evaluate_video(
         t0 = time.perf_counter()
         for clip in clips:
             outs = method.make()(_noise_free(clip, bits=16) if method.source == "noise-free" else clip.noisy)
-            scores = {
-                "method": method.name,
-                "clip": clip.name,
-                "psnr": float(np.mean([psnr(o, g) for o, g in zip(outs, clip.clean, strict=True)])),
-                "psnr_gt_mean": float(np.mean([psnr(gt_mean(o, g), g) for o, g in zip(outs, clip.clean, strict=True)])),
-                "ssim": float(np.mean([ssim(o, g) for o, g in zip(outs, clip.clean, strict=True)])),
-                "temporal_error": temporal_error(clip, list(outs)),
-                "region_psnr": region_psnr(clip, list(outs)),
-            }
-            per_clip.append(scores)
+            per_clip.append({"method": method.name, "clip": clip.name, **score_clip(clip, outs)})
             at = {c.name: t for c, t in zip(sheet, sheet_t, strict=True)}
             if clip.name in at and method.name != "input (dark, no enhancement)":
                 sheet_frames.setdefault(method.name, []).append(outs[at[clip.name]])

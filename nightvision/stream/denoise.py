@@ -291,8 +291,12 @@ class DenoiseControl:
             return
         # the median |d| of Gaussian noise is 0.6745 σ; the scaled steps are |d|·UNIT/σ_used (saturating at 255)
         estimate = median_scaled / UNIT * sigma_used / _MAD
-        memory = self.params.noise_memory if self.frames > 3 else 0.3
+        memory = self._memory()
         self.sigma[index] = max(memory * self.sigma[index] + (1 - memory) * estimate, self.params.noise_floor)
+
+    def _memory(self) -> float:
+        """Weight of the past in the running estimates: less on the first frames, which have little past."""
+        return self.params.noise_memory if self.frames > 3 else 0.3
 
     def coherent_se(self, sigma: float) -> float:
         """The standard error of the coherent test's sums (fixed point) for the luma noise ``sigma``."""
@@ -308,7 +312,7 @@ class DenoiseControl:
         if not (math.isfinite(median_sums) and math.isfinite(median_pixels)) or median_pixels <= 0.0:
             return
         ratio = self.coherent_ratio * median_sums / median_pixels
-        memory = self.params.noise_memory if self.frames > 3 else 0.3
+        memory = self._memory()
         self.coherent_ratio = max(memory * self.coherent_ratio + (1 - memory) * ratio, 1.0)
 
     def spatial_weights(self) -> tuple[float, float, float]:
